@@ -1,0 +1,60 @@
+# privwatch — `make help` lists the targets. Every target installs what it needs first.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+CACHE := .cache
+KAFKA_PORT ?= 9092
+export KAFKA_PORT
+
+.DEFAULT_GOAL := help
+.PHONY: help install sysdeps kafka-fetch kafka-up kafka-down run demo test test-unit lint bench evaluate clean
+
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[1m%-12s\033[0m %s\n", $$1, $$2}'
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+sysdeps: ## Install Java 17, Maven, Prometheus and Alertmanager (Debian packages) when missing
+	@bash deploy/sysdeps.sh
+
+kafka-fetch: sysdeps ## Fetch Apache Kafka jars from Maven Central into .cache/kafka
+	@bash deploy/kafka/fetch.sh
+
+install: $(BIN)/.installed sysdeps kafka-fetch ## Create .venv and install everything (Python deps, Kafka jars, Debian packages)
+
+kafka-up: install ## Start (or reuse) a local single-node Kafka; prints its bootstrap address
+	@$(BIN)/python deploy/kafka/broker.py up --port $(KAFKA_PORT)
+
+kafka-down: ## Stop the local Kafka started by kafka-up
+	@$(BIN)/python deploy/kafka/broker.py down --port $(KAFKA_PORT) || true
+
+run: kafka-up ## Run the privwatch service against the local Kafka
+	$(BIN)/privwatch run --bootstrap-servers 127.0.0.1:$(KAFKA_PORT)
+
+demo: kafka-up ## Stream a simulated organisation through privwatch and show alerts as they arrive
+	@$(BIN)/python -m stream demo --bootstrap-servers 127.0.0.1:$(KAFKA_PORT)
+
+lint: $(BIN)/.installed ## ruff and mypy
+	$(BIN)/ruff check stream detectors tests deploy
+	$(BIN)/mypy
+
+test: install lint ## Lint, then unit and integration tests (starts its own Kafka, Prometheus, Alertmanager)
+	$(BIN)/python -m pytest -q
+
+test-unit: $(BIN)/.installed ## Unit tests only (no network)
+	$(BIN)/python -m pytest -q -m "not integration"
+
+bench: kafka-up ## Throughput, latency and memory benchmark against the local Kafka
+	$(BIN)/privwatch bench --bootstrap-servers 127.0.0.1:$(KAFKA_PORT)
+
+evaluate: $(BIN)/.installed ## Simulate a labelled organisation and evaluate privwatch against the baselines
+	$(BIN)/privwatch simulate --seed 1 --principals 500 --days 21 --output out/sim-1
+	$(BIN)/privwatch evaluate out/sim-1
+
+clean: kafka-down ## Remove the venv, caches and outputs
+	rm -rf $(VENV) $(CACHE) out .pytest_cache .mypy_cache .ruff_cache *.egg-info

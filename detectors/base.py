@@ -1,0 +1,88 @@
+"""The shape every detector follows: score, then decide, then learn (River's ``AnomalyFilter``)."""
+
+from __future__ import annotations
+
+import copy
+import inspect
+from dataclasses import dataclass, field
+from typing import Any
+
+from detectors.events import Event
+
+
+@dataclass(slots=True)
+class Profile:
+    """What the engine knows about one principal, shared read-only with every detector.
+
+    ``last_ts`` is the event time of the principal's *previous* event while detectors score the
+    current one (so dormancy can be measured); the engine updates it after learning.
+    """
+
+    first_ts: float
+    last_ts: float
+    n_events: int = 0
+    peer_group: str = "-/-"
+    kind: str = "human"
+
+    def history_days(self, now: float) -> float:
+        return (now - self.first_ts) / 86_400.0
+
+
+@dataclass(slots=True)
+class Finding:
+    """A detector's claim that one event is anomalous, with the numbers that explain it.
+
+    ``score`` is the raw score (higher = more anomalous) that the calibrator turns into a
+    severity; ``min_severity`` lets rule-like findings (a self-granted admin role) page whatever
+    the score history says. ``needs_history`` is False for findings that stand without a baseline.
+    ``peer_shift`` is set when the principal's peer group is doing the same thing right now.
+    """
+
+    detector: str
+    event: Event
+    score: float
+    title: str
+    reasons: list[str]
+    evidence_event_ids: list[str]
+    baseline: dict[str, Any] = field(default_factory=dict)
+    resource_ids: list[str] = field(default_factory=list)
+    related_principal_ids: list[str] = field(default_factory=list)
+    min_severity: float = 0.0
+    needs_history: bool = True
+    peer_shift: bool = False
+
+
+class Detector:
+    """Base class: constructor arguments are stored unchanged (so :meth:`clone` works); learned
+    state lives in other attributes.
+
+    Subclasses implement :meth:`score_one` (must not change state) and :meth:`learn_one`
+    (``flagged`` is True when the event raised a paging finding; anomalies are not learned as
+    normal), and :meth:`forget` to drop an idle principal's state.
+    """
+
+    name = "detector"
+
+    def score_one(self, event: Event, profile: Profile) -> Finding | None:
+        raise NotImplementedError
+
+    def learn_one(self, event: Event, profile: Profile, flagged: bool = False) -> None:
+        raise NotImplementedError
+
+    def forget(self, principal_id: str) -> None:
+        """Drop everything kept about one principal (idle TTL or memory budget)."""
+
+    def n_principals(self) -> int:
+        return 0
+
+    def _get_params(self) -> dict[str, Any]:
+        names = inspect.signature(type(self).__init__).parameters
+        return {name: getattr(self, name) for name in names if name != "self"}
+
+    def clone(self) -> Detector:
+        """A fresh, unfitted copy with the same parameters."""
+        return type(self)(**copy.deepcopy(self._get_params()))
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self._get_params().items())
+        return f"{type(self).__name__}({args})"

@@ -1,0 +1,147 @@
+"""The engine: one event in, zero or more contract alerts out.
+
+One engine holds the detector state of one input partition (replay uses one for the whole file).
+It never reads the wall clock: windows, ages and time of day come from event time; the caller
+passes ``detected_at`` (the service passes the wall clock, replay passes nothing and gets the
+event time, so replay output is deterministic).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from detectors.alerts import build_alert
+from detectors.base import Detector, Finding, Profile
+from detectors.calibrate import PAGING_LEVELS, Calibrator, level_for
+from detectors.events import Event
+
+MODEL_VERSION = "0.1.0"
+
+
+@dataclass
+class EngineConfig:
+    """Engine-wide knobs; units in the names."""
+
+    cooldown_s: float = 3600.0
+    warmup_events: int = 30
+    warmup_days: float = 3.0
+    idle_ttl_s: float = 45 * 86_400.0
+    sweep_every_s: float = 3600.0
+    min_severity: float = 0.0
+    calibration_prior_events: int = 10_000
+    detectors: Sequence[str] | None = None  # None: the default suite
+    detector_params: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def default_detectors(config: EngineConfig) -> list[Detector]:
+    from detectors.registry import build_detectors
+
+    return build_detectors(config.detectors, config.detector_params)
+
+
+class Engine:
+    """Run every detector on each event, calibrate, decide, learn, and build alerts.
+
+    >>> from detectors.events import Event
+    >>> engine = Engine()
+    >>> engine.process(Event(kind="access", event_id="e1", ts=1.7e9, principal_id="u-1", action="read"))
+    []
+    >>> engine.n_principals()
+    1
+    """
+
+    def __init__(self, config: EngineConfig | None = None, detectors: list[Detector] | None = None):
+        self.config = config or EngineConfig()
+        self.detectors = detectors if detectors is not None else default_detectors(self.config)
+        prior = self.config.calibration_prior_events
+        self.calibrators = {d.name: Calibrator(prior_events=prior) for d in self.detectors}
+        self.profiles: dict[str, Profile] = {}
+        self.cooldown_until: dict[tuple[str, str], float] = {}
+        self.watermark = 0.0
+        self._next_sweep = 0.0
+        self._state_bytes = 0
+
+    def n_principals(self) -> int:
+        return len(self.profiles)
+
+    def state_bytes(self) -> int:
+        """Approximate size of the learned state: the size of its pickle (cheap enough per scrape
+        only for small engines, so callers cache it; snapshots report the exact figure)."""
+        return self._state_bytes
+
+    def measure_state(self) -> int:
+        import pickle
+
+        self._state_bytes = len(pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL))
+        return self._state_bytes
+
+    def _profile(self, event: Event) -> Profile:
+        profile = self.profiles.get(event.principal_id)
+        if profile is None:
+            profile = Profile(first_ts=event.ts, last_ts=event.ts, peer_group=event.peer_group)
+            profile.kind = event.principal_kind
+            self.profiles[event.principal_id] = profile
+        return profile
+
+    def process(self, event: Event, detected_at: float | None = None) -> list[dict[str, Any]]:
+        """Score, decide and learn one event; return the alerts it raises (maybe none)."""
+        if event.ts > self.watermark:
+            self.watermark = event.ts
+        profile = self._profile(event)
+        alerts = []
+        for detector in self.detectors:
+            finding = detector.score_one(event, profile)
+            paged = False
+            if finding is not None:
+                alert = self._decide(finding, profile, detected_at)
+                if alert is not None:
+                    alerts.append(alert)
+                    paged = alert["level"] in PAGING_LEVELS
+            else:
+                self.calibrators[detector.name].observe(0.0)
+            detector.learn_one(event, profile, paged)
+        profile.n_events += 1
+        profile.last_ts = max(profile.last_ts, event.ts)
+        if self.watermark >= self._next_sweep:
+            self.sweep()
+        return alerts
+
+    def _decide(self, finding: Finding, profile: Profile, detected_at: float | None) -> dict | None:
+        event = finding.event
+        calibrator = self.calibrators[finding.detector]
+        severity = max(calibrator.severity(finding.score), finding.min_severity)
+        calibrator.observe(finding.score)
+        if finding.needs_history and self._warming_up(profile, event.ts):
+            severity = min(severity, 29.0)  # low at most: no page before a baseline exists
+        if finding.peer_shift:
+            severity *= 0.5  # the whole peer group does it: report, do not page
+        if severity < self.config.min_severity:
+            return None
+        key = (finding.detector, event.principal_id)
+        if self.cooldown_until.get(key, 0.0) > event.ts:
+            return None
+        level = level_for(severity)
+        if level in PAGING_LEVELS:
+            self.cooldown_until[key] = event.ts + self.config.cooldown_s
+        when = event.ts if detected_at is None else detected_at
+        return build_alert(finding, severity, level, when, MODEL_VERSION)
+
+    def _warming_up(self, profile: Profile, now: float) -> bool:
+        return (
+            profile.n_events < self.config.warmup_events
+            or profile.history_days(now) < self.config.warmup_days
+        )
+
+    def sweep(self) -> int:
+        """Forget principals idle for longer than ``idle_ttl_s`` of event time; return how many."""
+        horizon = self.watermark - self.config.idle_ttl_s
+        idle = [pid for pid, p in self.profiles.items() if p.last_ts < horizon]
+        for pid in idle:
+            del self.profiles[pid]
+            for detector in self.detectors:
+                detector.forget(pid)
+        self.cooldown_until = {k: t for k, t in self.cooldown_until.items() if t > self.watermark}
+        self._next_sweep = self.watermark + self.config.sweep_every_s
+        return len(idle)

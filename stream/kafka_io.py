@@ -1,0 +1,98 @@
+"""kafka-python clients built from :class:`~stream.settings.Settings`, topic creation, and the
+co-partitioning check. kafka-python types stay in ``stream/``."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka.admin import NewTopic
+from kafka.errors import TopicAlreadyExistsError
+
+from stream.errors import TopologyError
+from stream.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def consumer(settings: Settings, **overrides: Any) -> KafkaConsumer:
+    """A group consumer with manual commits; subscription happens in the service."""
+    options: dict[str, Any] = {
+        "bootstrap_servers": settings.bootstrap_servers,
+        "group_id": settings.group_id,
+        "client_id": settings.client_id,
+        "enable_auto_commit": False,
+        "auto_offset_reset": settings.auto_offset_reset,
+        "max_poll_records": settings.max_poll_records,
+        "fetch_max_wait_ms": min(settings.poll_timeout_ms, 500),
+        "max_partition_fetch_bytes": 4 << 20,
+        "reconnect_backoff_max_ms": 5000,
+        **settings.kafka_security(),
+    }
+    options.update(overrides)
+    return KafkaConsumer(**options)
+
+
+def producer(settings: Settings, **overrides: Any) -> KafkaProducer:
+    """An idempotence-friendly producer for alerts, dead letters and state (acks=all)."""
+    options: dict[str, Any] = {
+        "bootstrap_servers": settings.bootstrap_servers,
+        "client_id": settings.client_id,
+        "acks": "all",
+        "linger_ms": 5,
+        "retries": 10,
+        "max_request_size": 8 << 20,
+        **settings.kafka_security(),
+    }
+    options.update(overrides)
+    return KafkaProducer(**options)
+
+
+def admin(settings: Settings) -> KafkaAdminClient:
+    return KafkaAdminClient(
+        bootstrap_servers=settings.bootstrap_servers, client_id=settings.client_id, **settings.kafka_security()
+    )
+
+
+def create_topics(settings: Settings, partitions: int = 6) -> None:
+    """Create privwatch's topics if missing (the state topic compacted); existing ones are left alone."""
+    specs = [
+        NewTopic(settings.access_topic, partitions, 1),
+        NewTopic(settings.permission_topic, partitions, 1),
+        NewTopic(settings.alerts_topic, partitions, 1),
+        NewTopic(settings.dead_letter_topic, 1, 1),
+        NewTopic(settings.feedback_topic, 1, 1),
+        NewTopic(settings.state_topic, partitions, 1, topic_configs={"cleanup.policy": "compact"}),
+    ]
+    client = admin(settings)
+    try:
+        for spec in specs:
+            try:
+                client.create_topics([spec])
+            except TopicAlreadyExistsError:
+                pass
+    finally:
+        client.close()
+
+
+def check_copartitioned(kafka: KafkaConsumer, topics: list[str]) -> int:
+    """Return the shared partition count of ``topics`` or raise :class:`TopologyError`.
+
+    Access events are keyed by principal and permission events by target, so one principal's
+    events meet in one partition number only if both topics have the same partition count.
+    """
+    counts = {}
+    kafka.topics()  # forces a full metadata fetch, so partitions_for_topic sees topics not yet subscribed
+    for topic in topics:
+        partitions = kafka.partitions_for_topic(topic)
+        if not partitions:
+            raise TopologyError(f"input topic {topic!r} does not exist (or is not visible to this client)")
+        counts[topic] = len(partitions)
+    if len(set(counts.values())) != 1:
+        detail = ", ".join(f"{t}={n}" for t, n in counts.items())
+        raise TopologyError(
+            f"input topics are not co-partitioned ({detail}): a principal's access and permission events "
+            "would land in different partitions; give them the same partition count"
+        )
+    return next(iter(counts.values()))

@@ -1,0 +1,39 @@
+"""Per-partition detector state: one engine per input partition number, created on assignment and
+dropped on revocation, so Kafka can move a partition (and its state) to another instance."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from detectors.engine import Engine
+
+
+class Partitions:
+    """Engines keyed by input partition number (access and permission partition *p* share one)."""
+
+    def __init__(self, make_engine: Callable[[], Engine]) -> None:
+        self.make_engine = make_engine
+        self.engines: dict[int, Engine] = {}
+
+    def assign(self, partitions: Iterable[int]) -> list[int]:
+        """Create engines for newly owned partitions; return the new partition numbers."""
+        new = [p for p in partitions if p not in self.engines]
+        for p in new:
+            self.engines[p] = self.make_engine()
+        return new
+
+    def revoke(self, partitions: Iterable[int]) -> None:
+        for p in partitions:
+            self.engines.pop(p, None)
+
+    def engine(self, partition: int) -> Engine:
+        engine = self.engines.get(partition)
+        if engine is None:
+            engine = self.engines[partition] = self.make_engine()
+        return engine
+
+    def totals(self) -> tuple[int, int]:
+        """(live principals, approximate state bytes) across owned partitions."""
+        principals = sum(e.n_principals() for e in self.engines.values())
+        state_bytes = sum(e.state_bytes() for e in self.engines.values())
+        return principals, state_bytes

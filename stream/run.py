@@ -1,0 +1,75 @@
+"""``privwatch run``: settings → metrics endpoint → optional Alertmanager sink → service loop."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+import orjson
+from prometheus_client import CollectorRegistry
+
+from detectors.registry import REGISTRY
+from stream import kafka_io
+from stream.decode import Catalog
+from stream.errors import ConfigError
+from stream.http import Health, serve
+from stream.metrics import EngineCollector, Metrics
+from stream.service import Service
+from stream.settings import Settings, add_flags, load_settings
+
+log = logging.getLogger(__name__)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("run", help="the always-on service: consume events, raise alerts")
+    add_flags(p)
+    p.add_argument("--create-topics", action="store_true", help="create missing topics first (development)")
+    p.add_argument("--max-idle-s", type=float, default=None, help="exit after this long without records")
+    p.set_defaults(func=run)
+
+
+def load_catalog(path: str | None) -> Catalog | None:
+    """The data catalog: ``{"resource.id": {"sensitivity": ..., "categories": [...]}}`` as JSON."""
+    if not path:
+        return None
+    try:
+        with open(path, "rb") as fh:
+            raw = orjson.loads(fh.read())
+    except (OSError, orjson.JSONDecodeError) as exc:
+        raise ConfigError(f"cannot read catalog {path}: {exc}") from exc
+    return {rid: (v.get("sensitivity"), tuple(v.get("categories", ()))) for rid, v in raw.items()}
+
+
+def make_sink(settings: Settings, metrics: Metrics):  # type: ignore[no-untyped-def]
+    if not settings.alertmanager_url:
+        return None
+    from stream.alertmanager import AlertmanagerSink
+
+    return AlertmanagerSink(
+        settings.alertmanager_url,
+        metrics=metrics,
+        resend_s=settings.alertmanager_resend_s,
+        queue_size=settings.alertmanager_queue_size,
+        runbook_base_url=settings.runbook_base_url,
+        evidence_url=settings.evidence_url,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = load_settings(vars(args))
+    logging.getLogger().setLevel(settings.log_level)
+    log.info("starting settings=%r", settings)
+    registry = CollectorRegistry()
+    metrics = Metrics(registry, REGISTRY)
+    health = Health()
+    if args.create_topics:
+        kafka_io.create_topics(settings)
+    service = Service(settings, metrics, health, make_sink(settings, metrics), load_catalog(settings.catalog_file))
+    registry.register(EngineCollector(service.partitions.totals))
+    server = serve(settings.metrics_host, settings.metrics_port, registry, health) if settings.metrics_port else None
+    service.install_signal_handlers()
+    try:
+        return service.run(max_idle_s=args.max_idle_s)
+    finally:
+        if server is not None:
+            server.shutdown()

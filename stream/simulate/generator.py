@@ -1,0 +1,109 @@
+"""Library entry point: :func:`simulate` draws an organisation, plans shifts and incidents, generates
+the routine, then sorts everything into one event-time ordered stream with ids and timestamps.
+
+>>> events, labels = simulate(seed=3, principals=30, days=10, baseline_days=5)
+>>> all(a["ts"] <= b["ts"] for a, b in zip(events, events[1:]))
+True
+>>> sorted({lab["kind"] for lab in labels if lab["label"] == "incident"}) == sorted(INCIDENT_KINDS)
+True
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import date, timedelta
+from operator import itemgetter
+from typing import Any
+
+from . import incidents as inc
+from . import shifts
+from .behaviour import DAY, H, Marks, admin_day, night_shift, service_day, working_day
+from .incidents import INCIDENT_KINDS
+from .organisation import Principal, build_organisation
+from .plan import Plan, build_labels
+
+DEFAULT_START = "2026-10-01"
+
+
+def _plan(seed: int, principals: int, days: int, incidents: int | None, baseline_days: int,
+          start: str) -> Plan:
+    rng = random.Random(seed)
+    org = build_organisation(rng, principals)
+    plan = Plan(org, rng, days, baseline_days, date.fromisoformat(start).weekday())
+    scale = principals * days / (500 * 21)
+    counts = inc.incident_counts(plan, incidents, principals)
+    dormant = [inc.plan_dormant(plan) for _ in range(counts["dormant_account"])]
+    for fn in shifts.SCHEDULED + shifts.DIRECT:
+        rate = shifts.BENIGN_RATE.get(fn.__name__, 0)
+        for _ in range(max(1, round(rate * scale)) if rate else 1):
+            fn(plan)
+    for kind in INCIDENT_KINDS:
+        if kind == "dormant_account":
+            for p, wake in dormant:
+                inc.dormant_account(plan, p, wake)
+            continue
+        for _ in range(counts[kind]):
+            getattr(inc, kind)(plan)
+    return plan
+
+
+def _mark(p: Principal, day: int, events: list[dict[str, Any]], marks: Marks) -> None:
+    for key in p.day_marks.get(day, ()):
+        marks[key].extend(events)
+    if p.resource_marks:
+        for e in events:
+            key = p.resource_marks.get((day, e["resource"]["id"]))
+            if key:
+                marks[key].append(e)
+
+
+def _routine(seed: int, plan: Plan) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for p in plan.org.principals:
+        rng = random.Random(f"{seed}/{p.id}")
+        for day in range(plan.days):
+            if p.kind == "service":
+                events = service_day(rng, plan.org, p, day)
+            else:
+                events = working_day(rng, plan.org, p, day, plan.weekday(day))
+                if day // 7 in p.oncall_weeks:
+                    night = night_shift(rng, plan.org, p, day)
+                    plan.marks[plan.oncall[(p.id, day // 7)]].extend(night)
+                    events += night
+            _mark(p, day, events, plan.marks)
+            out.extend(events)
+    rng = random.Random(f"{seed}/admin")
+    for day in range(plan.days):
+        out.extend(admin_day(rng, plan.org, day, plan.weekday(day)))
+    return out
+
+
+def _finalise(events: list[dict[str, Any]], seed: int, days: int, start: str) -> list[dict[str, Any]]:
+    """Sort by event time, drop what falls outside the period, set ``ts`` and ``event_id``."""
+    kept = [e for e in events if 0 <= e["_t"] < days * DAY]
+    kept.sort(key=itemgetter("_t"))  # stable: ties keep the deterministic generation order
+    first = date.fromisoformat(start)
+    dates = [(first + timedelta(days=d)).isoformat() for d in range(days)]
+    tag = f"{(seed * 0x9E3779B1) & 0xFFFFFF:06x}"
+    for i, e in enumerate(kept):
+        d, rest = divmod(e.pop("_t"), DAY)
+        h, rest = divmod(rest, H)
+        m, rest = divmod(rest, 60_000)
+        s, ms = divmod(rest, 1000)
+        e["ts"] = f"{dates[d]}T{h:02d}:{m:02d}:{s:02d}.{ms:03d}Z"
+        e["event_id"] = f"ev-{tag}-{i:08x}"
+    return kept
+
+
+def simulate(seed: int, principals: int, days: int, incidents: int | None = None, baseline_days: int = 8,
+             start: str = DEFAULT_START) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Simulate ``days`` of an organisation of ``principals``; return ``(events, labels)``.
+
+    Events are contract dicts (access and permission) in event-time order; labels describe every
+    injected incident and benign shift with the ids of its events. Same arguments, same output.
+    """
+    if not 0 < baseline_days < days:
+        raise ValueError("need 0 < baseline_days < days")
+    plan = _plan(seed, principals, days, incidents, baseline_days, start)
+    events = _finalise(plan.events + _routine(seed, plan), seed, days, start)
+    return events, build_labels(plan)
