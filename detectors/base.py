@@ -34,7 +34,8 @@ class Finding:
 
     ``score`` is the raw score (higher = more anomalous) that the calibrator turns into a
     severity; ``min_severity`` lets rule-like findings (a self-granted admin role) page whatever
-    the score history says. ``needs_history`` is False for findings that stand without a baseline.
+    the score history says, ``max_severity`` keeps report-only findings (drift) below paging.
+    ``needs_history`` is False for findings that stand without a baseline.
     ``peer_shift`` is set when the principal's peer group is doing the same thing right now.
     """
 
@@ -48,6 +49,7 @@ class Finding:
     resource_ids: list[str] = field(default_factory=list)
     related_principal_ids: list[str] = field(default_factory=list)
     min_severity: float = 0.0
+    max_severity: float = 100.0
     needs_history: bool = True
     peer_shift: bool = False
 
@@ -62,6 +64,11 @@ class Detector:
     """
 
     name = "detector"
+    #: event kinds this detector looks at; the engine skips the others without a call
+    event_kinds: frozenset[str] = frozenset({"access", "permission"})
+    #: True when a shift the whole peer group makes can explain this detector's findings
+    #: (the engine then asks the drift detector and damps such findings)
+    shift_sensitive: bool = False
 
     def score_one(self, event: Event, profile: Profile) -> Finding | None:
         raise NotImplementedError

@@ -25,7 +25,7 @@ class EngineConfig:
     """Engine-wide knobs; units in the names."""
 
     cooldown_s: float = 3600.0
-    warmup_events: int = 30
+    warmup_events: int = 15
     warmup_days: float = 3.0
     idle_ttl_s: float = 45 * 86_400.0
     sweep_every_s: float = 3600.0
@@ -62,6 +62,12 @@ class Engine:
         self.watermark = 0.0
         self._next_sweep = 0.0
         self._state_bytes = 0
+        self._by_kind = {
+            kind: [d for d in self.detectors if kind in d.event_kinds] for kind in ("access", "permission")
+        }
+        self._shift_sensitive = frozenset(d.name for d in self.detectors if d.shift_sensitive)
+        #: the detector (drift) that tells whether a peer group is shifting as a whole, if any
+        self._shift: Any = next((d for d in self.detectors if hasattr(d, "is_peer_shift")), None)
 
     def n_principals(self) -> int:
         return len(self.profiles)
@@ -91,42 +97,55 @@ class Engine:
             self.watermark = event.ts
         profile = self._profile(event)
         alerts = []
-        for detector in self.detectors:
+        for detector in self._by_kind.get(event.kind, self.detectors):
             finding = detector.score_one(event, profile)
-            paged = False
+            flagged = False
             if finding is not None:
-                alert = self._decide(finding, profile, detected_at)
+                alert, flagged = self._decide(finding, profile, detected_at)
                 if alert is not None:
                     alerts.append(alert)
-                    paged = alert["level"] in PAGING_LEVELS
             else:
-                self.calibrators[detector.name].observe(0.0)
-            detector.learn_one(event, profile, paged)
+                self.calibrators[detector.name].n_ += 1  # Calibrator.observe(0.0), inlined: hot path
+            detector.learn_one(event, profile, flagged)
         profile.n_events += 1
         profile.last_ts = max(profile.last_ts, event.ts)
         if self.watermark >= self._next_sweep:
             self.sweep()
         return alerts
 
-    def _decide(self, finding: Finding, profile: Profile, detected_at: float | None) -> dict | None:
-        event = finding.event
+    def _severity(self, finding: Finding, profile: Profile) -> float:
         calibrator = self.calibrators[finding.detector]
         severity = max(calibrator.severity(finding.score), finding.min_severity)
         calibrator.observe(finding.score)
-        if finding.needs_history and self._warming_up(profile, event.ts):
+        severity = min(severity, finding.max_severity)
+        if finding.needs_history and self._warming_up(profile, finding.event.ts):
             severity = min(severity, 29.0)  # low at most: no page before a baseline exists
+        if self._shift is not None and finding.detector != self._shift.name:
+            self._shift.note_finding(finding, profile)
+            if not finding.peer_shift and finding.detector in self._shift_sensitive:
+                finding.peer_shift = self._shift.is_peer_shift(finding, profile)
         if finding.peer_shift:
-            severity *= 0.5  # the whole peer group does it: report, do not page
+            severity = min(severity * 0.5, 45.0)  # the whole peer group does it: report, do not page
+            finding.reasons.append("damped: this principal's peer group is shifting the same way right now")
+        return severity
+
+    def _decide(
+        self, finding: Finding, profile: Profile, detected_at: float | None
+    ) -> tuple[dict | None, bool]:
+        """Severity, level and cooldown; also whether the event is anomalous (then it is not learned)."""
+        event = finding.event
+        severity = self._severity(finding, profile)
+        level = level_for(severity)
+        flagged = level in PAGING_LEVELS
         if severity < self.config.min_severity:
-            return None
+            return None, flagged
         key = (finding.detector, event.principal_id)
         if self.cooldown_until.get(key, 0.0) > event.ts:
-            return None
-        level = level_for(severity)
-        if level in PAGING_LEVELS:
+            return None, flagged  # the same incident already paged: stay quiet, but do not learn it
+        if flagged:
             self.cooldown_until[key] = event.ts + self.config.cooldown_s
         when = event.ts if detected_at is None else detected_at
-        return build_alert(finding, severity, level, when, MODEL_VERSION)
+        return build_alert(finding, severity, level, when, MODEL_VERSION), flagged
 
     def _warming_up(self, profile: Profile, now: float) -> bool:
         return (

@@ -6,10 +6,33 @@ from collections.abc import Sequence
 from typing import Any
 
 from detectors.base import Detector
+from detectors.context import Context
+from detectors.denied import Denied
+from detectors.dormancy import Dormancy
+from detectors.drift import Drift
+from detectors.multivariate import Multivariate
+from detectors.novelty import Novelty
+from detectors.privilege import Privilege
+from detectors.service_misuse import ServiceMisuse
+from detectors.slow_exfiltration import SlowExfiltration
+from detectors.subjects import Subjects
 from detectors.volume import Volume
 
 REGISTRY: dict[str, type[Detector]] = {
-    Volume.name: Volume,
+    cls.name: cls
+    for cls in (
+        Drift,  # first: its shift state is current when the others' findings are damped
+        Volume,
+        SlowExfiltration,
+        Subjects,
+        Novelty,
+        Context,
+        Privilege,
+        Dormancy,
+        Denied,
+        ServiceMisuse,
+        Multivariate,
+    )
 }
 
 

@@ -6,21 +6,33 @@ from __future__ import annotations
 import math
 
 from detectors.base import Detector, Finding, Profile
+from detectors.compact import EW
 from detectors.events import Event
-from detectors.stats import EWStats
 
 EXPORT_ACTIONS = frozenset({"export", "download", "share"})
+#: action class -> index in a principal's baselines (0 is all actions together)
+CLASSES = {"export": 1, "query": 2, "read": 3}
 
 
 def action_class(action: str) -> str:
-    return "export" if action in EXPORT_ACTIONS else "read"
+    """Exports (whole result sets leave), queries (many rows by nature) and the rest (single records
+    or objects: reads, writes, downloads, shares).
+
+    >>> action_class("export"), action_class("query"), action_class("download")
+    ('export', 'query', 'read')
+    """
+    if action == "export" or action == "query":
+        return action
+    return "read"
 
 
 class Volume(Detector):
     """Flags one access that moves far more records than this principal (and its peers) usually do.
 
-    Score: the smaller of the principal's and the peer group's z-score of ``log1p(records)``
-    (both must agree that it is big), gated by ``min_records``.
+    Score: the smaller of the principal's z-score of ``log1p(records)`` and the peer group's plus
+    ``peer_slack`` (both must agree that it is big), gated by ``min_records`` and by a ratio to the top of the
+    usual range (``min_ratio``), so that a usual export that is merely large stays quiet. A principal
+    with no history in the action class is judged against its history in all classes.
 
     >>> from detectors.events import Event
     >>> from detectors.base import Profile
@@ -34,31 +46,62 @@ class Volume(Detector):
     """
 
     name = "volume"
+    event_kinds = frozenset({"access"})
+    shift_sensitive = True
 
-    def __init__(self, alpha: float = 0.05, min_records: int = 1000, min_z: float = 3.0, min_history: int = 20):
+    def __init__(
+        self,
+        alpha: float = 0.03,
+        min_records: int = 1000,
+        min_z: float = 3.5,
+        min_ratio: float = 4.0,
+        min_history: int = 20,
+        std_floor: float = 0.5,
+        peer_slack: float = 0.5,
+        non_export_extra_z: float = 1.5,
+    ):
         self.alpha = alpha
         self.min_records = min_records
         self.min_z = min_z
+        self.min_ratio = min_ratio
         self.min_history = min_history
-        self.own_: dict[tuple[str, str], EWStats] = {}
-        self.peers_: dict[tuple[str, str], EWStats] = {}
+        self.std_floor = std_floor
+        self.peer_slack = peer_slack
+        self.non_export_extra_z = non_export_extra_z
+        #: principal -> baselines: all actions, then one per action class (see CLASSES)
+        self.own_: dict[str, tuple[EW, EW, EW, EW]] = {}
+        self.peers_: dict[tuple[str, str], EW] = {}
+
+    def _baseline(self, event: Event, cls: str) -> EW | None:
+        own = self.own_.get(event.principal_id)
+        if own is None:
+            return None
+        by_class = own[CLASSES[cls]]
+        if by_class.n >= self.min_history:
+            return by_class
+        return own[0] if own[0].n >= self.min_history else None
 
     def score_one(self, event: Event, profile: Profile) -> Finding | None:
-        if not event.is_access or event.records < self.min_records or event.outcome != "allowed":
+        if event.records < self.min_records or event.outcome != "allowed":
             return None
         cls = action_class(event.action)
-        own = self.own_.get((event.principal_id, cls))
-        if own is None or own.n < self.min_history:
+        own = self._baseline(event, cls)
+        if own is None:
             return None
         x = math.log1p(event.records)
-        z_own = own.z(x)
-        peers = self.peers_.get((profile.peer_group, cls))
-        z_peer = peers.z(x) if peers is not None and peers.n >= self.min_history else z_own
-        score = min(z_own, z_peer)
-        if score < self.min_z:
+        z_own = own.z(x, self.std_floor)
+        usual = math.expm1(own.upper())
+        if z_own < self.min_z or event.records < self.min_ratio * usual:
             return None
-        usual = math.expm1(own.mean + 2 * own.std)
-        peer_usual = math.expm1(peers.mean + 2 * peers.std) if peers is not None else usual
+        peers = self.peers_.get((profile.peer_group, cls))
+        has_peers = peers is not None and peers.n >= self.min_history
+        z_peer = peers.z(x, self.std_floor) if peers is not None and has_peers else z_own
+        peer_usual = math.expm1(peers.upper()) if peers is not None and has_peers else usual
+        # peers need only half agree: a principal's own history is the sharper baseline
+        score = min(z_own, z_peer + self.peer_slack)
+        # queries return many rows by nature (heavy-tailed sizes): a higher bar than exports
+        if score < self.min_z + (0.0 if cls == "export" else self.non_export_extra_z):
+            return None
         return Finding(
             detector=self.name,
             event=event,
@@ -66,7 +109,8 @@ class Volume(Detector):
             title=f"Bulk {event.action} of {event.sensitivity or 'unclassified'} data",
             reasons=[
                 f"{event.action} of {event.records:,} records from {event.resource_id}; this principal's "
-                f"usual {cls} is up to {usual:,.0f} records (z={z_own:.1f})",
+                f"usual {cls} is up to {usual:,.0f} records "
+                f"({event.records / max(usual, 1):,.0f}x, z={z_own:.1f})",
                 f"peers ({profile.peer_group}) usually move up to {peer_usual:,.0f} records (z={z_peer:.1f})",
             ],
             evidence_event_ids=[event.event_id],
@@ -74,19 +118,23 @@ class Volume(Detector):
         )
 
     def learn_one(self, event: Event, profile: Profile, flagged: bool = False) -> None:
-        if not event.is_access or flagged or event.outcome != "allowed":
+        if flagged or event.outcome != "allowed":
             return
         cls = action_class(event.action)
         x = math.log1p(event.records)
-        for table, key in ((self.own_, (event.principal_id, cls)), (self.peers_, (profile.peer_group, cls))):
-            stats = table.get(key)
-            if stats is None:
-                stats = table[key] = EWStats(self.alpha)
-            stats.update(x)
+        own = self.own_.get(event.principal_id)
+        if own is None:
+            own = self.own_[event.principal_id] = (EW(), EW(), EW(), EW())
+        own[0].update(x, self.alpha)
+        own[CLASSES[cls]].update(x, self.alpha)
+        key = (profile.peer_group, cls)
+        peers = self.peers_.get(key)
+        if peers is None:
+            peers = self.peers_[key] = EW()
+        peers.update(x, self.alpha / 4)
 
     def forget(self, principal_id: str) -> None:
-        for cls in ("read", "export"):
-            self.own_.pop((principal_id, cls), None)
+        self.own_.pop(principal_id, None)
 
     def n_principals(self) -> int:
-        return len({pid for pid, _ in self.own_})
+        return len(self.own_)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import importlib
 import logging
+import signal
 import sys
 
 from stream import __version__
@@ -43,6 +45,7 @@ def configure_logging(level: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    faulthandler.register(signal.SIGUSR1)  # `kill -USR1 PID` dumps every thread's stack to stderr
     args = build_parser().parse_args(argv)
     configure_logging("DEBUG" if args.verbose else getattr(args, "log_level", None) or "INFO")
     try:

@@ -3,6 +3,7 @@ co-partitioning check. kafka-python types stay in ``stream/``."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import Any
 
@@ -68,10 +69,8 @@ def create_topics(settings: Settings, partitions: int = 6) -> None:
     client = admin(settings)
     try:
         for spec in specs:
-            try:
+            with contextlib.suppress(TopicAlreadyExistsError):
                 client.create_topics([spec])
-            except TopicAlreadyExistsError:
-                pass
     finally:
         client.close()
 

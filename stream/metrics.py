@@ -22,6 +22,8 @@ DEAD_LETTER_REASONS = (
     "empty", "too_large", "malformed_json", "schema", "future_timestamp", "ancient_timestamp", "internal",
 )
 LEVELS = ("info", "low", "medium", "high", "critical")
+DRIFT_SIGNALS = ("organisation", "department")
+SUPPRESSION_REASONS = ("allow_list", "correlated")
 LAG_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 21600, 86400)
 
 
@@ -95,6 +97,10 @@ class Metrics:
             self.am_sends.labels(outcome)
         for verdict in ("true_positive", "false_positive", "benign"):
             self.feedback.labels(verdict)
+        for signal in DRIFT_SIGNALS:
+            self.drift.labels(signal)
+        for reason in SUPPRESSION_REASONS:
+            self.suppressed.labels(reason)
 
 
 class EngineCollector(Collector):

@@ -39,7 +39,7 @@ class ReplayResult:
 def replay_lines(
     lines: Iterable[bytes],
     engine: Engine | None = None,
-    on_alert: Callable[[dict[str, Any]], None] | None = None,
+    on_alert: Callable[[dict[str, Any]], object] | None = None,
     progress: Callable[[ReplayResult], None] | None = None,
 ) -> ReplayResult:
     """Feed raw JSON lines through one engine; collect alerts (or hand each to ``on_alert``)."""

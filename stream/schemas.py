@@ -9,11 +9,10 @@ poisoning baselines.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
-
-from typing_extensions import NotRequired, TypedDict
+from typing import Annotated, Literal, NotRequired
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictBool, StrictInt, TypeAdapter
+from typing_extensions import TypedDict
 
 #: Counts above this are treated as corrupt input (2**53: the largest integer every JSON reader keeps exact).
 MAX_COUNT = 2**53

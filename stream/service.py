@@ -8,6 +8,7 @@ the batch in hand, flush, commit and return 0. Rebalance callbacks only commit a
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import time
@@ -17,9 +18,11 @@ from typing import Any
 from kafka import ConsumerRebalanceListener, TopicPartition
 from kafka.errors import KafkaError
 
+from detectors.calibrate import PAGING_LEVELS
 from detectors.engine import Engine, EngineConfig
 from stream import kafka_io
 from stream.checkpoint import Checkpoint
+from stream.correlate import Correlator
 from stream.deadletter import DeadLetter
 from stream.decode import Catalog, decode, dumps
 from stream.errors import BadRecord
@@ -28,6 +31,7 @@ from stream.merge import Item, Merger
 from stream.metrics import Metrics
 from stream.partitions import Partitions
 from stream.settings import Settings
+from stream.statestore import StateStore
 
 log = logging.getLogger(__name__)
 
@@ -68,10 +72,18 @@ class Service:
         self.partitions = Partitions(lambda: Engine(engine_config))
         self.checkpoint = Checkpoint()
         self.merger = Merger(self.inputs, settings.merge_wait_ms / 1000.0)
+        self.correlator = Correlator(window_s=settings.correlation_window_s)
         self.stopping = False
         self.consumer: Any = None
         self.producer: Any = None
+        self.store: StateStore | None = None
+        self.pending_restore: set[int] = set()
+        self.start_offsets: dict[TopicPartition, int] = {}
+        self.dirty: set[int] = set()
+        self.snapshot_times: dict[int, float] = {}
+        self._next_snapshot = 0.0
         self.newest_ts = 0.0
+        self.handled_total = 0
         self._next_commit = 0.0
         self._next_lag = 0.0
 
@@ -89,6 +101,7 @@ class Service:
         """Consume until stopped (or idle for ``max_idle_s``, for tests and the demo). Returns 0."""
         self.consumer = kafka_io.consumer(self.settings)
         self.producer = kafka_io.producer(self.settings)
+        self.store = self._state_store()
         try:
             n = kafka_io.check_copartitioned(self.consumer, self.inputs)
             log.info("inputs co-partitioned partitions=%d topics=%s", n, ",".join(self.inputs))
@@ -97,21 +110,34 @@ class Service:
             while not self.stopping:
                 if self.poll_once():
                     idle_since = self.clock()
-                elif max_idle_s is not None and self.clock() - idle_since > max_idle_s:
+                elif max_idle_s is not None and self.clock() - idle_since > max_idle_s and self.caught_up():
                     break
             self.handle_items(drain=True)
-            self.commit()
-            log.info("stopped cleanly")
+            self.commit(snapshot=True)
+            log.info("stopped cleanly handled=%d", self.handled_total)
             return 0
         finally:
             self.close()
+
+    def _state_store(self) -> StateStore | None:
+        if self.settings.state_key is None:
+            log.warning("no state_key configured: snapshots are off, every restart or rebalance starts cold")
+            return None
+        return StateStore(
+            self.producer,
+            lambda: kafka_io.consumer(self.settings, group_id=None),
+            self.settings.state_topic,
+            self.settings.group_id,
+            self.settings.state_key.get_secret_value().encode(),
+            refused=lambda reason: self.metrics.restores.labels(reason).inc(),
+        )
 
     def close(self) -> None:
         # The consumer first: leaving the group runs on_revoked, which still needs the producer.
         if self.consumer is not None:
             self.consumer.close(autocommit=False)
         if self.sink is not None:
-            self.sink.flush(timeout_s=5.0)
+            self.sink.close(timeout_s=5.0)  # whatever is still unsent is counted as dropped
         if self.producer is not None:
             self.producer.flush(timeout=10)
             self.producer.close(timeout=10)
@@ -119,6 +145,8 @@ class Service:
     # -- the loop --------------------------------------------------------------------------------
     def poll_once(self) -> int:
         """One iteration: poll, handle, maybe commit. Returns how many records were polled."""
+        if self.pending_restore:
+            self.restore_pending()
         batch = self.consumer.poll(timeout_ms=self.settings.poll_timeout_ms,
                                    max_records=self.settings.max_poll_records)
         self.health.beat()
@@ -134,6 +162,9 @@ class Service:
             self.metrics.batch_records.observe(n)
         if handled:
             self.metrics.batch_seconds.observe(time.perf_counter() - started)
+        if self.sink is not None and self.newest_ts:
+            self.sink.advance(self.newest_ts)
+            self.correlator.expire(self.newest_ts)
         if now >= self._next_commit:
             self.commit()
         if now >= self._next_lag:
@@ -156,7 +187,9 @@ class Service:
             else:
                 self.process(item, now)
             self.checkpoint.store(TopicPartition(item.topic, item.partition), item.offset)
+            self.dirty.add(item.partition)
             handled += 1
+        self.handled_total += handled
         return handled
 
     def process(self, item: Item, now: float) -> None:
@@ -177,11 +210,17 @@ class Service:
 
     def publish(self, alert: dict[str, Any]) -> None:
         self.producer.send(self.settings.alerts_topic, key=alert["alert_id"].encode(), value=dumps(alert))
-        self.metrics.alerts.labels(alert["detector"], alert["level"]).inc()
-        self.metrics.severity.labels(alert["detector"]).observe(alert["severity"])
-        log.info("alert detector=%s level=%s severity=%.1f", alert["detector"], alert["level"], alert["severity"])
-        if self.sink is not None:
-            self.sink.submit(alert)
+        detector = alert["detector"]
+        self.metrics.alerts.labels(detector, alert["level"]).inc()
+        self.metrics.severity.labels(detector).observe(alert["severity"])
+        if detector == "drift":
+            self.metrics.drift.labels((alert.get("baseline") or {}).get("scope", "organisation")).inc()
+        log.info("alert detector=%s level=%s severity=%.1f", detector, alert["level"], alert["severity"])
+        if self.sink is not None and alert["level"] in PAGING_LEVELS:
+            incident = self.correlator.add(alert)
+            if incident["updates"] > 1:
+                self.metrics.suppressed.labels("correlated").inc()
+            self.sink.submit(incident)
 
     def dead_letter(self, item: Item, bad: BadRecord) -> None:
         record = item.record
@@ -196,14 +235,68 @@ class Service:
                     item.partition, item.offset)
 
     # -- offsets, rebalances, lag ----------------------------------------------------------------
-    def commit(self) -> None:
-        self._next_commit = self.clock() + self.settings.commit_interval_ms / 1000.0
+    def commit(self, snapshot: bool = False) -> None:
+        """Flush outputs, snapshot state when due, then commit offsets (in that order)."""
+        now = self.clock()
+        self._next_commit = now + self.settings.commit_interval_ms / 1000.0
+        if self.store is not None and (snapshot or now >= self._next_snapshot):
+            self._next_snapshot = now + self.settings.snapshot_interval_s
+            self.producer.flush()
+            self.snapshot_all(now)
         try:
             if self.checkpoint.commit(self.consumer, flush=self.producer.flush):
                 self.metrics.commits.inc()
         except KafkaError as exc:
             self.metrics.commit_failures.inc()
             log.warning("commit failed error=%s; will retry", type(exc).__name__)
+        if self.snapshot_times:
+            self.metrics.snapshot_age.set(now - min(self.snapshot_times.values()))
+
+    def snapshot_all(self, now: float) -> None:
+        """Snapshot every owned, restored partition that changed, with the offsets it reflects."""
+        assert self.store is not None
+        for p in sorted(self.dirty & set(self.partitions.engines) - self.pending_restore):
+            engine = self.partitions.engines[p]
+            offsets = {topic: self._next_offset(TopicPartition(topic, p)) for topic in self.inputs}
+            try:
+                size = self.store.write(p, engine, offsets)
+            except Exception as exc:  # a failed snapshot must not stop processing; the next one retries
+                self.metrics.snapshots.labels("failed").inc()
+                log.error("snapshot failed partition=%d error=%s", p, type(exc).__name__)
+                continue
+            engine._state_bytes = size
+            self.metrics.snapshots.labels("ok").inc()
+            self.metrics.snapshot_bytes.set(size)
+            self.snapshot_times[p] = now
+        self.producer.flush()
+        self.dirty.clear()
+
+    def _next_offset(self, tp: TopicPartition) -> int:
+        handled = self.checkpoint.handled.get(tp)
+        return handled + 1 if handled is not None else self.start_offsets.get(tp, 0)
+
+    def restore_pending(self) -> None:
+        """Restore owned partitions' state (paused meanwhile), seek to the offsets it reflects, resume."""
+        for p in sorted(self.pending_restore):
+            tps = [TopicPartition(topic, p) for topic in self.inputs]
+            restored = self.store.restore(p) if self.store is not None else None
+            if restored is None:
+                self.partitions.engines[p] = self.partitions.make_engine()
+                self.metrics.restores.labels("cold").inc()
+                for tp in tps:
+                    self.start_offsets[tp] = self.consumer.position(tp)
+            else:
+                self.partitions.engines[p] = restored.engine
+                restored.engine._state_bytes = restored.snapshot_bytes
+                self.metrics.restores.labels("restored").inc()
+                for tp in tps:
+                    offset = restored.offsets.get(tp.topic, 0)
+                    self.consumer.seek(tp, offset)
+                    self.start_offsets[tp] = offset
+                self.snapshot_times[p] = self.clock()
+            self.consumer.resume(*tps)
+        self.pending_restore.clear()
+        self.health.ready = True
 
     def on_revoked(self, revoked: set[TopicPartition]) -> None:
         self.metrics.rebalances.labels("revoked").inc()
@@ -212,22 +305,40 @@ class Service:
         numbers = {tp.partition for tp in revoked}
         self.merger.drop(numbers)
         self.partitions.revoke(numbers)
+        self.pending_restore -= numbers
+        for p in numbers:
+            self.snapshot_times.pop(p, None)
+        for tp in revoked:
+            self.start_offsets.pop(tp, None)
         self.checkpoint.forget(revoked)
         for tp in revoked:
-            try:
+            with contextlib.suppress(KeyError):
                 self.metrics.consumer_lag.remove(tp.topic, str(tp.partition))
-            except KeyError:
-                pass
         self.health.ready = False
         log.info("partitions revoked count=%d", len(revoked))
 
     def on_assigned(self, assigned: set[TopicPartition]) -> None:
         self.metrics.rebalances.labels("assigned").inc()
-        self.partitions.assign(sorted({tp.partition for tp in assigned}))
+        new = {tp.partition for tp in assigned} - set(self.partitions.engines)
+        if new:
+            # Restoring is slow: do it in the poll loop, with the partitions paused meanwhile.
+            self.pending_restore |= new
+            self.consumer.pause(*[tp for tp in assigned if tp.partition in new])
         owned = self.consumer.assignment()
         self.metrics.assigned.set(len(owned))
-        self.health.ready = True
+        self.health.ready = not self.pending_restore
         log.info("partitions assigned count=%d owned=%d", len(assigned), len(owned))
+
+    def caught_up(self) -> bool:
+        """True when every owned partition has been handled up to its log end."""
+        owned = list(self.consumer.assignment())
+        if not owned or len(self.merger):
+            return False
+        try:
+            ends = self.consumer.end_offsets(owned)
+        except KafkaError:
+            return False
+        return all(self.consumer.position(tp) >= ends.get(tp, 0) for tp in owned)
 
     def update_lag(self) -> None:
         self._next_lag = self.clock() + LAG_EVERY_S

@@ -47,6 +47,7 @@ class Settings(BaseModel):
     alertmanager_url: str | None = None
     alertmanager_resend_s: float = Field(60.0, gt=0)
     alertmanager_queue_size: int = Field(10_000, ge=1)
+    correlation_window_s: float = Field(3600.0, ge=0.0)
     evidence_url: str | None = None
     runbook_base_url: str = "https://github.com/privwatch/privwatch/blob/main/docs/runbooks"
     catalog_file: str | None = None

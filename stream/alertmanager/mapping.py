@@ -93,8 +93,9 @@ def _annotations(doc: dict[str, Any], runbook_url: str, evidence_link: str | Non
         "evidence": ",".join(str(e) for e in doc.get("evidence_event_ids", [])),
         "alert_id": str(doc.get("alert_id") or doc.get("alert_ids", [""])[-1]),
     }
-    if "updates" in doc:
+    if "updates" in doc:  # a correlated incident: feedback is given per alert id
         notes["updates"] = str(doc["updates"])
+        notes["alert_ids"] = ",".join(str(a) for a in doc.get("alert_ids", []))
     if evidence_link:
         notes["evidence_url"] = evidence_link
     return notes
@@ -131,10 +132,15 @@ def to_alertmanager(
         evidence_link = evidence_url.format(
             alert_id=quote(alert_id, safe=""), incident_id=quote(key_of(doc), safe="")
         )
+    starts_at = event_time(doc["ts"])
+    if ends_at is not None:
+        # Event time can run ahead of this host's clock (skew; decode accepts a little future), and
+        # Alertmanager rejects an alert whose startsAt is after its endsAt.
+        starts_at = min(starts_at, ends_at)
     out: dict[str, Any] = {
         "labels": labels_for(doc, service),
         "annotations": _annotations(doc, runbook_url, evidence_link),
-        "startsAt": iso(event_time(doc["ts"])),
+        "startsAt": iso(starts_at),
         "generatorURL": evidence_link or runbook_url,
     }
     if ends_at is not None:

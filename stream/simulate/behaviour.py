@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import math
 import random
-from typing import Any
+from bisect import bisect
+from collections.abc import Sequence
+from typing import Any, TypeVar
 
 from .catalog import ACTIONS, PRIVILEGED_ROLES, ResourceSpec
 from .organisation import Context, Organisation, Principal
@@ -23,6 +25,12 @@ RECORDS = {"read": (2.0, 0.9), "query": (60.0, 1.3), "export": (400.0, 1.0), "do
 SUBJECT_POOL = 250_000
 DENIED_RATE = 0.003
 Marks = dict[str, list[dict[str, Any]]]
+T = TypeVar("T")
+
+
+def choose(rng: random.Random, items: Sequence[T], cum_weights: Sequence[float]) -> T:
+    """``rng.choices(items, cum_weights=...)[0]`` without its per-call overhead."""
+    return items[bisect(cum_weights, rng.random() * cum_weights[-1], 0, len(items) - 1)]
 
 
 def poisson(rng: random.Random, lam: float) -> int:
@@ -87,27 +95,32 @@ def volume(rng: random.Random, res: ResourceSpec, records: int) -> tuple[int, in
 
 
 def routine_access(rng: random.Random, org: Organisation, p: Principal, t: int, src: dict[str, Any],
-                   mix: tuple[list[ResourceSpec], list[float]]) -> dict[str, Any]:
-    """One ordinary access by ``p`` at ``t`` (rarely a denied request outside its own resources)."""
+                   mix: tuple[list[ResourceSpec], list[float]],
+                   today: list[int] | None = None) -> dict[str, Any]:
+    """One ordinary access by ``p`` at ``t`` (rarely a denied request outside its own resources).
+
+    Small reads and writes of subject data name their subjects: drawn from ``today`` (the customers
+    a support agent is working on today) when given, else from the whole subject population.
+    """
     if rng.random() < DENIED_RATE:
         res = org.resources[rng.choice(list(org.resources))]
         return access(p, t, fit_action("read", res.kind), org.resource_doc[res.id], 0, 0, 0, src, "denied")
-    res = rng.choices(mix[0], cum_weights=mix[1])[0]
-    action = fit_action(rng.choices(p.actions, cum_weights=p.action_cw)[0], res.kind)
+    res = choose(rng, mix[0], mix[1])
+    action = fit_action(choose(rng, p.actions, p.action_cw), res.kind)
     n = records_for(rng, p, action, res)
     nbytes, subjects = volume(rng, res, n)
     refs = None
     if res.subjects and n <= 5 and action in ("read", "write"):
-        refs = [org.subject_ref(rng.randrange(SUBJECT_POOL)) for _ in range(n)]
+        who = [rng.choice(today) if today else rng.randrange(SUBJECT_POOL) for _ in range(n)]
+        refs = [org.subject_ref(s) for s in who]
     return access(p, t, action, org.resource_doc[res.id], n, nbytes, subjects, src, refs=refs)
 
 
 def lookups(rng: random.Random, org: Organisation, p: Principal, day: int, ctx: Context,
-            start_h: float, span_h: float) -> list[dict[str, Any]]:
-    """A support agent's single-subject lookups: 20-60 distinct customers a working day."""
+            start_h: float, span_h: float, subjects: list[int]) -> list[dict[str, Any]]:
+    """A support agent's single-subject lookups of today's customers (a fifth of them twice)."""
     res = org.resource_doc["customers.profile"]
     out = []
-    subjects = [rng.randrange(SUBJECT_POOL) for _ in range(rng.randint(20, 60))]
     for s in subjects + rng.sample(subjects, len(subjects) // 5):
         t = day * DAY + int((start_h + rng.random() * span_h) * H) - ctx.tz_min * 60_000
         nbytes = int(812 * rng.uniform(0.8, 1.2))
@@ -132,10 +145,12 @@ def working_day(rng: random.Random, org: Organisation, p: Principal, day: int, w
     start_h = p.work_start_h + rng.gauss(0.0, 0.4)
     n = max(1, int(p.activity * mult * rng.lognormvariate(0.0, 0.35)))
     base = day * DAY - ctx.tz_min * 60_000
+    # support agents work on 20-60 customers a day; everything they read names one of those
+    today = [rng.randrange(SUBJECT_POOL) for _ in range(rng.randint(20, 60))] if p.role == "agent" else None
     out = [routine_access(rng, org, p, base + int((start_h + rng.random() * p.work_len_h) * H),
-                          rng.choice(ctx.sources), mix) for _ in range(n)]
-    if p.role == "agent":
-        out += lookups(rng, org, p, day, ctx, start_h, p.work_len_h)
+                          rng.choice(ctx.sources), mix, today) for _ in range(n)]
+    if today:
+        out += lookups(rng, org, p, day, ctx, start_h, p.work_len_h, today)
     return out
 
 
@@ -166,8 +181,8 @@ def service_day(rng: random.Random, org: Organisation, p: Principal, day: int) -
     out = []
     for k in range(n):
         t = day * DAY + k * step + rng.randrange(step)
-        res = rng.choices(p.resources, cum_weights=p.resource_cw)[0]
-        action = fit_action(rng.choices(ACTIONS, cum_weights=p.action_cw)[0], res.kind)
+        res = choose(rng, p.resources, p.resource_cw)
+        action = fit_action(choose(rng, ACTIONS, p.action_cw), res.kind)
         median = {"export": 20_000.0, "query": 2_000.0, "write": 500.0}.get(action, 50.0)
         records = max(1, int(median * p.scale.get(res.id, 1.0) * rng.lognormvariate(0.0, 0.3)))
         nbytes, subjects = volume(rng, res, records)

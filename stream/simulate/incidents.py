@@ -25,7 +25,8 @@ def _exporter(p: Principal) -> bool:
 
 def _sensitive(plan: Plan, p: Principal) -> list[ResourceSpec]:
     own = [r for r in p.resources if r.sensitivity in ("restricted", "confidential") and r.kind == "table"]
-    return own or [r for r in plan.org.resources.values() if r.sensitivity == "restricted" and r.kind == "table"]
+    return own or [r for r in plan.org.resources.values()
+                   if r.sensitivity == "restricted" and r.kind == "table"]
 
 
 def _burst(plan: Plan, p: Principal, t: int, resources: list[ResourceSpec], src: dict[str, Any],
@@ -49,8 +50,8 @@ def _stranger(plan: Plan, browser: bool) -> dict[str, Any]:
     else:
         ip = f"100.{rng.randrange(64, 128)}.{rng.randrange(256)}.{rng.randrange(1, 255)}"
     agent = rng.choice(BROWSER_AGENTS if browser else ATTACKER_AGENTS)
-    return {"ip": ip, "country": rng.choice(ATTACKER_COUNTRIES), "device_id": f"dev-{rng.getrandbits(32):08x}",
-            "user_agent": agent}
+    device = f"dev-{rng.getrandbits(32):08x}"
+    return {"ip": ip, "country": rng.choice(ATTACKER_COUNTRIES), "device_id": device, "user_agent": agent}
 
 
 def bulk_export(plan: Plan) -> None:
@@ -72,7 +73,7 @@ def snooping(plan: Plan) -> None:
     src = plan.rng.choice(p.context(day).sources)
     res = plan.org.resource_doc["customers.profile"]
     subjects = plan.rng.sample(range(250_000), n)
-    key = plan.label("incident", "snooping", [p], f"{n} single-subject lookups of distinct customers in a few hours")
+    key = plan.label("incident", "snooping", [p], f"{n} lookups of distinct customers in hours")
     times = sorted(t + plan.rng.randrange(span) for _ in range(n))
     plan.emit(key, [access(p, ts, "read", res, 1, plan.rng.randint(650, 980), 1, src,
                            refs=[plan.org.subject_ref(s)]) for ts, s in zip(times, subjects, strict=True)])
@@ -83,10 +84,11 @@ def first_sensitive_access(plan: Plan) -> None:
     res = plan.org.resources[plan.rng.choice(("hr.medical_leave", "legal.minors_consent"))]
     day = plan.day()
     src = plan.rng.choice(p.context(day).sources)
+    cats = ", ".join(res.categories)
     key = plan.label("incident", "first_sensitive_access", [p],
-                     f"{p.department} {p.role} reads {res.id} ({', '.join(res.categories)}), never used by peers")
-    plan.emit(key, _burst(plan, p, plan.at(p, day, plan.office_hour(p)), [res], src, ("query", "read", "export"),
-                          (20, 2000), plan.rng.randint(3, 12), 10))
+                     f"{p.department} {p.role} reads {res.id} ({cats}), never used by peers")
+    plan.emit(key, _burst(plan, p, plan.at(p, day, plan.office_hour(p)), [res], src,
+                          ("query", "read", "export"), (20, 2000), plan.rng.randint(3, 12), 10))
 
 
 def account_takeover(plan: Plan) -> None:
@@ -95,7 +97,7 @@ def account_takeover(plan: Plan) -> None:
     src = _stranger(plan, browser=False)
     t = plan.at(p, day, plan.rng.uniform(1.0, 4.0))
     key = plan.label("incident", "account_takeover", [p],
-                     f"credentials used at night from {src['country']}, new IP, device and agent; reads then exports")
+                     f"night login from {src['country']}, new IP, device and agent; reads then exports")
     res = _sensitive(plan, p)
     reads = _burst(plan, p, t, res, src, ("read", "query"), (5, 500), plan.rng.randint(5, 15), 6)
     exports = _burst(plan, p, reads[-1]["_t"] + 5 * MINUTE, res, src, ("export",), (2_000, 50_000),
@@ -106,8 +108,9 @@ def account_takeover(plan: Plan) -> None:
 def privilege_escalation(plan: Plan) -> None:
     rng = plan.rng
     actor = plan.pick(lambda q: _human(q) and q.department in ("engineering", "security", "data_science"))
-    self_grant = rng.random() < 0.5
-    target = actor if self_grant else plan.pick(lambda q: _human(q) and q.department == actor.department)
+    colleagues = [q for q in plan.org.humans(actor.department) if q is not actor and not q.silent]
+    self_grant = rng.random() < 0.5 or not colleagues
+    target = actor if self_grant else plan.pick(lambda q: q in colleagues)
     day = plan.day()
     t = plan.at(actor, day, plan.office_hour(actor))
     role = rng.choice(PRIVILEGED_ROLES)
@@ -194,17 +197,18 @@ def slow_exfiltration(plan: Plan) -> None:
     p = plan.pick(_exporter)
     length = max(2, min(plan.rng.randint(5, 7), plan.days - plan.baseline_days))
     first = plan.day(length, weekday=False)
-    tables = [r for r in p.resources if r.kind == "table"] or p.resources
-    res = max(tables, key=lambda r: p.scale.get(r.id, 1.0))
+    tables = [r for r in p.resources if r.kind == "table" and r.subjects] or p.resources
+    res = plan.rng.choice(tables)
     median = RECORDS["export"][0] * p.scale.get(res.id, 1.0) * p.export_scale
-    growth = plan.rng.uniform(1.3, 1.5)
     key = plan.label("incident", "slow_exfiltration", [p],
-                     f"exports of {res.id} growing {growth:.2f}x a day for {length} days")
+                     f"{res.id}: 1 more export a day for {length} days, each 1.5-3x the usual size")
     events = []
+    # No single export stands out (each is below the principal's own 95th percentile, 5.2x the
+    # median for sigma 1.0); the daily total grows: k + 1 exports on day k.
     for k, day in enumerate(range(first, min(plan.days, first + length))):
         src = plan.rng.choice(p.context(day).sources)
-        for _ in range(plan.rng.randint(1, 2)):
-            n = max(1, int(median * 2.0 * growth**k * plan.rng.uniform(0.85, 1.15)))
+        for _ in range(k + 1):
+            n = max(1, int(median * plan.rng.uniform(1.5, 3.0)))
             nbytes, subjects = volume(plan.rng, res, n)
             t = plan.at(p, day, plan.office_hour(p))
             events.append(access(p, t, "export", plan.org.resource_doc[res.id], n, nbytes, subjects, src))

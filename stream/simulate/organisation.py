@@ -132,7 +132,8 @@ def _resource_docs() -> tuple[dict[str, ResourceSpec], dict[str, dict[str, Any]]
 def _department_draw(rng: random.Random, n_humans: int) -> list[str]:
     """Departments for ``n_humans``: every department staffed, two admins and two agents at least."""
     names = list(DEPARTMENT_WEIGHTS)
-    fixed = ["it_admin", "it_admin", "support", "support", *[d for d in names if d not in ("it_admin", "support")]]
+    fixed = ["it_admin", "it_admin", "support", "support"]
+    fixed += [d for d in names if d not in fixed]
     fixed = fixed[:n_humans]
     rest = rng.choices(names, weights=list(DEPARTMENT_WEIGHTS.values()), k=n_humans - len(fixed))
     return fixed + rest
@@ -145,12 +146,14 @@ def _role(rng: random.Random, dept: str, rank: int) -> str:
     return rng.choices(list(roles), weights=list(roles.values()))[0]
 
 
-def _human_sources(rng: random.Random, pid: str, prefix: str, country: str) -> tuple[list[Source], list[str]]:
+def _human_sources(rng: random.Random, prefix: str, country: str) -> tuple[list[Source], list[str]]:
     n_dev = 1 if rng.random() < 0.7 else 2
     devices = [f"lt-{rng.getrandbits(24):06x}" for _ in range(n_dev)]
     ua = rng.choice(BROWSER_AGENTS)
     ips = [f"{prefix}.{rng.randrange(2, 250)}" for _ in range(2)]
-    return [{"ip": ip, "country": country, "device_id": d, "user_agent": ua} for ip in ips for d in devices], devices
+    sources = [{"ip": ip, "country": country, "device_id": d, "user_agent": ua}
+               for ip in ips for d in devices]
+    return sources, devices
 
 
 def _mix(rng: random.Random, p: Principal, dept: str) -> None:
@@ -176,7 +179,7 @@ def _human(rng: random.Random, idx: int, number: int, dept: str, rank: int) -> P
     role = _role(rng, dept, rank)
     country, tz_min, office = rng.choices(OFFICES, weights=OFFICE_WEIGHTS)[0]
     prefix = f"{office}.{list(DEPARTMENTS).index(dept) * 10 + rng.randrange(10)}"
-    sources, devices = _human_sources(rng, pid, prefix, country)
+    sources, devices = _human_sources(rng, prefix, country)
     doc = {"id": pid, "kind": "human", "department": dept, "role": role}
     p = Principal(idx, pid, "human", dept, role, country, tz_min, prefix, doc, Context(tz_min, sources))
     p.devices = devices

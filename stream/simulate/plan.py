@@ -61,7 +61,9 @@ class Plan:
 
     def at(self, p: Principal, day: int, local_h: float) -> int:
         """Milliseconds since stream start of ``local_h`` o'clock on ``day`` in ``p``'s time zone."""
-        return day * DAY + int(local_h * H) - p.context(day).tz_min * 60_000
+        t = day * DAY + int(local_h * H) - p.context(day).tz_min * 60_000
+        # injected bursts stay after the baseline period (in UTC too) and inside the stream
+        return min(max(t, self.baseline_days * DAY), self.days * DAY - 6 * H)
 
     def office_hour(self, p: Principal) -> float:
         return p.work_start_h + self.rng.uniform(0.5, max(1.0, p.work_len_h - 3.0))
@@ -81,7 +83,7 @@ class Plan:
 
 def build_labels(plan: Plan) -> list[dict[str, Any]]:
     """Label dicts once events carry ids and timestamps; labels left without events are dropped."""
-    out = []
+    out: list[dict[str, Any]] = []
     for spec in plan.labels:
         seen: dict[str, str] = {}
         for e in plan.marks.get(spec.key, []):

@@ -36,7 +36,8 @@ def travel(plan: Plan) -> None:
     country, tz_min = plan.rng.choice(TRAVEL_COUNTRIES)
     ips = [f"198.51.100.{plan.rng.randrange(2, 250)}" for _ in range(2)]
     ua = p.home.sources[0]["user_agent"]
-    sources = [{"ip": ip, "country": country, "device_id": d, "user_agent": ua} for ip in ips for d in p.devices]
+    sources = [{"ip": ip, "country": country, "device_id": d, "user_agent": ua}
+               for ip in ips for d in p.devices]
     key = plan.label("benign", "travel", [p], f"business trip to {country} for {length} days, same laptop")
     for day in range(first, min(plan.days, first + length)):
         p.overrides[day] = Context(tz_min, sources)
@@ -55,15 +56,17 @@ def laptop_refresh(plan: Plan) -> None:
 
 
 def quarter_end_surge(plan: Plan) -> None:
-    depts = [d for d in ("finance", "sales", "marketing") if len(plan.org.humans(d)) >= 2] or ["finance"]
-    dept = plan.rng.choice(depts)
+    def members(dept: str) -> list[Principal]:
+        return [p for p in plan.org.humans(dept) if not p.silent and p.start_day == 0]
+
+    depts = [d for d in ("finance", "sales", "marketing") if len(members(d)) >= 2]
+    dept = plan.rng.choice(depts or [d for d in DEPARTMENTS if members(d)])
     length = plan.rng.randint(2, 3)
     first = plan.day(length)
     factor = plan.rng.uniform(3.0, 5.0)
-    members = [p for p in plan.org.humans(dept) if not p.silent]
-    key = plan.label("benign", "quarter_end_surge", members,
+    key = plan.label("benign", "quarter_end_surge", members(dept),
                      f"{dept} quarter-end close: {factor:.1f}x usual volume for {length} days")
-    for p in members:
+    for p in members(dept):
         for day in range(first, min(plan.days, first + length)):
             p.volume[day] = factor
             p.day_marks.setdefault(day, []).append(key)
@@ -88,7 +91,7 @@ def new_joiner(plan: Plan) -> None:
     p = plan.pick(_human)
     day = plan.day(2)
     p.start_day = day
-    key = plan.label("benign", "new_joiner", [p], f"new {p.role} in {p.department}, first day does what peers do")
+    key = plan.label("benign", "new_joiner", [p], f"new {p.role} in {p.department}, does what peers do")
     p.day_marks.setdefault(day, []).append(key)
     p.day_marks.setdefault(day + 1, []).append(key)
     admin = plan.rng.choice(plan.org.admins())
@@ -102,7 +105,7 @@ def new_joiner(plan: Plan) -> None:
 def night_oncall(plan: Plan) -> None:
     """A weekly on-call rota in every team that has one; each stint is one label."""
     for dept, (_res, _roles, oncall, _new) in DEPARTMENTS.items():
-        members = [p for p in plan.org.humans(dept) if p.oncall]
+        members = [p for p in plan.org.humans(dept) if p.oncall and not p.silent]
         if not oncall or not members:
             continue
         offset = plan.rng.randrange(len(members))
@@ -110,7 +113,7 @@ def night_oncall(plan: Plan) -> None:
             p = members[(week + offset) % len(members)]
             p.oncall_weeks.add(week)
             plan.used.add(p.id)
-            key = plan.label("benign", "night_oncall", [p], f"{dept} on-call week {week}: night work 00-05 local")
+            key = plan.label("benign", "night_oncall", [p], f"{dept} on-call week {week}: night work 00-05")
             plan.oncall[(p.id, week)] = key
 
 

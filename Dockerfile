@@ -1,0 +1,29 @@
+# privwatch service image: `docker build -t privwatch:0.1.0 .` (deploy/docker-compose.yml builds it too).
+# Two stages: build a wheel of the project, then install it (with its dependencies' binary wheels) into a
+# clean slim image that runs as an unprivileged user.
+FROM python:3.11-slim AS build
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY stream ./stream
+COPY detectors ./detectors
+RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels .
+
+FROM python:3.11-slim
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PRIVWATCH_METRICS_PORT=9464
+RUN groupadd --system --gid 10001 privwatch \
+    && useradd --system --uid 10001 --gid privwatch --home-dir /nonexistent --no-create-home \
+       --shell /usr/sbin/nologin privwatch
+COPY --from=build /wheels /wheels
+RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels
+WORKDIR /tmp
+USER 10001:10001
+EXPOSE 9464
+# /healthz answers 200 while the poll loop is alive (stream/http.py); the port follows the setting.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ.get('PRIVWATCH_METRICS_PORT', '9464') + '/healthz', timeout=4)"]
+ENTRYPOINT ["privwatch"]
+CMD ["run"]

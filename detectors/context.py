@@ -1,0 +1,135 @@
+"""Account takeover: a principal shows up from new network context at an unusual hour.
+
+Per principal: a 24-bin local hour-of-day profile plus weekday/weekend counts (26 bytes, halved when
+a bin saturates) and one bounded seen-set of tagged context hashes (country, IP /24, device, user
+agent). The score adds up what is new at once and multiplies by how unusual the hour is, so that
+travel (new country and network, known device, normal hour) and a laptop refresh (new device only)
+stay below the gate while a new country, network, device and agent together page, the more so at an
+odd hour. Service principals are the ``service_misuse`` detector's business.
+"""
+
+from __future__ import annotations
+
+import math
+
+from detectors.base import Detector, Finding, Profile
+from detectors.compact import SeenSet, day_number, is_weekend, local_hour, tagged
+from detectors.events import Event
+
+#: what a new value of each context field is worth
+WEIGHTS = (("country", 1.0), ("network", 0.5), ("device", 1.0), ("agent", 1.0))
+TAGS = tuple(range(1, len(WEIGHTS) + 1))
+
+
+def ip_prefix(ip: str | None) -> str | None:
+    """The /24 of an IPv4 address (the /48 of IPv6): a network, not one lease.
+
+    >>> ip_prefix("10.1.20.7"), ip_prefix(None)
+    ('10.1.20', None)
+    """
+    if not ip:
+        return None
+    if ":" in ip:
+        return ":".join(ip.split(":")[:3])
+    return ip.rsplit(".", 1)[0]
+
+
+def context_values(event: Event) -> tuple[str | None, ...]:
+    return (event.country, ip_prefix(event.ip), event.device_id, event.user_agent)
+
+
+class _ContextState:
+    __slots__ = ("hours", "seen", "n")
+
+    def __init__(self, cap: int) -> None:
+        self.hours = bytearray(26)  # 0-23 local hour, 24 weekday events, 25 weekend events
+        self.seen = SeenSet(cap)
+        self.n = 0
+
+    def hour_rarity(self, ts: float, tz_offset_s: int) -> float:
+        """-log10 of the (smoothed) share of this principal's activity in this local hour and day kind."""
+        hours = self.hours
+        total = sum(hours[:24])
+        p_hour = (hours[local_hour(ts, tz_offset_s)] + 0.5) / (total + 12.0)
+        weekend = is_weekend(ts, tz_offset_s)
+        days = hours[24] + hours[25]
+        p_day = ((hours[25] if weekend else hours[24]) + 0.5) / (days + 1.0) if weekend else 1.0
+        return -math.log10(p_hour * p_day)
+
+
+class Context(Detector):
+    """Flags an access from new context (several of country, network, device, agent) at once."""
+
+    name = "context"
+    event_kinds = frozenset({"access"})
+
+    def __init__(
+        self, cap: int = 16, min_history: int = 10, min_score: float = 3.0, usual_rarity: float = 1.3
+    ):
+        self.cap = cap
+        self.min_history = min_history
+        self.min_score = min_score
+        self.usual_rarity = usual_rarity
+        self.state_: dict[str, _ContextState] = {}
+
+    def score_one(self, event: Event, profile: Profile) -> Finding | None:
+        if event.principal_kind == "service":
+            return None
+        st = self.state_.get(event.principal_id)
+        if st is None or st.n < self.min_history:
+            return None
+        seen = st.seen
+        new = [
+            (field, value, weight)
+            for (field, weight), tag, value in zip(WEIGHTS, TAGS, context_values(event), strict=True)
+            if value is not None and tagged(tag, value) not in seen
+        ]
+        if not new or not any(f in ("device", "agent") for f, _, _ in new):
+            return None  # a known device and agent: travel or a new network, not a takeover
+        rarity = st.hour_rarity(event.ts, event.tz_offset_s)
+        novelty = sum(w for _, _, w in new)
+        score = novelty * (1.0 + max(0.0, rarity - self.usual_rarity))
+        if score < self.min_score:
+            return None
+        hour = local_hour(event.ts, event.tz_offset_s)
+        share = (st.hours[hour] + 0.5) / (sum(st.hours[:24]) + 12.0)
+        return Finding(
+            detector=self.name,
+            event=event,
+            score=score,
+            title="Access from new context"
+            + (" at an unusual hour" if rarity > self.usual_rarity + 0.5 else ""),
+            reasons=[
+                "new for this principal: " + ", ".join(f"{f} {v!r}" for f, v, _ in new),
+                f"local hour {hour:02d}:00 holds {share:.1%} of this principal's activity "
+                f"over {st.n} events (rarity {rarity:.1f})",
+            ],
+            evidence_event_ids=[event.event_id],
+            baseline={"known_context_values": len(st.seen), "hour_share": round(share, 4)},
+        )
+
+    def learn_one(self, event: Event, profile: Profile, flagged: bool = False) -> None:
+        if flagged or event.principal_kind == "service":
+            return
+        st = self.state_.get(event.principal_id)
+        if st is None:
+            st = self.state_[event.principal_id] = _ContextState(self.cap)
+        st.n += 1
+        day = day_number(event.ts)
+        for tag, value in zip(TAGS, context_values(event), strict=True):
+            if value is not None:
+                st.seen.add(tagged(tag, value), day)
+        hours = st.hours
+        hour = local_hour(event.ts, event.tz_offset_s)
+        slot = 25 if is_weekend(event.ts, event.tz_offset_s) else 24
+        if hours[hour] == 255 or hours[slot] == 255:
+            for i in range(26):
+                hours[i] >>= 1
+        hours[hour] += 1
+        hours[slot] += 1
+
+    def forget(self, principal_id: str) -> None:
+        self.state_.pop(principal_id, None)
+
+    def n_principals(self) -> int:
+        return len(self.state_)

@@ -1,0 +1,188 @@
+"""Organisation-wide and department-wide shifts (a release, quarter-end, a new table), and the
+damping of per-principal findings that such a shift explains.
+
+Two mechanisms:
+
+* :class:`ShiftMonitor`: hourly activity of the organisation and of each department, as residuals
+  against an hour-of-day × weekday/weekend baseline, fed to River's ``drift.PageHinkley`` (upward).
+  A detected shift is reported (an info/low finding, never a page) and marks the department as
+  shifting for ``shift_hold_s``.
+* Peer findings: the engine tells this detector about every finding
+  (:meth:`Drift.note_finding`); when enough *other* principals of the same department got a finding
+  from the same detector within ``peer_window_s``, the department is doing the same thing right now
+  and :meth:`Drift.is_peer_shift` says so, whatever the monitors have seen yet.
+"""
+
+from __future__ import annotations
+
+import math
+
+from river import drift
+
+from detectors.base import Detector, Finding, Profile
+from detectors.compact import DAY_S, HOUR_S, DistinctCounter, h32, is_weekend
+from detectors.events import Event
+
+
+class ShiftMonitor:
+    """Hourly counts → seasonal residuals → Page-Hinkley (upward shifts only).
+
+    >>> import random
+    >>> rng, m = random.Random(1), ShiftMonitor()
+    >>> hits = [h for h in range(24 * 28) if m.update(h * 3600.0, rng.gauss(100 if h < 24 * 21 else 400, 10))]
+    >>> len(hits) > 0 and min(hits) >= 24 * 21
+    True
+    """
+
+    __slots__ = ("alpha", "base", "detector", "threshold", "n")
+
+    def __init__(self, alpha: float = 0.1, threshold: float = 6.0) -> None:
+        self.alpha = alpha
+        self.threshold = threshold
+        self.base = [math.nan] * 48
+        self.detector = drift.PageHinkley(min_instances=48, delta=0.1, threshold=threshold, mode="up")
+        self.n = 0
+
+    def update(self, hour_start: float, count: float) -> bool:
+        """Feed one closed hour; True when an upward shift is detected."""
+        slot = int(hour_start // HOUR_S) % 24 + (24 if is_weekend(hour_start, 0) else 0)
+        x = math.log1p(count)
+        base = self.base[slot]
+        self.n += 1
+        if math.isnan(base):
+            self.base[slot] = x
+            return False
+        residual = x - base
+        # the baseline adapts slowly; the detector sees the residual against it
+        self.base[slot] = base + self.alpha * min(residual, 0.5)
+        self.detector.update(residual)
+        return bool(self.detector.drift_detected)
+
+
+class _Hour:
+    __slots__ = ("start", "events", "day", "active")
+
+    def __init__(self, start: float) -> None:
+        self.start = start
+        self.events = 0
+        self.day = start - start % DAY_S
+        self.active = DistinctCounter()  # distinct principals active today
+
+
+class Drift(Detector):
+    """Reports organisation and department shifts; damps findings a whole department shares."""
+
+    name = "drift"
+    event_kinds = frozenset({"access"})
+
+    def __init__(
+        self,
+        threshold: float = 6.0,
+        shift_hold_s: float = DAY_S,
+        peer_window_s: float = DAY_S,
+        min_peers: int = 2,
+        min_peer_share: float = 0.05,
+        max_notes: int = 32,
+    ):
+        self.threshold = threshold
+        self.shift_hold_s = shift_hold_s
+        self.peer_window_s = peer_window_s
+        self.min_peers = min_peers
+        self.min_peer_share = min_peer_share
+        self.max_notes = max_notes
+        self.monitors_: dict[str, ShiftMonitor] = {}
+        self.hours_: dict[str, _Hour] = {}
+        self.shift_until_: dict[str, float] = {}
+        self.reports_: dict[str, tuple[float, float]] = {}  # key -> (hour start, events) to report
+        self.notes_: dict[tuple[str, str], list[tuple[int, float]]] = {}
+
+    @staticmethod
+    def _keys(event: Event) -> tuple[str, str]:
+        return "org", f"dept:{event.department or '-'}"
+
+    # -- reporting shifts ---------------------------------------------------------------------
+    def score_one(self, event: Event, profile: Profile) -> Finding | None:
+        for key in self._keys(event):
+            report = self.reports_.get(key)
+            if report is not None:
+                return self._report(event, key, *report)
+        return None
+
+    def _report(self, event: Event, key: str, hour_start: float, events: float) -> Finding:
+        monitor = self.monitors_[key]
+        slot = int(hour_start // HOUR_S) % 24 + (24 if is_weekend(hour_start, 0) else 0)
+        usual = math.expm1(monitor.base[slot])
+        who = "the organisation" if key == "org" else f"department {key[5:]}"
+        return Finding(
+            detector=self.name,
+            event=event,
+            score=events / max(usual, 1.0),
+            title=f"Activity shift in {who}",
+            reasons=[
+                f"{events:.0f} events in the hour from {hour_start:.0f} (epoch s); usual for that hour "
+                f"is {usual:.0f} (Page-Hinkley upward drift, threshold {self.threshold})",
+                f"findings in {who} that the shift explains are damped for {self.shift_hold_s / 3600:.0f} h",
+            ],
+            evidence_event_ids=[event.event_id],
+            baseline={"usual_events_per_hour": round(usual, 1),
+                      "scope": "organisation" if key == "org" else "department"},
+            max_severity=25.0,
+            needs_history=False,
+        )
+
+    def learn_one(self, event: Event, profile: Profile, flagged: bool = False) -> None:
+        pid_key = h32(event.principal_id)
+        for key in self._keys(event):
+            self.reports_.pop(key, None)
+            hour = self.hours_.get(key)
+            if hour is None:
+                hour = self.hours_[key] = _Hour(event.ts - event.ts % HOUR_S)
+            elif event.ts >= hour.start + HOUR_S:
+                self._close(key, hour, event.ts)
+            hour.events += 1
+            hour.active.add(pid_key)
+
+    def _close(self, key: str, hour: _Hour, ts: float) -> None:
+        monitor = self.monitors_.get(key)
+        if monitor is None:
+            monitor = self.monitors_[key] = ShiftMonitor(threshold=self.threshold)
+        if monitor.update(hour.start, hour.events):
+            self.shift_until_[key] = ts + self.shift_hold_s
+            self.reports_[key] = (hour.start, hour.events)
+        hour.start = ts - ts % HOUR_S
+        hour.events = 0
+        if ts - hour.day >= DAY_S:
+            hour.day = ts - ts % DAY_S
+            hour.active.clear()
+
+    # -- damping ------------------------------------------------------------------------------
+    def note_finding(self, finding: Finding, profile: Profile) -> None:
+        """Remember that a principal of a department got a finding (called by the engine)."""
+        event = finding.event
+        key = (f"dept:{event.department or '-'}", finding.detector)
+        notes = self.notes_.setdefault(key, [])
+        horizon = event.ts - self.peer_window_s
+        notes[:] = [n for n in notes if n[1] >= horizon][-self.max_notes + 1 :]
+        notes.append((h32(event.principal_id), event.ts))
+
+    def is_peer_shift(self, finding: Finding, profile: Profile) -> bool:
+        """Whether the principal's department is shifting as a whole, or enough other members got
+        the same kind of finding recently."""
+        event = finding.event
+        dept = f"dept:{event.department or '-'}"
+        if self.shift_until_.get(dept, 0.0) > event.ts:
+            return True  # (an organisation-wide shift is reported, but damps nothing by itself)
+        me = h32(event.principal_id)
+        horizon = event.ts - self.peer_window_s
+        others = {
+            pid for pid, ts in self.notes_.get((dept, finding.detector), ()) if pid != me and ts >= horizon
+        }
+        hour = self.hours_.get(dept)
+        active = hour.active.estimate() if hour is not None else 0.0
+        return len(others) >= max(self.min_peers, self.min_peer_share * active)
+
+    def forget(self, principal_id: str) -> None:
+        """Department-level state only: nothing per principal."""
+
+    def n_principals(self) -> int:
+        return 0

@@ -1,0 +1,154 @@
+"""First touch of a sensitive data category or restricted resource, for the principal and its peers.
+
+Per principal: a bounded :class:`~detectors.compact.SeenSet` of the sensitive items (``category``
+and ``resource`` for confidential or restricted resources) it has touched or been granted. Per peer
+group (department/role), per department and organisation-wide: how many distinct principals have
+touched each item. A first touch that peers share (a team adopting a new table, a new joiner doing
+what colleagues do) is unremarkable; a first touch nobody in the peer group or department makes is
+the finding. Special-category data (health, minors, biometric, genetic) that no peer touches pages
+even without history. An admin's ticketed grant of a resource counts as a touch: the first access
+right after it is expected.
+"""
+
+from __future__ import annotations
+
+from detectors.base import Detector, Finding, Profile
+from detectors.compact import SeenSet, day_number, is_admin, tagged
+from detectors.events import SENSITIVITY_RANK, SPECIAL_CATEGORIES, Event
+
+DAY_S = 86_400.0
+
+
+def _items(event: Event) -> list[tuple[str, str, int]]:
+    """(kind, name, hash) of the sensitive items an event touches."""
+    items = [("category", c, tagged(1, c)) for c in event.categories]
+    if event.resource_id and SENSITIVITY_RANK.get(event.sensitivity, 0) >= 2:
+        items.append(("resource", event.resource_id, tagged(2, event.resource_id)))
+    return items
+
+
+class Novelty(Detector):
+    """Flags the first touch of a sensitive item that neither the principal nor its peers touch."""
+
+    name = "novelty"
+
+    def __init__(
+        self,
+        cap_per_principal: int = 24,
+        cap_per_group: int = 256,
+        min_peers: int = 2,
+        min_peer_share: float = 0.2,
+        min_score: float = 2.5,
+        org_warmup_days: float = 3.0,
+        special_min_severity: float = 70.0,
+        admin_roles: tuple[str, ...] = ("admin",),
+        admin_departments: tuple[str, ...] = ("it_admin",),
+    ):
+        self.cap_per_principal = cap_per_principal
+        self.cap_per_group = cap_per_group
+        self.min_peers = min_peers
+        self.min_peer_share = min_peer_share
+        self.min_score = min_score
+        self.org_warmup_days = org_warmup_days
+        self.special_min_severity = special_min_severity
+        self.admin_roles = admin_roles
+        self.admin_departments = admin_departments
+        self.seen_: dict[str, SeenSet] = {}
+        #: group key ("peer:<dept/role>", "dept:<dept>", "org") -> item hash -> distinct principals
+        self.groups_: dict[str, dict[int, int]] = {}
+        self.group_size_: dict[str, int] = {}
+        self.origin_: float | None = None
+
+    @staticmethod
+    def _group_keys(event: Event) -> tuple[str, str, str]:
+        return f"peer:{event.peer_group}", f"dept:{event.department or '-'}", "org"
+
+    def _weight(self, kind: str, name: str, event: Event) -> float:
+        if kind == "category":
+            if name in SPECIAL_CATEGORIES:
+                return 4.0
+            return 1.0 if name.startswith("pii.") else 0.5
+        return 3.0 if event.sensitivity == "restricted" else 1.5
+
+    def score_one(self, event: Event, profile: Profile) -> Finding | None:
+        if not event.is_access or event.outcome != "allowed" or self.origin_ is None:
+            return None
+        items = _items(event)
+        if not items:
+            return None
+        seen = self.seen_.get(event.principal_id)
+        new = [item for item in items if seen is None or item[2] not in seen]
+        if not new:
+            return None
+        peer_key, dept_key, org_key = self._group_keys(event)
+        peer_size = max(self.group_size_.get(peer_key, 1), 1)
+        score, reasons, unpeered_special = 0.0, [], False
+        for kind, name, h in new:
+            peers = self.groups_.get(peer_key, {}).get(h, 0)
+            dept = self.groups_.get(dept_key, {}).get(h, 0)
+            org = self.groups_.get(org_key, {}).get(h, 0)
+            weight = self._weight(kind, name, event)
+            if peers >= self.min_peers or peers / peer_size >= self.min_peer_share:
+                weight *= 0.1  # the peer group does this too
+            elif dept >= self.min_peers:
+                weight *= 0.3  # colleagues in the department do
+            elif org == 0:
+                weight *= 0.3  # nobody has touched it yet: most likely a newly created table
+            elif kind == "category" and name in SPECIAL_CATEGORIES and peers == 0 and dept == 0:
+                unpeered_special = True
+            score += weight
+            reasons.append(
+                f"first touch of {kind} {name!r} by this principal; {peers} of ~{peer_size} peers "
+                f"({event.peer_group}), {dept} others in the department and {org} in the "
+                "organisation touch it"
+            )
+        if score < self.min_score:
+            return None
+        established = event.ts - self.origin_ >= self.org_warmup_days * DAY_S
+        return Finding(
+            detector=self.name,
+            event=event,
+            score=score,
+            title=f"First access to {event.sensitivity or 'sensitive'} {new[0][1]}",
+            reasons=reasons + [f"this principal has touched {len(seen or ())} sensitive items before"],
+            evidence_event_ids=[event.event_id],
+            baseline={"known_items": len(seen or ()), "peer_group_size": peer_size},
+            min_severity=self.special_min_severity if unpeered_special and established else 0.0,
+            needs_history=not (unpeered_special and established),
+        )
+
+    def learn_one(self, event: Event, profile: Profile, flagged: bool = False) -> None:
+        if self.origin_ is None:
+            self.origin_ = event.ts
+        if flagged or event.outcome != "allowed":
+            return
+        if not event.is_access and (event.change != "grant" or not (event.ticket and self._by_admin(event))):
+            return  # only an admin's ticketed grant makes the first access expected
+        items = _items(event)
+        seen = self.seen_.get(event.principal_id)
+        if seen is None:
+            seen = self.seen_[event.principal_id] = SeenSet(self.cap_per_principal)
+            for key in self._group_keys(event):
+                self.group_size_[key] = self.group_size_.get(key, 0) + 1
+        day = day_number(event.ts)
+        for _, _, h in items:
+            if seen.add(h, day) and event.is_access:
+                for key in self._group_keys(event):
+                    self._count(key, h)
+
+    def _by_admin(self, event: Event) -> bool:
+        return is_admin(event.actor_role, event.actor_department, self.admin_roles, self.admin_departments)
+
+    def _count(self, key: str, h: int) -> None:
+        counts = self.groups_.get(key)
+        if counts is None:
+            counts = self.groups_[key] = {}
+        if h not in counts and len(counts) >= self.cap_per_group:
+            del counts[min(counts, key=counts.__getitem__)]  # drop the rarest item
+        counts[h] = counts.get(h, 0) + 1
+
+    def forget(self, principal_id: str) -> None:
+        self.seen_.pop(principal_id, None)
+
+    def n_principals(self) -> int:
+        return len(self.seen_)

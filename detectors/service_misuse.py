@@ -1,0 +1,125 @@
+"""Service credentials used like a person: a service principal seen from a new network or country,
+with a browser-like user agent, doing exports or downloads it never does, at office hours unlike
+its round-the-clock profile.
+
+Per service principal: one bounded seen-set of tagged hashes (country, IP /24, device, agent,
+action) and a 24-bin UTC hour profile.
+"""
+
+from __future__ import annotations
+
+from detectors.base import Detector, Finding, Profile
+from detectors.compact import HOUR_S, SeenSet, day_number, tagged
+from detectors.context import ip_prefix
+from detectors.events import Event
+from detectors.volume import EXPORT_ACTIONS
+
+BROWSER_MARKERS = ("mozilla/", "applewebkit", "chrome/", "safari/", "firefox/", "edg/")
+
+
+def looks_like_browser(user_agent: str | None) -> bool:
+    """
+    >>> looks_like_browser("Mozilla/5.0 (X11)"), looks_like_browser("etl-runner/2.1")
+    (True, False)
+    >>> looks_like_browser(None)
+    False
+    """
+    ua = (user_agent or "").lower()
+    return any(marker in ua for marker in BROWSER_MARKERS)
+
+
+class _ServiceState:
+    __slots__ = ("seen", "hours", "n")
+
+    def __init__(self, cap: int) -> None:
+        self.seen = SeenSet(cap)
+        self.hours = bytearray(24)
+        self.n = 0
+
+
+class ServiceMisuse(Detector):
+    """Flags a service principal acting like a human (scored only for ``principal_kind == "service"``)."""
+
+    name = "service_misuse"
+    event_kinds = frozenset({"access"})
+
+    def __init__(self, cap: int = 24, min_history: int = 50, min_score: float = 2.5):
+        self.cap = cap
+        self.min_history = min_history
+        self.min_score = min_score
+        self.state_: dict[str, _ServiceState] = {}
+
+    @staticmethod
+    def _values(event: Event) -> tuple[tuple[str, str | None], ...]:
+        return (
+            ("country", event.country),
+            ("network", ip_prefix(event.ip)),
+            ("device", event.device_id),
+            ("agent", event.user_agent),
+            ("action", event.action),
+        )
+
+    def score_one(self, event: Event, profile: Profile) -> Finding | None:
+        if event.principal_kind != "service":
+            return None
+        st = self.state_.get(event.principal_id)
+        if st is None or st.n < self.min_history:
+            return None
+        new = {
+            f: v for tag, (f, v) in enumerate(self._values(event), 1) if v and tagged(tag, v) not in st.seen
+        }
+        if not new:
+            return None
+        signals: list[tuple[float, str]] = []
+        if "country" in new:
+            signals.append((1.5, f"new country {new['country']!r}"))
+        if "network" in new:
+            signals.append((1.0, f"new network {new['network']}.0/24"))
+        if "device" in new:
+            signals.append((0.5, f"new host/device {new['device']!r}"))
+        if "agent" in new and looks_like_browser(event.user_agent):
+            signals.append((1.5, f"browser-like user agent {event.user_agent!r}"))
+        elif "agent" in new:
+            signals.append((0.5, f"new user agent {event.user_agent!r}"))
+        if "action" in new and event.action in EXPORT_ACTIONS:
+            signals.append((1.5, f"{event.action}, which this service never does"))
+        hour = int(event.ts // HOUR_S) % 24
+        total = sum(st.hours)
+        share = (st.hours[hour] + 0.5) / (total + 12.0)
+        if share < 0.25 / 24:
+            signals.append((0.5, f"UTC hour {hour:02d} holds {share:.1%} of its activity"))
+        score = sum(w for w, _ in signals)
+        if score < self.min_score or len(signals) < 2:
+            return None
+        return Finding(
+            detector=self.name,
+            event=event,
+            score=score,
+            title="Service credentials used like a person",
+            reasons=[why for _, why in signals] + [f"profile of {st.n} events, {len(st.seen)} known values"],
+            evidence_event_ids=[event.event_id],
+            baseline={"known_values": len(st.seen), "events": st.n},
+        )
+
+    def learn_one(self, event: Event, profile: Profile, flagged: bool = False) -> None:
+        if flagged or event.principal_kind != "service":
+            return
+        st = self.state_.get(event.principal_id)
+        if st is None:
+            st = self.state_[event.principal_id] = _ServiceState(self.cap)
+        st.n += 1
+        day = day_number(event.ts)
+        for tag, (_, v) in enumerate(self._values(event), 1):
+            if v:
+                st.seen.add(tagged(tag, v), day)
+        hour = int(event.ts // HOUR_S) % 24
+        if st.hours[hour] == 255:
+            for i in range(24):
+                st.hours[i] >>= 1
+        st.hours[hour] += 1
+
+    def forget(self, principal_id: str) -> None:
+        self.state_.pop(principal_id, None)
+
+    def n_principals(self) -> int:
+        return len(self.state_)

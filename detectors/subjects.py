@@ -1,0 +1,216 @@
+"""Snooping: many distinct data subjects looked up one by one, against the principal's own and its
+peers' usual number per hour and per day.
+
+Only *lookups* count (events touching at most ``max_lookup_subjects`` subjects): a bulk export of a
+whole table is the volume detector's business. Distinct subjects are counted in a 64-byte linear
+counting bitmap per window (hashed ``subject_refs``; events without refs add their ``subjects``
+count). Baselines are kept on the square root of the counts (variance-stabilising for counts,
+so quiet hours do not inflate the spread the way they do on a log scale). The hour window slides
+approximately: the previous hour counts with a linearly decaying
+weight, as in a sliding-window rate limiter.
+"""
+
+from __future__ import annotations
+
+import math
+
+from detectors.base import Detector, Finding, Profile
+from detectors.compact import DAY_S, EW, HOUR_S, DistinctCounter, h32_once
+from detectors.events import Event
+
+
+class _Window:
+    __slots__ = ("start", "counter", "plain", "prev", "flagged", "first_event")
+
+    def __init__(self, start: float) -> None:
+        self.start = start
+        self.counter = DistinctCounter()
+        self.plain = 0  # subjects of events without refs (a count, not distinct)
+        self.prev = 0.0  # estimate of the previous window, for the sliding approximation
+        self.flagged = False
+        self.first_event = ""
+
+    def estimate(self, extra_ones: int = 0, extra_plain: int = 0) -> float:
+        return self.counter.estimate(extra_ones) + self.plain + extra_plain
+
+
+_EMPTY = DistinctCounter()  # never mutated
+
+
+class _SubjectState:
+    __slots__ = ("hour", "day", "hour_base", "day_base")
+
+    def __init__(self, ts: float) -> None:
+        self.hour = _Window(ts - ts % HOUR_S)
+        self.day = _Window(ts - ts % DAY_S)
+        self.hour_base = EW()
+        self.day_base = EW()
+
+
+class Subjects(Detector):
+    """Flags a principal whose distinct-subject count in the last hour or day is far above its own
+    and its peers' usual count.
+
+    >>> from detectors.base import Profile
+    >>> d, p = Subjects(), Profile(first_ts=0.0, last_ts=0.0)
+    >>> t, n = 0.0, 0
+    >>> for day in range(10):
+    ...     for i in range(30):
+    ...         t = day * 86_400 + 32_400 + i * 900
+    ...         e = Event(kind="access", event_id=f"e{n}", ts=t, principal_id="u",
+    ...                   subject_refs=(f"s{n % 40}",))
+    ...         d.learn_one(e, p); n += 1
+    >>> found = None
+    >>> for i in range(200):
+    ...     e = Event(kind="access", event_id=f"x{i}", ts=t + 86_400 + i * 20, principal_id="u",
+    ...               subject_refs=(f"v{i}",))
+    ...     found = found or d.score_one(e, p)
+    ...     d.learn_one(e, p, flagged=found is not None)
+    >>> found.title
+    'Many distinct data subjects looked up'
+    """
+
+    name = "subjects"
+    event_kinds = frozenset({"access"})
+    shift_sensitive = True
+
+    def __init__(
+        self,
+        alpha: float = 0.05,
+        max_lookup_subjects: int = 20,
+        min_z: float = 3.5,
+        min_ratio: float = 2.5,
+        min_distinct_hour: int = 50,
+        min_distinct_day: int = 150,
+        min_history: int = 5,
+        std_floor: float = 1.0,
+    ):
+        self.alpha = alpha
+        self.max_lookup_subjects = max_lookup_subjects
+        self.min_z = min_z
+        self.min_ratio = min_ratio
+        self.min_distinct_hour = min_distinct_hour
+        self.min_distinct_day = min_distinct_day
+        self.min_history = min_history
+        self.std_floor = std_floor
+        self.state_: dict[str, _SubjectState] = {}
+        self.peers_: dict[tuple[str, str], EW] = {}
+
+    def _is_lookup(self, event: Event) -> bool:
+        n = len(event.subject_refs) or event.subjects
+        return 0 < n <= self.max_lookup_subjects and event.outcome == "allowed"
+
+    def score_one(self, event: Event, profile: Profile) -> Finding | None:
+        if not self._is_lookup(event):
+            return None
+        st = self.state_.get(event.principal_id)
+        if st is None:
+            return None
+        best: tuple[float, str, float, EW, _Window] | None = None
+        for label, window, base, span, floor in (
+            ("hour", st.hour, st.hour_base, HOUR_S, self.min_distinct_hour),
+            ("day", st.day, st.day_base, DAY_S, self.min_distinct_day),
+        ):
+            if base.n < self.min_history:
+                continue
+            est = self._estimate_with(window, event, span)
+            if est < floor or est < self.min_ratio * base.upper() ** 2:
+                continue
+            z = base.z(math.sqrt(est), self.std_floor)
+            peers = self.peers_.get((profile.peer_group, label))
+            if peers is not None and peers.n >= self.min_history:
+                z = min(z, peers.z(math.sqrt(est), self.std_floor))
+            if z >= self.min_z and (best is None or z > best[0]):
+                best = (z, label, est, base, window)
+        if best is None:
+            return None
+        return self._finding(event, profile, *best)
+
+    def _estimate_with(self, window: _Window, event: Event, span: float) -> float:
+        """Sliding estimate (this window plus a decaying share of the previous one) with ``event``."""
+        plain = 0 if event.subject_refs else event.subjects
+        if event.ts >= window.start + span:  # the event opens a new window
+            prev = window.estimate() if event.ts < window.start + 2 * span else 0.0
+            elapsed = event.ts % span
+            current = _EMPTY.estimate(self._new_ones(_EMPTY, event)) + plain
+        else:
+            prev, elapsed = window.prev, event.ts - window.start
+            current = window.estimate(self._new_ones(window.counter, event), plain)
+        return current + prev * max(0.0, 1.0 - elapsed / span)
+
+    @staticmethod
+    def _new_ones(counter: DistinctCounter, event: Event) -> int:
+        if not event.subject_refs:
+            return 0
+        seen: set[int] = set()
+        for ref in event.subject_refs:
+            key = h32_once(ref)
+            pos = key >> DistinctCounter.SHIFT
+            if pos not in seen and counter.is_new(key):
+                seen.add(pos)
+        return len(seen)
+
+    def _finding(
+        self, event: Event, profile: Profile, z: float, label: str, est: float, base: EW, window: _Window
+    ):
+        usual = base.upper() ** 2
+        peers = self.peers_.get((profile.peer_group, label))
+        peer_usual = peers.upper() ** 2 if peers is not None and peers.n else float("nan")
+        return Finding(
+            detector=self.name,
+            event=event,
+            score=z,
+            title="Many distinct data subjects looked up",
+            reasons=[
+                f"about {est:,.0f} distinct data subjects looked up in the last {label}; this principal "
+                f"usually looks up at most {usual:,.0f} per active {label} (z={z:.1f})",
+                f"peers ({profile.peer_group}) look up at most {peer_usual:,.0f} per active {label}",
+            ],
+            evidence_event_ids=[e for e in (window.first_event, event.event_id) if e],
+            baseline={
+                f"usual_subjects_per_{label}": round(usual),
+                f"peer_subjects_per_{label}": round(peer_usual),
+            },
+        )
+
+    def learn_one(self, event: Event, profile: Profile, flagged: bool = False) -> None:
+        if not self._is_lookup(event):
+            return
+        st = self.state_.get(event.principal_id)
+        if st is None:
+            st = self.state_[event.principal_id] = _SubjectState(event.ts)
+        for label, window, base, span in (
+            ("hour", st.hour, st.hour_base, HOUR_S),
+            ("day", st.day, st.day_base, DAY_S),
+        ):
+            if event.ts >= window.start + span:
+                self._close(window, base, (profile.peer_group, label), event.ts, span)
+            if event.subject_refs:
+                for ref in event.subject_refs:
+                    window.counter.add(h32_once(ref))
+            else:
+                window.plain += event.subjects
+            if not window.first_event:
+                window.first_event = event.event_id
+            window.flagged = window.flagged or flagged
+
+    def _close(self, window: _Window, base: EW, peer_key: tuple[str, str], ts: float, span: float) -> None:
+        est = window.estimate()
+        if not window.flagged:  # anomalous windows are not learned as normal
+            base.update(math.sqrt(est), self.alpha)
+            peers = self.peers_.get(peer_key)
+            if peers is None:
+                peers = self.peers_[peer_key] = EW()
+            peers.update(math.sqrt(est), self.alpha / 4)
+        window.prev = est if ts < window.start + 2 * span else 0.0
+        window.start = ts - ts % span
+        window.counter.clear()
+        window.plain = 0
+        window.flagged = False
+        window.first_event = ""
+
+    def forget(self, principal_id: str) -> None:
+        self.state_.pop(principal_id, None)
+
+    def n_principals(self) -> int:
+        return len(self.state_)

@@ -1,0 +1,71 @@
+"""``privwatch simulate``: write a labelled organisation stream to files, or produce it to Kafka."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from .generator import DEFAULT_START, simulate
+from .output import ACCESS_TOPIC, PERMISSION_TOPIC, meta, produce_to_kafka, write_outputs
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``simulate`` subcommand to an argparse ``subparsers`` object."""
+    p = subparsers.add_parser(
+        "simulate", help="simulate an organisation's events with labelled incidents",
+        description="Simulate a realistic organisation's access and permission events with labelled "
+                    "privacy incidents and benign shifts: DIR/events.jsonl, DIR/labels.jsonl, DIR/meta.json.")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--principals", type=int, default=500, help="humans and service accounts (>= 20)")
+    p.add_argument("--days", type=int, default=21)
+    p.add_argument("--output", type=Path, help="output directory (required unless --kafka)")
+    p.add_argument("--incidents", type=int, default=None,
+                   help="total incidents (default: about 2 of each kind per 500 principals x 21 days)")
+    p.add_argument("--baseline-days", type=int, default=8, help="days without incidents at the start")
+    p.add_argument("--start", default=DEFAULT_START, help="first day (UTC), YYYY-MM-DD")
+    p.add_argument("--kafka", action="store_true", help="produce the events to Kafka")
+    p.add_argument("--bootstrap-servers", default="127.0.0.1:9092")
+    p.add_argument("--access-topic", default=ACCESS_TOPIC)
+    p.add_argument("--permission-topic", default=PERMISSION_TOPIC)
+    p.add_argument("--speedup", type=float, default=0.0,
+                   help="event time runs this many times faster than real time (0: as fast as possible)")
+    p.set_defaults(func=run)
+
+
+def _progress(n: int) -> None:
+    print(f"simulate: produced {n:,} events", file=sys.stderr, flush=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.output is None and not args.kafka:
+        print("simulate: give --output DIR, --kafka, or both", file=sys.stderr)
+        return 2
+    began = time.perf_counter()
+    try:
+        events, labels = simulate(args.seed, args.principals, args.days, args.incidents,
+                                  args.baseline_days, args.start)
+    except (ValueError, LookupError) as exc:
+        print(f"simulate: {exc}", file=sys.stderr)
+        return 2
+    took = time.perf_counter() - began
+    print(f"simulate: {len(events):,} events, {len(labels)} labels in {took:.1f} s "
+          f"({len(events) / max(took, 1e-9):,.0f} events/s)", file=sys.stderr)
+    if args.output is not None:
+        info = meta(args.seed, args.principals, args.days, args.start, args.baseline_days, events, labels)
+        write_outputs(args.output, events, labels, info)
+        print(f"simulate: wrote {args.output}/events.jsonl, labels.jsonl, meta.json", file=sys.stderr)
+    if args.kafka:
+        from kafka.errors import KafkaError
+
+        if args.output is None:
+            print("simulate: no --output, so the labels are not kept", file=sys.stderr)
+        try:
+            produce_to_kafka(events, args.bootstrap_servers, args.access_topic, args.permission_topic,
+                             args.speedup, on_progress=_progress)
+        except KafkaError as exc:
+            print(f"simulate: cannot produce to {args.bootstrap_servers}: {exc!r}", file=sys.stderr)
+            return 1
+    return 0

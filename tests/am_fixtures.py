@@ -1,0 +1,143 @@
+"""A real Prometheus Alertmanager for tests, started on free loopback ports.
+
+Integration tests must fail, not skip, when Alertmanager is missing (DESIGN.md): CI expects it.
+``PRIVWATCH_TEST_ALERTMANAGER`` overrides the binary path.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+AM_BINARY = os.environ.get("PRIVWATCH_TEST_ALERTMANAGER", "/usr/bin/prometheus-alertmanager")
+READY_TIMEOUT_S = 20.0
+
+# group_by incident_id: one incident is one group; group_wait 0s / group_interval 1s keep tests fast.
+CONFIG = """\
+global:
+  resolve_timeout: 5m
+route:
+  receiver: "null"
+  group_by: ["alertname", "incident_id"]
+  group_wait: 0s
+  group_interval: 1s
+  repeat_interval: 1h
+receivers:
+  - name: "null"
+"""
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def get_json(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 (loopback test server)
+        return json.loads(response.read())
+
+
+def wait_for(predicate: Callable[[], Any], timeout_s: float = 10.0, interval_s: float = 0.05) -> Any:
+    """Poll until ``predicate()`` is truthy and return it; fail the test with a message otherwise."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"condition not met within {timeout_s}s: {getattr(predicate, '__name__', predicate)}")
+        time.sleep(interval_s)
+
+
+class AlertmanagerProcess:
+    """One Alertmanager: :meth:`start` and :meth:`stop` may be called repeatedly on the same port."""
+
+    def __init__(self, workdir: Path, port: int | None = None) -> None:
+        if not os.access(AM_BINARY, os.X_OK):
+            pytest.fail(f"Alertmanager not found at {AM_BINARY}: install the Debian package "
+                        "prometheus-alertmanager (make sysdeps)", pytrace=False)
+        self.workdir = workdir
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen[bytes] | None = None
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.config = workdir / "alertmanager.yml"
+        self.config.write_text(CONFIG)
+        self.log = workdir / "alertmanager.log"
+
+    def start(self) -> None:
+        args = [
+            AM_BINARY, f"--config.file={self.config}", f"--storage.path={self.workdir / 'data'}",
+            f"--web.listen-address=127.0.0.1:{self.port}",
+            "--cluster.listen-address=",  # empty: no gossip, no second port
+        ]
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while not self.ready():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                tail = self.log.read_text(errors="replace")[-2000:]
+                pytest.fail(f"Alertmanager did not become ready on {self.url}:\n{tail}", pytrace=False)
+            time.sleep(0.05)
+
+    def ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(self.url + "/-/ready", timeout=1) as response:  # noqa: S310
+                return bool(response.status == 200)
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def alerts(self) -> list[dict[str, Any]]:
+        """Active alerts (``GET /api/v2/alerts``)."""
+        return list(get_json(self.url + "/api/v2/alerts"))
+
+    def groups(self) -> list[dict[str, Any]]:
+        """Alert groups (``GET /api/v2/alerts/groups``)."""
+        return list(get_json(self.url + "/api/v2/alerts/groups"))
+
+
+# Registered under short names; test modules import the *_fixture functions (which pytest then
+# finds by their ``name=``), so no test argument shadows an import.
+@pytest.fixture(name="alertmanager_factory")
+def alertmanager_factory_fixture(tmp_path: Path) -> Iterator[Callable[..., AlertmanagerProcess]]:
+    """Make Alertmanagers (not started); all are stopped at teardown."""
+    made: list[AlertmanagerProcess] = []
+
+    def make(port: int | None = None) -> AlertmanagerProcess:
+        am = AlertmanagerProcess(tmp_path / f"am{len(made)}", port)
+        made.append(am)
+        return am
+
+    yield make
+    for am in made:
+        am.stop()
+
+
+@pytest.fixture(name="alertmanager")
+def alertmanager_fixture(alertmanager_factory: Callable[..., AlertmanagerProcess]) -> AlertmanagerProcess:
+    """A running Alertmanager; its base URL is ``.url``."""
+    am = alertmanager_factory()
+    am.start()
+    return am

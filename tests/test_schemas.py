@@ -1,0 +1,81 @@
+"""The pydantic models agree with the shared JSON Schemas on the examples and on invalid documents."""
+
+from __future__ import annotations
+
+import copy
+
+import orjson
+import pytest
+from contract_schemas import validator
+from factories import example
+from pydantic import ValidationError
+
+from stream.schemas import INPUT_ADAPTER, Alert
+
+
+@pytest.mark.parametrize("name", ["access-event", "permission-event"])
+def test_examples_accepted_by_both(name):
+    doc = example(name)
+    assert not list(validator(name).iter_errors(doc))
+    assert INPUT_ADAPTER.validate_json(orjson.dumps(doc))["event_id"] == doc["event_id"]
+
+
+def test_alert_example_accepted_by_both():
+    doc = example("alert")
+    assert not list(validator("alert").iter_errors(doc))
+    assert Alert.model_validate(doc).alert_id == doc["alert_id"]
+
+
+def _mutate(name, path, value):
+    doc = copy.deepcopy(example(name))
+    target = doc
+    for key in path[:-1]:
+        target = target[key]
+    if value is _DELETE:
+        del target[path[-1]]
+    else:
+        target[path[-1]] = value
+    return doc
+
+
+_DELETE = object()
+
+INVALID = [
+    ("access-event", ("event_id",), _DELETE),
+    ("access-event", ("event_id",), ""),
+    ("access-event", ("event_id",), "x" * 129),
+    ("access-event", ("ts",), _DELETE),
+    ("access-event", ("ts",), "yesterday"),
+    ("access-event", ("action",), "steal"),
+    ("access-event", ("records",), -1),
+    ("access-event", ("records",), "12"),
+    ("access-event", ("records",), 1.5),
+    ("access-event", ("outcome",), "maybe"),
+    ("access-event", ("principal",), _DELETE),
+    ("access-event", ("principal", "id"), ""),
+    ("access-event", ("principal", "kind"), "robot"),
+    ("access-event", ("resource", "sensitivity"), "secret"),
+    ("access-event", ("resource", "id"), 42),
+    ("access-event", ("subject_refs",), ["s"] * 1001),
+    ("access-event", ("source", "country"), "TOO-LONG-1"),
+    ("access-event", ("type",), "permission"),
+    ("permission-event", ("change",), "steal"),
+    ("permission-event", ("target",), _DELETE),
+    ("permission-event", ("permission",), ""),
+    ("permission-event", ("privileged",), "yes"),
+    ("permission-event", ("actor", "id"), None),
+]
+
+
+@pytest.mark.parametrize(("name", "path", "value"), INVALID, ids=[f"{n}:{'.'.join(p)}" for n, p, _ in INVALID])
+def test_invalid_documents_rejected_by_both(name, path, value):
+    doc = _mutate(name, path, value)
+    assert list(validator(name).iter_errors(doc)), "the JSON Schema should reject this"
+    with pytest.raises(ValidationError):
+        INPUT_ADAPTER.validate_json(orjson.dumps(doc))
+
+
+def test_unknown_extra_fields_are_allowed_and_ignored():
+    doc = example("access-event") | {"tenant": "acme", "nested": {"x": 1}}
+    assert not list(validator("access-event").iter_errors(doc))
+    assert "tenant" not in INPUT_ADAPTER.validate_json(orjson.dumps(doc))

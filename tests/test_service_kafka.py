@@ -1,0 +1,118 @@
+"""The service against the real broker: alerts out, dead letters, graceful stop and resume."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import orjson
+import pytest
+from factories import T0, access, routine_then_bulk
+from kafka_helpers import committed, principal_key, produce, read_all
+from prometheus_client import CollectorRegistry
+
+from stream.metrics import Metrics
+from stream.service import Service
+from stream.settings import Settings
+
+pytestmark = pytest.mark.integration
+
+
+def _settings(bootstrap: str, topics: dict[str, str], group: str, **extra) -> Settings:
+    return Settings(
+        bootstrap_servers=bootstrap, group_id=group, access_topic=topics["access"],
+        permission_topic=topics["permission"], alerts_topic=topics["alerts"],
+        dead_letter_topic=topics["dead-letter"], feedback_topic=topics["feedback"], state_topic=topics["state"],
+        metrics_port=0, commit_interval_ms=200, merge_wait_ms=100, **extra,
+    )
+
+
+def _run_service(settings: Settings, max_idle_s: float = 4.0) -> tuple[Service, Metrics]:
+    metrics = Metrics(CollectorRegistry(), ["volume"])
+    service = Service(settings, metrics)
+    thread = threading.Thread(target=service.run, kwargs={"max_idle_s": max_idle_s})
+    thread.start()
+    thread.join(timeout=120)
+    assert not thread.is_alive(), "service did not stop"
+    return service, metrics
+
+
+def _value(metrics: Metrics, name: str, **labels) -> float:
+    return metrics.registry.get_sample_value(name, labels) or 0.0
+
+
+def test_events_in_alerts_out(kafka_bootstrap, fresh_topics, group_id):
+    topics = fresh_topics(n_partitions=3)
+    docs = routine_then_bulk("u-100") + routine_then_bulk("u-200", days=5)
+    produce(kafka_bootstrap, topics["access"], docs, principal_key)
+    _, metrics = _run_service(_settings(kafka_bootstrap, topics, group_id))
+    alerts = read_all(kafka_bootstrap, topics["alerts"])
+    paging = {r.key.decode(): orjson.loads(r.value) for r in alerts
+              if orjson.loads(r.value)["level"] in {"medium", "high", "critical"}}
+    assert {a["evidence_event_ids"][-1] for a in paging.values()} == {"u-100-bulk", "u-200-bulk"}
+    assert all(key == alert["alert_id"] for key, alert in paging.items())
+    assert _value(metrics, "privwatch_events_consumed_total", type="access", outcome="processed") == len(docs)
+
+
+def test_malformed_records_go_to_dead_letter_with_reason(kafka_bootstrap, fresh_topics, group_id):
+    topics = fresh_topics(n_partitions=3)
+    good = [access(f"g{i}", T0 + i, f"u-{i % 7}") for i in range(200)]
+    bad = [b"{broken", b"[]", orjson.dumps(access("x", T0) | {"records": -5}), "\u2603".encode(), b"null"]
+    produce(kafka_bootstrap, topics["access"], good[:100] + bad + good[100:], principal_key)
+    _, metrics = _run_service(_settings(kafka_bootstrap, topics, group_id))
+    letters = read_all(kafka_bootstrap, topics["dead-letter"], expect=len(bad))
+    assert sorted(r.value for r in letters) == sorted(bad)
+    for record in letters:
+        headers = dict(record.headers)
+        assert headers["privwatch.reason"] in {b"malformed_json", b"schema"}
+        assert headers["privwatch.source.topic"] == topics["access"].encode()
+        assert int(headers["privwatch.source.offset"]) >= 0
+    processed = _value(metrics, "privwatch_events_consumed_total", type="access", outcome="processed")
+    dead = _value(metrics, "privwatch_events_consumed_total", type="access", outcome="dead_lettered")
+    assert (processed, dead) == (len(good), len(bad))
+    offsets = committed(kafka_bootstrap, group_id, [topics["access"]])
+    assert sum(offsets.values()) == processed + dead
+
+
+def _spawn(settings_args: list[str]) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "stream", "run", *settings_args],
+                            stderr=subprocess.PIPE, text=True, env=os.environ | {"PYTHONUNBUFFERED": "1"})
+
+
+def _handled(stderr: str) -> int:
+    match = re.search(r"stopped cleanly handled=(\d+)", stderr)
+    assert match, stderr[-3000:]
+    return int(match.group(1))
+
+
+def test_sigterm_commits_exactly_what_was_processed_and_restart_resumes(kafka_bootstrap, fresh_topics, group_id):
+    topics = fresh_topics(n_partitions=3)
+    docs = [access(f"e{i}", T0 + i, f"u-{i % 50}", action="read", records=1 + i % 5) for i in range(60_000)]
+    produce(kafka_bootstrap, topics["access"], docs, principal_key)
+    s = _settings(kafka_bootstrap, topics, group_id, max_poll_records=200)
+    args = ["--bootstrap-servers", kafka_bootstrap, "--group-id", group_id, "--metrics-port", "0",
+            "--max-poll-records", "200", "--commit-interval-ms", "200"]
+    args += [f"--{k.replace('_', '-')}" + f"={getattr(s, k)}" for k in (
+        "access_topic", "permission_topic", "alerts_topic", "dead_letter_topic", "feedback_topic", "state_topic")]
+    proc = _spawn(args)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and sum(committed(kafka_bootstrap, group_id, [s.access_topic]).values()) == 0:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 0, stderr[-3000:]
+    first = _handled(stderr)
+    offsets = committed(kafka_bootstrap, group_id, [s.access_topic])
+    assert sum(offsets.values()) == first
+    assert 0 < first < len(docs), "SIGTERM should land mid-stream"
+
+    proc = _spawn([*args, "--max-idle-s", "3"])
+    _, stderr = proc.communicate(timeout=180)
+    assert proc.returncode == 0, stderr[-3000:]
+    assert first + _handled(stderr) == len(docs)
+    assert sum(committed(kafka_bootstrap, group_id, [s.access_topic]).values()) == len(docs)

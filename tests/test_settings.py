@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+import pytest
+
+from stream.errors import ConfigError
+from stream.settings import Settings, load_settings
+
+
+def test_precedence_flags_env_file_defaults(tmp_path):
+    cfg = tmp_path / "privwatch.toml"
+    cfg.write_text('group_id = "from-file"\nclient_id = "file-client"\nmetrics_port = 1111\n')
+    env = {"PRIVWATCH_CONFIG": str(cfg), "PRIVWATCH_GROUP_ID": "from-env", "PRIVWATCH_METRICS_PORT": "2222"}
+    s = load_settings({"metrics_port": "3333"}, env)
+    assert (s.metrics_port, s.group_id, s.client_id, s.access_topic) == (
+        3333, "from-env", "file-client", "privwatch.access-events")
+
+
+def test_unknown_keys_are_rejected(tmp_path):
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text("gruop_id = 'typo'\n")
+    with pytest.raises(ConfigError, match="gruop_id"):
+        load_settings({"config": str(cfg)}, {})
+    with pytest.raises(ConfigError, match="PRIVWATCH_BOOTSTRAP"):
+        load_settings({}, {"PRIVWATCH_BOOTSTRAP": "x"})
+
+
+def test_invalid_values_are_reported_clearly():
+    with pytest.raises(ConfigError, match="auto_offset_reset"):
+        load_settings({"auto_offset_reset": "middle"}, {})
+
+
+def test_secrets_are_hidden_but_passed_to_kafka():
+    s = Settings(security_protocol="SASL_SSL", sasl_mechanism="PLAIN", sasl_plain_username="svc",
+                 sasl_plain_password="s3cret", state_key="k3y")
+    assert "s3cret" not in repr(s) and "k3y" not in repr(s) and "s3cret" not in str(s.model_dump())
+    assert s.kafka_security()["sasl_plain_password"] == "s3cret"
+
+
+def test_missing_config_file_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_settings({"config": str(tmp_path / "nope.toml")}, {})
