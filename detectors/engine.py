@@ -16,6 +16,7 @@ from detectors.alerts import build_alert
 from detectors.base import Detector, Finding, Profile
 from detectors.calibrate import PAGING_LEVELS, Calibrator, level_for
 from detectors.events import Event
+from detectors.feedback import FeedbackPolicy
 
 MODEL_VERSION = "0.1.0"
 
@@ -62,12 +63,19 @@ class Engine:
         self.watermark = 0.0
         self._next_sweep = 0.0
         self._state_bytes = 0
+        #: shared analyst-feedback policy (not part of the engine's own state, see __getstate__)
+        self.feedback: FeedbackPolicy | None = None
         self._by_kind = {
             kind: [d for d in self.detectors if kind in d.event_kinds] for kind in ("access", "permission")
         }
         self._shift_sensitive = frozenset(d.name for d in self.detectors if d.shift_sensitive)
         #: the detector (drift) that tells whether a peer group is shifting as a whole, if any
         self._shift: Any = next((d for d in self.detectors if hasattr(d, "is_peer_shift")), None)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["feedback"] = None  # shared across engines and rebuilt from the feedback topic
+        return state
 
     def n_principals(self) -> int:
         return len(self.profiles)
@@ -135,6 +143,13 @@ class Engine:
         """Severity, level and cooldown; also whether the event is anomalous (then it is not learned)."""
         event = finding.event
         severity = self._severity(finding, profile)
+        if self.feedback is not None:
+            adjusted, why = self.feedback.adjust(finding, profile, severity)
+            if adjusted is None:  # allow-listed: not raised, and learned as normal if the policy says so
+                return None, not self.feedback.learn_as_normal
+            if why:
+                finding.reasons.append(why)
+            severity = adjusted
         level = level_for(severity)
         flagged = level in PAGING_LEVELS
         if severity < self.config.min_severity:

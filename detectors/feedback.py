@@ -1,0 +1,79 @@
+"""Analyst feedback: what a verdict does to later alerts.
+
+A ``false_positive`` verdict allow-lists the (detector, principal[, resource]) of the alert for
+``allow_s`` of event time: matching findings are not raised and, when ``learn_as_normal``, their
+events are learned as normal. A ``benign`` verdict raises that detector's bar for the principal's
+peer group by ``benign_step`` severity points (decaying after ``allow_s``): the group does this, it
+is not an incident. ``true_positive`` changes nothing but is counted.
+
+The policy is shared by every engine in a process and rebuilt from the whole feedback topic at
+start (like a global table), so it is not part of partition snapshots.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from detectors.base import Finding, Profile
+
+DAY_S = 86_400.0
+
+
+@dataclass
+class Verdict:
+    """A verdict joined with the alert it is about (the service keeps recent alerts to join)."""
+
+    verdict: str
+    ts: float
+    detector: str
+    principal_id: str
+    peer_group: str = "-/-"
+    resource_ids: tuple[str, ...] = ()
+
+
+@dataclass
+class FeedbackPolicy:
+    """Allow-lists and per-peer-group threshold offsets, with event-time expiry.
+
+    >>> from detectors.events import Event
+    >>> policy = FeedbackPolicy()
+    >>> policy.apply(Verdict("false_positive", 0.0, "volume", "u-1", resource_ids=("t1",)))
+    >>> e = Event(kind="access", event_id="e", ts=60.0, principal_id="u-1", resource_id="t1")
+    >>> f = Finding("volume", e, 9.0, "t", ["r"], ["e"])
+    >>> policy.adjust(f, Profile(0.0, 0.0), 90.0)
+    (None, 'allow-listed by analyst feedback')
+    """
+
+    allow_s: float = 30 * DAY_S
+    benign_step: float = 15.0
+    learn_as_normal: bool = True
+    on_suppress: Callable[[str], None] | None = None
+    allow: dict[tuple[str, str, str], float] = field(default_factory=dict)  # (detector, principal, resource)
+    raise_by: dict[tuple[str, str], tuple[float, float]] = field(default_factory=dict)  # -> (points, until)
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def apply(self, verdict: Verdict) -> None:
+        self.counts[verdict.verdict] = self.counts.get(verdict.verdict, 0) + 1
+        until = verdict.ts + self.allow_s
+        if verdict.verdict == "false_positive":
+            for resource in verdict.resource_ids or ("*",):
+                self.allow[(verdict.detector, verdict.principal_id, resource)] = until
+        elif verdict.verdict == "benign":
+            key = (verdict.detector, verdict.peer_group)
+            points, _ = self.raise_by.get(key, (0.0, 0.0))
+            self.raise_by[key] = (min(points + self.benign_step, 45.0), until)
+
+    def adjust(self, finding: Finding, profile: Profile, severity: float) -> tuple[float | None, str | None]:
+        """The severity after feedback (None: suppressed) and a reason to add, if any."""
+        event = finding.event
+        for resource in (event.resource_id or "*", "*"):
+            until = self.allow.get((finding.detector, event.principal_id, resource))
+            if until is not None and event.ts <= until:
+                if self.on_suppress is not None:
+                    self.on_suppress("allow_list")
+                return None, "allow-listed by analyst feedback"
+        raised = self.raise_by.get((finding.detector, profile.peer_group))
+        if raised is not None and event.ts <= raised[1]:
+            return severity - raised[0], f"bar raised by {raised[0]:.0f} points: peers' similar alerts were benign"
+        return severity, None
