@@ -1,10 +1,11 @@
 """Analyst feedback: what a verdict does to later alerts.
 
-A ``false_positive`` verdict allow-lists the (detector, principal[, resource]) of the alert for
-``allow_s`` of event time: matching findings are not raised and, when ``learn_as_normal``, their
-events are learned as normal. A ``benign`` verdict raises that detector's bar for the principal's
-peer group by ``benign_step`` severity points (decaying after ``allow_s``): the group does this, it
-is not an incident. ``true_positive`` changes nothing but is counted.
+A ``false_positive`` or ``benign`` verdict allow-lists the (detector, principal[, resource]) of the
+alert for ``allow_s`` of event time: matching findings are not raised and, when ``learn_as_normal``,
+their events are learned as normal. It also raises that detector's bar for the principal's peer
+group (``false_positive_step`` or ``benign_step`` severity points, capped at ``max_raise``, for
+``allow_s``): what paged wrongly for one member is likely to page wrongly for its peers.
+``true_positive`` changes nothing but is counted.
 
 The policy is shared by every engine in a process and rebuilt from the whole feedback topic at
 start (like a global table), so it is not part of partition snapshots.
@@ -47,6 +48,8 @@ class FeedbackPolicy:
 
     allow_s: float = 30 * DAY_S
     benign_step: float = 15.0
+    false_positive_step: float = 10.0
+    max_raise: float = 30.0
     learn_as_normal: bool = True
     on_suppress: Callable[[str], None] | None = None
     allow: dict[tuple[str, str, str], float] = field(default_factory=dict)  # (detector, principal, resource)
@@ -55,14 +58,15 @@ class FeedbackPolicy:
 
     def apply(self, verdict: Verdict) -> None:
         self.counts[verdict.verdict] = self.counts.get(verdict.verdict, 0) + 1
+        if verdict.verdict == "true_positive":
+            return
         until = verdict.ts + self.allow_s
-        if verdict.verdict == "false_positive":
-            for resource in verdict.resource_ids or ("*",):
-                self.allow[(verdict.detector, verdict.principal_id, resource)] = until
-        elif verdict.verdict == "benign":
-            key = (verdict.detector, verdict.peer_group)
-            points, _ = self.raise_by.get(key, (0.0, 0.0))
-            self.raise_by[key] = (min(points + self.benign_step, 45.0), until)
+        for resource in verdict.resource_ids or ("*",):
+            self.allow[(verdict.detector, verdict.principal_id, resource)] = until
+        step = self.benign_step if verdict.verdict == "benign" else self.false_positive_step
+        key = (verdict.detector, verdict.peer_group)
+        points, _ = self.raise_by.get(key, (0.0, 0.0))
+        self.raise_by[key] = (min(points + step, self.max_raise), until)
 
     def adjust(self, finding: Finding, profile: Profile, severity: float) -> tuple[float | None, str | None]:
         """The severity after feedback (None: suppressed) and a reason to add, if any."""
@@ -75,5 +79,5 @@ class FeedbackPolicy:
                 return None, "allow-listed by analyst feedback"
         raised = self.raise_by.get((finding.detector, profile.peer_group))
         if raised is not None and event.ts <= raised[1]:
-            return severity - raised[0], f"bar raised by {raised[0]:.0f} points: peers' similar alerts were benign"
+            return severity - raised[0], f"bar raised by {raised[0]:.0f} points: analysts judged peers' similar alerts not incidents"
         return severity, None

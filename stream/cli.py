@@ -15,7 +15,8 @@ from stream.errors import PrivwatchError
 log = logging.getLogger("privwatch")
 
 #: Subcommands living in their own modules; each exposes ``register(subparsers)``.
-PLUGINS = ("stream.run", "stream.replay_cli", "stream.simulate.cli", "stream.evaluate.cli", "stream.bench",
+PLUGINS = ("stream.run", "stream.replay_cli", "stream.simulate.cli", "stream.evaluate.cli", "stream.feedback_eval",
+           "stream.bench",
            "stream.demo")
 
 

@@ -95,7 +95,7 @@ class Metrics:
             self.restores.labels(outcome)
         for outcome in ("ok", "failed", "dropped"):
             self.am_sends.labels(outcome)
-        for verdict in ("true_positive", "false_positive", "benign"):
+        for verdict in ("true_positive", "false_positive", "benign", "invalid"):
             self.feedback.labels(verdict)
         for signal in DRIFT_SIGNALS:
             self.drift.labels(signal)

@@ -9,12 +9,13 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from collections import Counter
-from collections.abc import Callable, Iterable
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
 
 from detectors.engine import Engine, EngineConfig
+from detectors.feedback import FeedbackPolicy, Verdict
 from stream.decode import decode, dumps
 from stream.errors import BadRecord
 
@@ -41,9 +42,16 @@ def replay_lines(
     engine: Engine | None = None,
     on_alert: Callable[[dict[str, Any]], object] | None = None,
     progress: Callable[[ReplayResult], None] | None = None,
+    verdicts: Sequence[Verdict] = (),
 ) -> ReplayResult:
-    """Feed raw JSON lines through one engine; collect alerts (or hand each to ``on_alert``)."""
+    """Feed raw JSON lines through one engine; collect alerts (or hand each to ``on_alert``).
+
+    ``verdicts`` (analyst feedback, sorted by ``ts``) take effect when event time reaches them.
+    """
     engine = engine or Engine(EngineConfig())
+    if verdicts and engine.feedback is None:
+        engine.feedback = FeedbackPolicy()
+    pending = deque(verdicts)
     result = ReplayResult()
     now = time.time()
     for number, line in enumerate(lines, 1):
@@ -58,6 +66,8 @@ def replay_lines(
             log.debug("rejected line=%d reason=%s detail=%s", number, bad.reason, bad.detail)
             continue
         result.processed += 1
+        while pending and pending[0].ts <= event.ts:
+            engine.feedback.apply(pending.popleft())  # type: ignore[union-attr]
         for alert in engine.process(event):
             result.n_alerts += 1
             if on_alert is None:

@@ -120,3 +120,5 @@ class Feedback(_Doc):
     ts: AwareDatetime
     analyst: str | None = Field(default=None, max_length=256)
     note: str | None = Field(default=None, max_length=2000)
+    #: optional: scope a false_positive allow-list to one resource of the alert
+    resource_id: str | None = Field(default=None, max_length=512)

@@ -20,17 +20,20 @@ from kafka.errors import KafkaError
 
 from detectors.calibrate import PAGING_LEVELS
 from detectors.engine import Engine, EngineConfig
+from detectors.feedback import FeedbackPolicy
 from stream import kafka_io
 from stream.checkpoint import Checkpoint
 from stream.correlate import Correlator
 from stream.deadletter import DeadLetter
 from stream.decode import Catalog, decode, dumps
-from stream.errors import BadRecord
+from stream.errors import BadRecord, ConfigError
+from stream.feedback import FeedbackReader
 from stream.http import Health
 from stream.merge import Item, Merger
 from stream.metrics import Metrics
 from stream.partitions import Partitions
 from stream.settings import Settings
+from stream.snapshot import MIN_KEY_BYTES
 from stream.statestore import StateStore
 
 log = logging.getLogger(__name__)
@@ -47,6 +50,9 @@ class _Rebalance(ConsumerRebalanceListener):
 
     def on_partitions_assigned(self, assigned: Any) -> None:
         self.service.on_assigned(set(assigned))
+
+    def on_partitions_lost(self, lost: Any) -> None:
+        self.service.on_revoked(set(lost), lost=True)
 
 
 class Service:
@@ -69,7 +75,9 @@ class Service:
         self.clock = clock
         self.inputs = [settings.access_topic, settings.permission_topic]
         engine_config = EngineConfig(cooldown_s=settings.cooldown_s)
-        self.partitions = Partitions(lambda: Engine(engine_config))
+        self.feedback = FeedbackPolicy(on_suppress=lambda reason: metrics.suppressed.labels(reason).inc())
+        self.feedback_reader: FeedbackReader | None = None
+        self.partitions = Partitions(lambda: self._with_feedback(Engine(engine_config)))
         self.checkpoint = Checkpoint()
         self.merger = Merger(self.inputs, settings.merge_wait_ms / 1000.0)
         self.correlator = Correlator(window_s=settings.correlation_window_s)
@@ -87,6 +95,22 @@ class Service:
         self._next_commit = 0.0
         self._next_lag = 0.0
 
+    def _with_feedback(self, engine: Engine) -> Engine:
+        engine.feedback = self.feedback
+        return engine
+
+    def peer_group_of(self, principal_id: str) -> str | None:
+        for engine in self.partitions.engines.values():
+            profile = engine.profiles.get(principal_id)
+            if profile is not None:
+                return profile.peer_group
+        return None
+
+    def _feedback_reader(self) -> FeedbackReader:
+        return FeedbackReader(kafka_io.consumer(self.settings, group_id=None), self.settings.feedback_topic,
+                              self.feedback, self.peer_group_of,
+                              lambda verdict: self.metrics.feedback.labels(verdict).inc())
+
     # -- lifecycle -------------------------------------------------------------------------------
     def request_stop(self, *_: Any) -> None:
         if not self.stopping:
@@ -102,9 +126,13 @@ class Service:
         self.consumer = kafka_io.consumer(self.settings)
         self.producer = kafka_io.producer(self.settings)
         self.store = self._state_store()
+        self.checkpoint.covered_only = self.store is not None
+        self.feedback_reader = self._feedback_reader()
         try:
             n = kafka_io.check_copartitioned(self.consumer, self.inputs)
             log.info("inputs co-partitioned partitions=%d topics=%s", n, ",".join(self.inputs))
+            if self.store is not None:
+                self.store.check()
             self.consumer.subscribe(self.inputs, listener=_Rebalance(self))
             idle_since = self.clock()
             while not self.stopping:
@@ -123,6 +151,8 @@ class Service:
         if self.settings.state_key is None:
             log.warning("no state_key configured: snapshots are off, every restart or rebalance starts cold")
             return None
+        if len(self.settings.state_key.get_secret_value().encode()) < MIN_KEY_BYTES:
+            raise ConfigError(f"state_key must be at least {MIN_KEY_BYTES} bytes")
         return StateStore(
             self.producer,
             lambda: kafka_io.consumer(self.settings, group_id=None),
@@ -136,6 +166,8 @@ class Service:
         # The consumer first: leaving the group runs on_revoked, which still needs the producer.
         if self.consumer is not None:
             self.consumer.close(autocommit=False)
+        if self.feedback_reader is not None:
+            self.feedback_reader.close()
         if self.sink is not None:
             self.sink.close(timeout_s=5.0)  # whatever is still unsent is counted as dropped
         if self.producer is not None:
@@ -147,6 +179,8 @@ class Service:
         """One iteration: poll, handle, maybe commit. Returns how many records were polled."""
         if self.pending_restore:
             self.restore_pending()
+        if self.feedback_reader is not None and self.health.ready:  # after restore: peer groups are known
+            self.feedback_reader.poll()
         batch = self.consumer.poll(timeout_ms=self.settings.poll_timeout_ms,
                                    max_records=self.settings.max_poll_records)
         self.health.beat()
@@ -236,12 +270,15 @@ class Service:
 
     # -- offsets, rebalances, lag ----------------------------------------------------------------
     def commit(self, snapshot: bool = False) -> None:
-        """Flush outputs, snapshot state when due, then commit offsets (in that order)."""
+        """Flush outputs, snapshot state when due, then commit offsets (in that order).
+
+        With snapshots on, what is committed is what a durable snapshot records (see Checkpoint),
+        so offsets only move when a snapshot is written.
+        """
         now = self.clock()
         self._next_commit = now + self.settings.commit_interval_ms / 1000.0
         if self.store is not None and (snapshot or now >= self._next_snapshot):
             self._next_snapshot = now + self.settings.snapshot_interval_s
-            self.producer.flush()
             self.snapshot_all(now)
         try:
             if self.checkpoint.commit(self.consumer, flush=self.producer.flush):
@@ -252,60 +289,118 @@ class Service:
         if self.snapshot_times:
             self.metrics.snapshot_age.set(now - min(self.snapshot_times.values()))
 
-    def snapshot_all(self, now: float) -> None:
-        """Snapshot every owned, restored partition that changed, with the offsets it reflects."""
+    def snapshot_all(self, now: float, only: set[int] | None = None) -> None:
+        """Snapshot every owned, restored partition that changed (or those of ``only``), with the
+        offsets it reflects; once flushed and acknowledged, mark those offsets safe to commit."""
         assert self.store is not None
-        for p in sorted(self.dirty & set(self.partitions.engines) - self.pending_restore):
+        due = self.dirty & set(self.partitions.engines) - self.pending_restore
+        if only is not None:
+            due &= only
+        if not due:
+            return
+        self.producer.flush()  # alerts and dead letters of the handled records first
+        written = []
+        for p in sorted(due):
             engine = self.partitions.engines[p]
             offsets = {topic: self._next_offset(TopicPartition(topic, p)) for topic in self.inputs}
             try:
-                size = self.store.write(p, engine, offsets)
+                written.append((self.store.write(p, engine, offsets), offsets))
             except Exception as exc:  # a failed snapshot must not stop processing; the next one retries
                 self.metrics.snapshots.labels("failed").inc()
                 log.error("snapshot failed partition=%d error=%s", p, type(exc).__name__)
+        try:
+            self.producer.flush(timeout=30)
+        except KafkaError as exc:
+            log.warning("snapshot flush failed error=%s; will retry", type(exc).__name__)
+        for w, offsets in written:
+            if not w.durable():
+                self.metrics.snapshots.labels("failed").inc()
+                log.error("snapshot not acknowledged partition=%d generation=%d; will retry", w.partition, w.seq)
                 continue
-            engine._state_bytes = size
+            for topic, offset in offsets.items():
+                self.checkpoint.cover(TopicPartition(topic, w.partition), offset)
+            self.partitions.engines[w.partition]._state_bytes = w.payload_bytes
             self.metrics.snapshots.labels("ok").inc()
-            self.metrics.snapshot_bytes.set(size)
-            self.snapshot_times[p] = now
-        self.producer.flush()
-        self.dirty.clear()
+            self.metrics.snapshot_bytes.set(w.payload_bytes)
+            self.snapshot_times[w.partition] = now
+            self.dirty.discard(w.partition)
 
     def _next_offset(self, tp: TopicPartition) -> int:
+        """The next offset of ``tp`` the partition's engine has not seen."""
         handled = self.checkpoint.handled.get(tp)
-        return handled + 1 if handled is not None else self.start_offsets.get(tp, 0)
+        return handled + 1 if handled is not None else self.start_offsets[tp]
+
+    _restore_retry_at = 0.0
 
     def restore_pending(self) -> None:
-        """Restore owned partitions' state (paused meanwhile), seek to the offsets it reflects, resume."""
+        """Restore owned partitions' state (paused meanwhile), seek to the offsets it reflects, resume.
+
+        Runs in the poll loop (never in a rebalance callback). A transient failure to read the
+        state topic keeps the partition paused and retries shortly: a cold start there would
+        silently forget the partition's baselines.
+        """
+        if self.clock() < self._restore_retry_at:
+            return
         for p in sorted(self.pending_restore):
             tps = [TopicPartition(topic, p) for topic in self.inputs]
-            restored = self.store.restore(p) if self.store is not None else None
+            try:
+                restored = self.store.restore(p) if self.store is not None else None
+                if restored is None:
+                    positions = {tp: self.consumer.position(tp, timeout_ms=10_000) for tp in tps}
+                else:
+                    positions = {tp: restored.offsets.get(tp.topic) for tp in tps}
+                    for tp, offset in positions.items():
+                        if offset is None:  # a topic the snapshot does not know: from the committed offset
+                            positions[tp] = self.consumer.position(tp, timeout_ms=10_000)
+            except (KafkaError, OSError) as exc:
+                positions, error = {}, type(exc).__name__
+            else:
+                error = "PositionUnknown"
+            if not positions or any(offset is None for offset in positions.values()):
+                self._restore_retry_at = self.clock() + 2.0
+                log.warning("state restore failed partition=%d error=%s; retrying", p, error)
+                return
             if restored is None:
                 self.partitions.engines[p] = self.partitions.make_engine()
                 self.metrics.restores.labels("cold").inc()
-                for tp in tps:
-                    self.start_offsets[tp] = self.consumer.position(tp)
+                log.info("partition cold start partition=%d", p)
             else:
-                self.partitions.engines[p] = restored.engine
+                self.partitions.engines[p] = self._with_feedback(restored.engine)
                 restored.engine._state_bytes = restored.snapshot_bytes
                 self.metrics.restores.labels("restored").inc()
-                for tp in tps:
-                    offset = restored.offsets.get(tp.topic, 0)
-                    self.consumer.seek(tp, offset)
-                    self.start_offsets[tp] = offset
                 self.snapshot_times[p] = self.clock()
+            for tp in tps:
+                offset = positions[tp]
+                assert offset is not None
+                self.consumer.seek(tp, offset)
+                self.start_offsets[tp] = offset
+                self.checkpoint.cover(tp, offset)  # committing this is always safe
             self.consumer.resume(*tps)
-        self.pending_restore.clear()
-        self.health.ready = True
+            self.pending_restore.discard(p)
+        self.health.ready = not self.pending_restore
 
-    def on_revoked(self, revoked: set[TopicPartition]) -> None:
+    def on_revoked(self, revoked: set[TopicPartition], lost: bool = False) -> None:
+        """Rebalance callback (on kafka-python's IO thread: no blocking consumer calls here).
+
+        Revoked partitions get a last snapshot (only if they changed) and an async commit of what
+        it covers, so the new owner resumes exactly there; records buffered but not handled are
+        dropped (the new owner reads them again). Lost partitions are dropped without writing.
+        """
         self.metrics.rebalances.labels("revoked").inc()
-        self.handle_items(drain=False)
-        self.commit()
         numbers = {tp.partition for tp in revoked}
+        if not lost:
+            try:
+                if self.store is not None:
+                    self.snapshot_all(self.clock(), only=numbers)
+                else:
+                    self.producer.flush(timeout=30)
+                self.checkpoint.commit_async(self.consumer, revoked)
+            except Exception as exc:  # the snapshot or commit is best effort here: the last one stands
+                log.warning("hand-off on revoke failed error=%s", type(exc).__name__)
         self.merger.drop(numbers)
         self.partitions.revoke(numbers)
         self.pending_restore -= numbers
+        self.dirty -= numbers
         for p in numbers:
             self.snapshot_times.pop(p, None)
         for tp in revoked:
@@ -315,30 +410,32 @@ class Service:
             with contextlib.suppress(KeyError):
                 self.metrics.consumer_lag.remove(tp.topic, str(tp.partition))
         self.health.ready = False
-        log.info("partitions revoked count=%d", len(revoked))
+        log.info("partitions %s count=%d", "lost" if lost else "revoked", len(revoked))
 
     def on_assigned(self, assigned: set[TopicPartition]) -> None:
+        """Rebalance callback (IO thread): only note and pause; restores run in the poll loop."""
         self.metrics.rebalances.labels("assigned").inc()
         new = {tp.partition for tp in assigned} - set(self.partitions.engines)
         if new:
-            # Restoring is slow: do it in the poll loop, with the partitions paused meanwhile.
             self.pending_restore |= new
             self.consumer.pause(*[tp for tp in assigned if tp.partition in new])
+            self._restore_retry_at = 0.0
         owned = self.consumer.assignment()
         self.metrics.assigned.set(len(owned))
         self.health.ready = not self.pending_restore
         log.info("partitions assigned count=%d owned=%d", len(assigned), len(owned))
 
     def caught_up(self) -> bool:
-        """True when every owned partition has been handled up to its log end."""
+        """True when every owned partition is restored and handled up to its log end."""
         owned = list(self.consumer.assignment())
-        if not owned or len(self.merger):
+        if not owned or len(self.merger) or self.pending_restore:
             return False
         try:
             ends = self.consumer.end_offsets(owned)
+            positions = {tp: self.consumer.position(tp, timeout_ms=5000) for tp in owned}
         except KafkaError:
             return False
-        return all(self.consumer.position(tp) >= ends.get(tp, 0) for tp in owned)
+        return all(pos is not None and pos >= ends.get(tp, 0) for tp, pos in positions.items())
 
     def update_lag(self) -> None:
         self._next_lag = self.clock() + LAG_EVERY_S
