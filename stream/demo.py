@@ -70,11 +70,10 @@ def _produce(events: list[dict[str, Any]], settings: Settings, baseline_end: str
              stop: threading.Event) -> None:
     history = [e for e in events if e["ts"] < baseline_end]
     live = (e for e in events[len(history):] if not stop.is_set())
-    common = {"bootstrap": settings.bootstrap_servers, "access_topic": settings.access_topic,
-              "permission_topic": settings.permission_topic}
-    produce_to_kafka(history, speedup=0.0, **common)
+    topics = (settings.access_topic, settings.permission_topic)
+    produce_to_kafka(history, settings.bootstrap_servers, *topics, speedup=0.0)
     print(f"demo: {len(history):,} events of history produced; now streaming live at {speedup:g}x", flush=True)
-    produce_to_kafka(live, speedup=speedup, **common)
+    produce_to_kafka(live, settings.bootstrap_servers, *topics, speedup=speedup)
     print("demo: the simulated stream is complete (Ctrl-C to stop)", flush=True)
 
 
@@ -110,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
     server = serve(settings.metrics_host, settings.metrics_port, registry, health)
     port = server.server_address[1]
     print(f"demo: metrics at http://127.0.0.1:{port}/metrics (health /healthz, readiness /readyz)", flush=True)
-    stop, counts = threading.Event(), {}
+    stop, counts = threading.Event(), dict[str, int]()
 
     def on_signal(*_: Any) -> None:
         stop.set()

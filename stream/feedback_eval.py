@@ -37,7 +37,7 @@ def false_page_verdicts(alerts: list[dict[str, Any]], index: LabelIndex, until: 
 
 def peer_groups(events: list[dict[str, Any]]) -> dict[str, str]:
     """Principal id → peer group (department/role), as the engine's profiles know it."""
-    groups = {}
+    groups: dict[str, str] = {}
     for e in events:
         who = e["principal"] if e["type"] == "access" else e["target"]
         groups.setdefault(who["id"], f"{who.get('department') or '-'}/{who.get('role') or '-'}")
