@@ -36,8 +36,9 @@ kafka-down: ## Stop the local Kafka started by kafka-up
 run: kafka-up ## Run the privwatch service against the local Kafka
 	$(BIN)/privwatch run --bootstrap-servers 127.0.0.1:$(KAFKA_PORT)
 
-demo: kafka-up ## Stream a simulated organisation through privwatch and show alerts as they arrive
-	@$(BIN)/python -m stream demo --bootstrap-servers 127.0.0.1:$(KAFKA_PORT)
+demo: kafka-up ## Stream a simulated organisation through privwatch and show alerts as they arrive (Ctrl-C stops)
+	@trap '' INT TERM; $(BIN)/privwatch demo --bootstrap-servers 127.0.0.1:$(KAFKA_PORT); status=$$?; \
+	  if [ -z "$(KEEP_KAFKA)" ]; then $(BIN)/python deploy/kafka/broker.py down --port $(KAFKA_PORT); fi; exit $$status
 
 lint: $(BIN)/.installed ## ruff and mypy
 	$(BIN)/ruff check stream detectors tests deploy

@@ -39,3 +39,11 @@ def test_secrets_are_hidden_but_passed_to_kafka():
 def test_missing_config_file_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="cannot read"):
         load_settings({"config": str(tmp_path / "nope.toml")}, {})
+
+
+def test_readme_documents_every_setting():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    missing = [name for name in Settings.model_fields if f"`PRIVWATCH_{name.upper()}`" not in readme]
+    assert not missing, f"README's configuration table lacks {missing}"
