@@ -96,6 +96,7 @@ def _print_alerts(settings: Settings, stop: threading.Event, counts: dict[str, i
 
 
 def run(args: argparse.Namespace) -> int:
+    logging.getLogger("stream").setLevel(logging.WARNING)  # the printed alerts are the demo's output
     settings = demo_settings(args)
     print(f"demo: simulating {args.principals} principals x {args.days} days (seed {args.seed})", flush=True)
     events, labels = simulate(args.seed, args.principals, args.days, baseline_days=args.baseline_days)
