@@ -144,7 +144,7 @@ class Engine:
         event = finding.event
         severity = self._severity(finding, profile)
         if self.feedback is not None:
-            adjusted, why = self.feedback.adjust(finding, profile, severity)
+            adjusted, why = self.feedback.adjust(finding, profile, severity, self._peer_group_of)
             if adjusted is None:  # allow-listed: not raised, and learned as normal if the policy says so
                 return None, not self.feedback.learn_as_normal
             if why:
@@ -161,6 +161,10 @@ class Engine:
             self.cooldown_until[key] = event.ts + self.config.cooldown_s
         when = event.ts if detected_at is None else detected_at
         return build_alert(finding, severity, level, when, MODEL_VERSION), flagged
+
+    def _peer_group_of(self, principal_id: str) -> str | None:
+        profile = self.profiles.get(principal_id)
+        return profile.peer_group if profile is not None else None
 
     def _warming_up(self, profile: Profile, now: float) -> bool:
         return (

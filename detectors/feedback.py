@@ -1,11 +1,12 @@
 """Analyst feedback: what a verdict does to later alerts.
 
-A ``false_positive`` or ``benign`` verdict allow-lists the (detector, principal[, resource]) of the
-alert for ``allow_s`` of event time: matching findings are not raised and, when ``learn_as_normal``,
-their events are learned as normal. It also raises that detector's bar for the principal's peer
-group (``false_positive_step`` or ``benign_step`` severity points, capped at ``max_raise``, for
-``allow_s``): what paged wrongly for one member is likely to page wrongly for its peers.
-``true_positive`` changes nothing but is counted.
+Verdicts act on events from their own ``ts`` on (so reprocessing older events after a restart
+re-raises the same alerts). A ``false_positive`` or ``benign`` verdict allow-lists the
+(detector, principal[, resource]) of the alert for ``allow_s`` of event time: matching findings
+are not raised and, when ``learn_as_normal``, their events are learned as normal. It also raises
+that detector's bar for the principal's peer group (``false_positive_step`` or ``benign_step``
+severity points, capped at ``max_raise``, for ``allow_s``): what paged wrongly for one member is
+likely to page wrongly for its peers. ``true_positive`` changes nothing but is counted.
 
 The policy is shared by every engine in a process and rebuilt from the whole feedback topic at
 start (like a global table), so it is not part of partition snapshots.
@@ -29,7 +30,7 @@ class Verdict:
     ts: float
     detector: str
     principal_id: str
-    peer_group: str = "-/-"
+    peer_group: str | None = None  # None: looked up from the engine's profile when it matters
     resource_ids: tuple[str, ...] = ()
 
 
@@ -52,8 +53,10 @@ class FeedbackPolicy:
     max_raise: float = 30.0
     learn_as_normal: bool = True
     on_suppress: Callable[[str], None] | None = None
-    allow: dict[tuple[str, str, str], float] = field(default_factory=dict)  # (detector, principal, resource)
-    raise_by: dict[tuple[str, str], tuple[float, float]] = field(default_factory=dict)  # -> (points, until)
+    #: (detector, principal, resource) -> (from, until) in event time
+    allow: dict[tuple[str, str, str], tuple[float, float]] = field(default_factory=dict)
+    #: (detector, principal) -> (points, from, until, peer group if known): raises the bar for its peers
+    raise_by: dict[tuple[str, str], tuple[float, float, float, str | None]] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
 
     def apply(self, verdict: Verdict) -> None:
@@ -62,22 +65,33 @@ class FeedbackPolicy:
             return
         until = verdict.ts + self.allow_s
         for resource in verdict.resource_ids or ("*",):
-            self.allow[(verdict.detector, verdict.principal_id, resource)] = until
+            self.allow[(verdict.detector, verdict.principal_id, resource)] = (verdict.ts, until)
         step = self.benign_step if verdict.verdict == "benign" else self.false_positive_step
-        key = (verdict.detector, verdict.peer_group)
-        points, _ = self.raise_by.get(key, (0.0, 0.0))
-        self.raise_by[key] = (min(points + step, self.max_raise), until)
+        key = (verdict.detector, verdict.principal_id)
+        points = self.raise_by.get(key, (0.0, 0.0, 0.0, None))[0]
+        self.raise_by[key] = (min(points + step, self.max_raise), verdict.ts, until, verdict.peer_group)
 
-    def adjust(self, finding: Finding, profile: Profile, severity: float) -> tuple[float | None, str | None]:
-        """The severity after feedback (None: suppressed) and a reason to add, if any."""
+    def adjust(self, finding: Finding, profile: Profile, severity: float,
+               peer_group_of: Callable[[str], str | None] = lambda _: None) -> tuple[float | None, str | None]:
+        """The severity after feedback (None: suppressed) and a reason to add, if any.
+
+        ``peer_group_of`` names the peer group of the principal a verdict was about, when the
+        verdict itself did not say (the engine knows it from its profiles).
+        """
         event = finding.event
         for resource in (event.resource_id or "*", "*"):
-            until = self.allow.get((finding.detector, event.principal_id, resource))
-            if until is not None and event.ts <= until:
+            span = self.allow.get((finding.detector, event.principal_id, resource))
+            if span is not None and span[0] <= event.ts <= span[1]:
                 if self.on_suppress is not None:
                     self.on_suppress("allow_list")
                 return None, "allow-listed by analyst feedback"
-        raised = self.raise_by.get((finding.detector, profile.peer_group))
-        if raised is not None and event.ts <= raised[1]:
-            return severity - raised[0], f"bar raised by {raised[0]:.0f} points: analysts judged peers' similar alerts not incidents"
+        points = 0.0
+        for (detector, principal), (step, since, until, group) in self.raise_by.items():
+            if (detector == finding.detector and since <= event.ts <= until
+                    and (group or peer_group_of(principal)) == profile.peer_group):
+                points += step
+        if points:
+            points = min(points, self.max_raise)
+            why = f"bar raised by {points:.0f} points: analysts judged peers' similar alerts not incidents"
+            return severity - points, why
         return severity, None

@@ -10,6 +10,7 @@ allow-list to one resource.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -35,7 +36,7 @@ def parse_alert_id(alert_id: str) -> tuple[str, str]:
     return detector, principal
 
 
-def to_verdict(raw: bytes, peer_group_of: Callable[[str], str | None] = lambda _: None) -> Verdict:
+def to_verdict(raw: bytes) -> Verdict:
     """Decode one feedback record into a :class:`Verdict` (BadRecord when it is not one)."""
     try:
         doc = Feedback.model_validate_json(raw)
@@ -47,7 +48,6 @@ def to_verdict(raw: bytes, peer_group_of: Callable[[str], str | None] = lambda _
         ts=doc.ts.timestamp(),
         detector=detector,
         principal_id=principal,
-        peer_group=peer_group_of(principal) or "-/-",
         resource_ids=(doc.resource_id,) if doc.resource_id else (),
     )
 
@@ -55,13 +55,11 @@ def to_verdict(raw: bytes, peer_group_of: Callable[[str], str | None] = lambda _
 class FeedbackReader:
     """Reads the whole feedback topic (no group) and applies verdicts to a shared policy."""
 
-    def __init__(self, consumer: Any, topic: str, policy: FeedbackPolicy,
-                 peer_group_of: Callable[[str], str | None], on_verdict: Callable[[str], None]) -> None:
+    def __init__(self, consumer: Any, topic: str, policy: FeedbackPolicy, on_verdict: Callable[[str], None]) -> None:
         from kafka import TopicPartition
 
         self.consumer = consumer
         self.policy = policy
-        self.peer_group_of = peer_group_of
         self.on_verdict = on_verdict
         partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
         if not partitions:
@@ -70,13 +68,26 @@ class FeedbackReader:
         if partitions:
             consumer.seek_to_beginning(*partitions)
 
-    def poll(self) -> int:
-        """Apply whatever feedback arrived (non-blocking). Returns how many verdicts were applied."""
+    def catch_up(self, timeout_s: float = 30.0) -> int:
+        """Apply everything already on the topic before processing starts (a global table's bootstrap)."""
+        partitions = list(self.consumer.assignment())
+        if not partitions:
+            return 0
+        ends = self.consumer.end_offsets(partitions)
+        deadline = time.monotonic() + timeout_s
         applied = 0
-        for records in self.consumer.poll(timeout_ms=0).values():
+        while time.monotonic() < deadline and any(self.consumer.position(tp) < ends[tp] for tp in partitions):
+            applied += self.poll(timeout_ms=200)
+        log.info("feedback caught up verdicts=%d", applied)
+        return applied
+
+    def poll(self, timeout_ms: int = 0) -> int:
+        """Apply whatever feedback arrived. Returns how many verdicts were applied."""
+        applied = 0
+        for records in self.consumer.poll(timeout_ms=timeout_ms).values():
             for record in records:
                 try:
-                    verdict = to_verdict(record.value or b"", self.peer_group_of)
+                    verdict = to_verdict(record.value or b"")
                 except BadRecord as bad:
                     log.warning("feedback record refused reason=%s offset=%d", bad.reason, record.offset)
                     self.on_verdict("invalid")
