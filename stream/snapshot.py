@@ -1,10 +1,19 @@
 """Snapshot encoding: versioned, chunked, authenticated. Pure functions, no Kafka.
 
-A snapshot of one partition's engine is ``zlib(pickle(engine))`` cut into chunks, plus a manifest
-(JSON) naming the format, privwatch and River versions, the input offsets it reflects, and the
-SHA-256 of every chunk, signed with HMAC-SHA256. Nothing is unpickled unless the manifest's HMAC
-verifies with our key, its versions match ours, and every chunk's hash matches: pickle is code,
-and the state topic is not trusted by itself.
+A snapshot of one partition's engine is ``zlib(pickle(engine))`` cut into chunks, plus a manifest::
+
+    b"privwatch-snapshot\\n" + hex(HMAC-SHA256(key, body)) + b"\\n" + body
+
+where ``body`` is JSON naming the format, privwatch, model and River versions, the consumer group,
+the input partition, the generation, the input offsets the state reflects, and the SHA-256 of every
+chunk. The tag is checked over the exact body bytes *before* the JSON is even parsed, then the
+versions, then every chunk's hash; only then is anything unpickled. Pickle is code, and the state
+topic is not trusted by itself: a corrupt, foreign or unauthenticated snapshot raises
+:class:`~stream.errors.SnapshotError` and is never loaded.
+
+Compatibility: the format, the model version and the River version must match exactly (River
+models pickle their internals); privwatch versions must agree on ``major.minor``, so a patch
+release keeps its learned state across a deploy.
 """
 
 from __future__ import annotations
@@ -23,15 +32,18 @@ from detectors.engine import MODEL_VERSION, Engine
 from stream import __version__
 from stream.errors import SnapshotError
 
-FORMAT = 1
+FORMAT = 2
+MAGIC = b"privwatch-snapshot\n"
 CHUNK_BYTES = 512 * 1024  # well under Kafka's default 1 MiB message limit
+MIN_KEY_BYTES = 16
+_TAG_LEN = 64  # hex SHA-256
 
 
 @dataclass(frozen=True)
 class Snapshot:
     """Encoded snapshot: ``chunks`` in order, and the signed ``manifest`` bytes."""
 
-    generation: str
+    generation: int
     chunks: list[bytes]
     manifest: bytes
     payload_bytes: int
@@ -41,17 +53,40 @@ def _sign(key: bytes, body: bytes) -> str:
     return hmac.new(key, body, hashlib.sha256).hexdigest()
 
 
-def _versions() -> dict[str, Any]:
+def _check_key(key: bytes) -> None:
+    if len(key) < MIN_KEY_BYTES:
+        raise SnapshotError(f"state key too short: at least {MIN_KEY_BYTES} bytes are needed")
+
+
+def versions() -> dict[str, Any]:
     return {"format": FORMAT, "privwatch": __version__, "model": MODEL_VERSION, "river": river.__version__}
 
 
-def encode(engine: Engine, offsets: dict[str, int], partition: int, generation: str, key: bytes,
-           chunk_bytes: int = CHUNK_BYTES) -> Snapshot:
+def _minor(version: Any) -> str:
+    return ".".join(str(version).split(".")[:2])
+
+
+def _incompatible(body: dict[str, Any]) -> dict[str, Any]:
+    ours = versions()
+    bad = {k: (body.get(k), ours[k]) for k in ("format", "model", "river") if body.get(k) != ours[k]}
+    if _minor(body.get("privwatch")) != _minor(ours["privwatch"]):
+        bad["privwatch"] = (body.get("privwatch"), ours["privwatch"])
+    return bad
+
+
+def encode_payload(engine: Engine) -> bytes:
+    return zlib.compress(pickle.dumps(engine, protocol=pickle.HIGHEST_PROTOCOL), 1)
+
+
+def encode(engine: Engine, offsets: dict[str, int], partition: int, generation: int, key: bytes,
+           group: str = "", chunk_bytes: int = CHUNK_BYTES) -> Snapshot:
     """Serialise ``engine`` with the input ``offsets`` (next offset per topic) it reflects."""
-    payload = zlib.compress(pickle.dumps(engine, protocol=pickle.HIGHEST_PROTOCOL), 1)
+    _check_key(key)
+    payload = encode_payload(engine)
     chunks = [payload[i:i + chunk_bytes] for i in range(0, len(payload), chunk_bytes)] or [b""]
     body = {
-        **_versions(),
+        **versions(),
+        "group": group,
         "partition": partition,
         "generation": generation,
         "offsets": offsets,
@@ -59,33 +94,53 @@ def encode(engine: Engine, offsets: dict[str, int], partition: int, generation: 
         "payload_bytes": len(payload),
     }
     raw = orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
-    manifest = orjson.dumps({"body": orjson.Fragment(raw), "hmac": _sign(key, raw)})
+    manifest = MAGIC + _sign(key, raw).encode() + b"\n" + raw
     return Snapshot(generation, chunks, manifest, len(payload))
+
+
+def claimed_generation(manifest: bytes) -> int:
+    """The generation a manifest *claims* (unverified: only for ordering and housekeeping), or -1."""
+    try:
+        body = orjson.loads(manifest[len(MAGIC) + _TAG_LEN + 1:]) if manifest.startswith(MAGIC) else None
+        return int(body["generation"]) if isinstance(body, dict) else -1
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+        return -1
 
 
 def read_manifest(manifest: bytes, key: bytes) -> dict[str, Any]:
     """Verify and parse a manifest; raise :class:`SnapshotError` saying why it is refused."""
-    try:
-        outer = orjson.loads(manifest)
-        raw = orjson.dumps(outer["body"], option=orjson.OPT_SORT_KEYS)
-        tag = outer["hmac"]
-    except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
-        raise SnapshotError(f"corrupt manifest ({type(exc).__name__})") from None
-    if not isinstance(tag, str) or not hmac.compare_digest(_sign(key, raw), tag):
+    _check_key(key)
+    if not isinstance(manifest, bytes | bytearray) or not manifest.startswith(MAGIC):
+        raise SnapshotError("not a privwatch snapshot manifest (bad magic; bare pickle or foreign record)")
+    rest = bytes(manifest[len(MAGIC):])
+    tag, sep, raw = rest[:_TAG_LEN], rest[_TAG_LEN:_TAG_LEN + 1], rest[_TAG_LEN + 1:]
+    if sep != b"\n" or len(tag) != _TAG_LEN:
+        raise SnapshotError("manifest carries no signature")
+    if not hmac.compare_digest(_sign(key, raw).encode(), tag):
         raise SnapshotError("manifest signature does not verify (tampered, or written with another key)")
-    body = outer["body"]
-    mismatched = {k: (body.get(k), v) for k, v in _versions().items() if body.get(k) != v}
-    if mismatched:
-        raise SnapshotError(f"foreign snapshot versions {mismatched}")
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise SnapshotError("corrupt manifest body") from None
+    if not isinstance(body, dict):
+        raise SnapshotError("corrupt manifest body")
+    bad = _incompatible(body)
+    if bad:
+        raise SnapshotError(f"foreign snapshot versions (theirs, ours): {bad}")
+    chunks, offsets = body.get("chunks"), body.get("offsets")
+    if (not isinstance(chunks, list) or not all(isinstance(c, str) for c in chunks) or not chunks
+            or not isinstance(offsets, dict) or not all(isinstance(v, int) for v in offsets.values())
+            or not isinstance(body.get("partition"), int) or not isinstance(body.get("generation"), int)):
+        raise SnapshotError("manifest lacks required fields")
     return body
 
 
 def decode(manifest: dict[str, Any], chunks: list[bytes | None]) -> Engine:
-    """Rebuild the engine from a verified manifest and its chunks (in order)."""
+    """Rebuild the engine from a *verified* manifest and its chunks (in order)."""
     if len(chunks) != len(manifest["chunks"]) or any(c is None for c in chunks):
         raise SnapshotError("snapshot incomplete: chunks missing")
     for i, (chunk, digest) in enumerate(zip(chunks, manifest["chunks"], strict=True)):
-        if hashlib.sha256(chunk or b"").hexdigest() != digest:
+        if not hmac.compare_digest(hashlib.sha256(chunk or b"").hexdigest(), digest):
             raise SnapshotError(f"chunk {i} does not match its hash")
     try:
         engine = pickle.loads(zlib.decompress(b"".join(c or b"" for c in chunks)))

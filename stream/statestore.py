@@ -2,26 +2,36 @@
 
 Keys (state topic partition = input partition modulo its partition count):
 ``{group}/p{p}/g{seq}/c{i}`` for chunks and ``{group}/p{p}/manifest{seq % 2}`` for manifests, so
-compaction keeps the last two snapshots (a refused newest one falls back to the one before); chunks
-two generations old are tombstoned once a newer manifest is written.
+compaction keeps the last two snapshots (a refused newest one falls back to the one before).
+Writing generation ``seq`` tombstones the chunks of every generation older than ``seq - 1`` that
+the log still holds; ``seq - 1`` stays intact as the fallback until ``seq`` is durable.
+
+A write sends chunks, then the manifest; the caller flushes and checks :meth:`StateStore.write`'s
+futures before it treats the snapshot as durable (and only then commits the offsets it records).
+The reader keeps the last value per key, exactly as compaction will, so restores behave the same
+before and after the cleaner ran.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
 from kafka import KafkaConsumer, TopicPartition
+from kafka.errors import KafkaTimeoutError
 
 from detectors.engine import Engine
 from stream import snapshot
-from stream.errors import SnapshotError
+from stream.errors import SnapshotError, TopologyError
 
 log = logging.getLogger(__name__)
+
+READ_TIMEOUT_S = 60.0
+_CHUNK_KEY = re.compile(r"g(\d+)/c(\d+)")
 
 
 @dataclass
@@ -34,55 +44,91 @@ class Restored:
 
 @dataclass
 class _Log:
-    """What the state topic holds for one input partition."""
+    """What the state topic holds for one input partition (last value per key, like compaction)."""
 
-    manifests: list[tuple[int, bytes]] = field(default_factory=list)  # (seq, value), oldest first
-    chunks: dict[str, bytes] = field(default_factory=dict)
+    manifests: dict[str, bytes] = field(default_factory=dict)  # key suffix -> value
+    chunks: dict[str, bytes] = field(default_factory=dict)  # full key -> value
+
+
+@dataclass
+class Written:
+    """One snapshot write in flight: durable once every future succeeded after a flush."""
+
+    partition: int
+    seq: int
+    payload_bytes: int
+    futures: list[Any]
+
+    def durable(self) -> bool:
+        return all(f.is_done and f.succeeded() for f in self.futures)
 
 
 class StateStore:
     """Writes and restores per-partition snapshots; ``refused`` is called with a reason code."""
 
     def __init__(self, producer: Any, make_reader: Callable[[], KafkaConsumer], topic: str, group: str,
-                 key: bytes, refused: Callable[[str], None] = lambda reason: None) -> None:
+                 key: bytes, refused: Callable[[str], None] = lambda reason: None,
+                 chunk_bytes: int = snapshot.CHUNK_BYTES) -> None:
+        snapshot._check_key(key)
         self.producer = producer
         self.make_reader = make_reader
         self.topic = topic
         self.group = group
         self.key = key
         self.refused = refused
+        self.chunk_bytes = chunk_bytes
         self.seq: dict[int, int] = {}
-        self.chunk_counts: dict[tuple[int, int], int] = {}
+        #: per input partition: generation -> chunk count the log (may) still hold under it
+        self.on_log: dict[int, dict[int, int]] = {}
         self._n_state_partitions: int | None = None
 
     def _prefix(self, p: int) -> str:
         return f"{self.group}/p{p}/"
 
-    def _state_partition(self, reader: Any, p: int) -> int:
+    def check(self, timeout_s: float = 15.0) -> int:
+        """Wait until the state topic is visible (it may have just been created); raise TopologyError
+        if it does not exist. Returns its partition count."""
+        reader = self.make_reader()
+        try:
+            return self._state_partitions(reader, timeout_s)
+        finally:
+            reader.close()
+
+    def _state_partitions(self, reader: Any, timeout_s: float = 15.0) -> int:
         if self._n_state_partitions is None:
-            reader.topics()
-            partitions = reader.partitions_for_topic(self.topic)
-            if not partitions:
-                raise SnapshotError(f"state topic {self.topic!r} does not exist")
+            deadline = time.monotonic() + timeout_s
+            while True:
+                reader.topics()  # a full metadata refresh
+                partitions = reader.partitions_for_topic(self.topic)
+                if partitions:
+                    break
+                if time.monotonic() > deadline:
+                    raise TopologyError(f"state topic {self.topic!r} does not exist (create it with "
+                                        "cleanup.policy=compact, or run with --create-topics)")
+                time.sleep(0.5)
             self._n_state_partitions = len(partitions)
-        return p % self._n_state_partitions
+        return self._n_state_partitions
 
     # -- writing ---------------------------------------------------------------------------------
-    def write(self, p: int, engine: Engine, offsets: dict[str, int]) -> int:
-        """Write one snapshot (not flushed: the caller flushes before committing). Returns bytes."""
+    def write(self, p: int, engine: Engine, offsets: dict[str, int]) -> Written:
+        """Send one snapshot (not flushed: the caller flushes, then checks ``Written.durable()``)."""
         seq = self.seq.get(p, 0) + 1
-        snap = snapshot.encode(engine, offsets, p, f"{seq:012d}", self.key)
-        state_partition = p % (self._n_state_partitions or self._count_partitions())
+        snap = snapshot.encode(engine, offsets, p, seq, self.key, self.group, self.chunk_bytes)
+        n = self._n_state_partitions or self._count_partitions()
+        state_partition = p % n
         send = self.producer.send
-        for i, chunk in enumerate(snap.chunks):
-            send(self.topic, key=f"{self._prefix(p)}g{seq}/c{i}".encode(), value=chunk, partition=state_partition)
-        send(self.topic, key=f"{self._prefix(p)}manifest{seq % 2}".encode(), value=snap.manifest,
-             partition=state_partition)
-        for i in range(self.chunk_counts.pop((p, seq - 2), 0)):
-            send(self.topic, key=f"{self._prefix(p)}g{seq - 2}/c{i}".encode(), value=None, partition=state_partition)
-        self.chunk_counts[(p, seq)] = len(snap.chunks)
+        prefix = self._prefix(p)
+        futures = [send(self.topic, key=f"{prefix}g{seq}/c{i}".encode(), value=chunk, partition=state_partition)
+                   for i, chunk in enumerate(snap.chunks)]
+        futures.append(send(self.topic, key=f"{prefix}manifest{seq % 2}".encode(), value=snap.manifest,
+                            partition=state_partition))
+        generations = self.on_log.setdefault(p, {})
+        for old in sorted(g for g in generations if g < seq - 1):
+            for i in range(generations.pop(old)):  # tombstones; their loss only delays compaction
+                send(self.topic, key=f"{prefix}g{old}/c{i}".encode(), value=None, partition=state_partition)
+        generations[seq] = max(generations.get(seq, 0), len(snap.chunks))
         self.seq[p] = seq
-        return snap.payload_bytes
+        return Written(p, seq, snap.payload_bytes, futures)
 
     def _count_partitions(self) -> int:
         partitions = self.producer.partitions_for(self.topic)
@@ -91,32 +137,51 @@ class StateStore:
 
     # -- restoring -------------------------------------------------------------------------------
     def restore(self, p: int) -> Restored | None:
-        """Newest snapshot of partition ``p`` that verifies, or None (cold start)."""
+        """Newest snapshot of partition ``p`` that verifies, or None (cold start).
+
+        Raises KafkaError (e.g. a timeout) when the state topic cannot be read: the caller keeps
+        the partition paused and retries; it must not cold-start on a transient error.
+        """
         started = time.perf_counter()
         state_log = self._read(p)
-        for seq, value in reversed(state_log.manifests):
+        prefix = self._prefix(p)
+        generations: dict[int, int] = {}
+        for key in state_log.chunks:
+            m = _CHUNK_KEY.fullmatch(key[len(prefix):])
+            if m:
+                g, i = int(m.group(1)), int(m.group(2))
+                generations[g] = max(generations.get(g, 0), i + 1)
+        self.on_log[p] = generations
+        candidates = sorted(state_log.manifests.values(), key=snapshot.claimed_generation, reverse=True)
+        for value in candidates:
+            claimed = snapshot.claimed_generation(value)
             try:
                 manifest = snapshot.read_manifest(value, self.key)
-                if manifest["partition"] != p:
-                    raise SnapshotError("manifest is for another partition")
-                seq = int(manifest["generation"])
-                keys = [f"{self._prefix(p)}g{seq}/c{i}" for i in range(len(manifest["chunks"]))]
+                if manifest["partition"] != p or manifest.get("group") != self.group:
+                    raise SnapshotError("manifest is for another partition or group")
+                seq = manifest["generation"]
+                keys = [f"{prefix}g{seq}/c{i}" for i in range(len(manifest["chunks"]))]
                 engine = snapshot.decode(manifest, [state_log.chunks.get(k) for k in keys])
             except SnapshotError as exc:
-                log.error("snapshot refused partition=%d generation=%d reason=%s", p, seq, exc)
+                log.error("snapshot refused partition=%d generation=%d reason=%s; falling back", p, claimed, exc)
                 self.refused("refused")
                 continue
-            self.seq[p] = max(seq, self.seq.get(p, 0))
-            self.chunk_counts[(p, seq)] = len(keys)
+            # The next write reuses the slot of anything newer that was refused, keeping this one as
+            # the fallback.
+            self.seq[p] = seq
             log.info("snapshot restored partition=%d generation=%d bytes=%d seconds=%.2f", p, seq,
                      manifest["payload_bytes"], time.perf_counter() - started)
             return Restored(engine, manifest["offsets"], seq, manifest["payload_bytes"])
+        if candidates:
+            log.error("no usable snapshot partition=%d refused=%d; cold start", p, len(candidates))
+        # continue above whatever is on the log, so nothing refused is mistaken for ours later
+        self.seq[p] = max([0, *generations, *map(snapshot.claimed_generation, candidates)])
         return None
 
     def _read(self, p: int) -> _Log:
         reader = self.make_reader()
         try:
-            tp = TopicPartition(self.topic, self._state_partition(reader, p))
+            tp = TopicPartition(self.topic, p % self._state_partitions(reader))
             reader.assign([tp])
             reader.seek_to_beginning(tp)
             end = reader.end_offsets([tp])[tp]
@@ -124,28 +189,23 @@ class StateStore:
         finally:
             reader.close()
 
-    def _collect(self, reader: Any, tp: TopicPartition, end: int, prefix: bytes) -> _Log:
+    def _collect(self, reader: Any, tp: TopicPartition, end: int, prefix: bytes,
+                 timeout_s: float = READ_TIMEOUT_S) -> _Log:
         state_log = _Log()
+        deadline = time.monotonic() + timeout_s
         while reader.position(tp) < end:
+            if time.monotonic() > deadline:
+                raise KafkaTimeoutError(f"state topic not read to its end in {timeout_s:.0f}s")
             for record in reader.poll(timeout_ms=1000).get(tp, []):
                 key = record.key or b""
                 if not key.startswith(prefix):
                     continue
-                name = key[len(prefix):].decode()
-                if name.startswith("manifest"):
-                    if record.value is not None:
-                        state_log.manifests.append((_seq_of(record.value), record.value))
-                elif record.value is None:
-                    state_log.chunks.pop(key.decode(), None)
+                name = key.decode(errors="replace")
+                suffix = name[len(prefix):]
+                target = state_log.manifests if suffix.startswith("manifest") else state_log.chunks
+                ident = suffix if target is state_log.manifests else name
+                if record.value is None:
+                    target.pop(ident, None)
                 else:
-                    state_log.chunks[key.decode()] = record.value
-        state_log.manifests.sort(key=lambda m: m[0])
+                    target[ident] = record.value
         return state_log
-
-
-def _seq_of(manifest: bytes) -> int:
-    """The generation number a manifest claims (unverified; only used for ordering)."""
-    try:
-        return int(orjson.loads(manifest)["body"]["generation"])
-    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
-        return -1

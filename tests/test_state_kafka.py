@@ -1,0 +1,174 @@
+"""Durable detector state against the real broker: kill -9 under load, broker restart, corrupt
+snapshots, and the co-partitioning check."""
+
+from __future__ import annotations
+
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka_helpers import committed, principal_key, produce
+from state_helpers import (
+    KEY,
+    Running,
+    alert_ids,
+    cli_args,
+    input_counts,
+    reference_alert_ids,
+    run_to_end,
+    settings,
+    snapshot_counts,
+    spawn,
+    state_docs,
+    wait_until,
+)
+
+from stream import snapshot
+
+pytestmark = pytest.mark.integration
+
+
+def _committed_total(bootstrap: str, group: str, topic: str) -> int:
+    return sum(committed(bootstrap, group, [topic]).values())
+
+
+def test_kill_9_repeatedly_counts_every_event_once_and_loses_no_alert(
+        kafka_bootstrap, fresh_topics, group_id, tmp_path):
+    topics = fresh_topics(n_partitions=3)
+    ref_alerts = fresh_topics(n_partitions=3, names=("alerts",))["alerts"]
+    docs = state_docs(15_000, 500)
+    produce(kafka_bootstrap, topics["access"], docs, principal_key)
+    s = settings(kafka_bootstrap, topics, group_id)
+    log = tmp_path / "service.log"
+    rnd = random.Random(5)
+    progress = 0
+    for _ in range(3):
+        proc = spawn(cli_args(s), log)
+        try:
+            # let it restore and get some way further (offsets move with snapshots), then kill -9
+            target = progress + 1500
+            wait_until(lambda: _committed_total(kafka_bootstrap, group_id, topics["access"]) > target,  # noqa: B023
+                       60, "progress before the kill")
+            time.sleep(rnd.uniform(0.2, 1.5))
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=10)
+        assert proc.returncode == -signal.SIGKILL
+        progress = _committed_total(kafka_bootstrap, group_id, topics["access"])
+        assert progress < len(docs), "the kill should land mid-stream"
+    proc = spawn([*cli_args(s), "--max-idle-s=3"], log)
+    assert proc.wait(timeout=150) == 0, log.read_text()[-3000:]
+    text = log.read_text()
+    assert text.count("snapshot restored") >= 3, text[-3000:]
+    assert _committed_total(kafka_bootstrap, group_id, topics["access"]) == len(docs)
+
+    assert snapshot_counts(kafka_bootstrap, topics, group_id) == dict(input_counts(docs))
+    expected = reference_alert_ids(kafka_bootstrap, topics, ref_alerts)
+    assert len(expected) > 10
+    assert alert_ids(kafka_bootstrap, topics["alerts"]) == expected
+
+
+def test_broker_restart_while_running_loses_nothing(kafka_broker, kafka_bootstrap, fresh_topics, group_id):
+    topics = fresh_topics(n_partitions=3)
+    docs = state_docs(12_000, 300, seed=3)
+    produce(kafka_bootstrap, topics["access"], docs, principal_key)
+    running = Running(settings(kafka_bootstrap, topics, group_id), max_idle_s=8)
+    wait_until(lambda: running.service.handled_total > 1500, 90, "some progress")
+    kafka_broker.restart()
+    running.join(timeout_s=150)
+    assert running.service.handled_total >= len(docs)
+    assert _committed_total(kafka_bootstrap, group_id, topics["access"]) == len(docs)
+    assert snapshot_counts(kafka_bootstrap, topics, group_id) == dict(input_counts(docs))
+
+
+def _state_records(bootstrap: str, topic: str, partition: int) -> dict[bytes, bytes | None]:
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    tp = TopicPartition(topic, partition)
+    consumer.assign([tp])
+    consumer.seek_to_beginning(tp)
+    end = consumer.end_offsets([tp])[tp]
+    latest: dict[bytes, bytes | None] = {}
+    while consumer.position(tp) < end:
+        for record in consumer.poll(timeout_ms=1000).get(tp, []):
+            latest[record.key] = record.value
+    consumer.close()
+    return latest
+
+
+def test_corrupt_snapshots_are_refused_with_a_metric_and_fall_back(kafka_bootstrap, fresh_topics, group_id, caplog):
+    topics = fresh_topics(n_partitions=3)
+    docs = state_docs(9_000, 200, seed=9)
+    s = settings(kafka_bootstrap, topics, group_id)
+    for part in (docs[:3000], docs[3000:6000]):  # two runs: at least two generations per partition
+        produce(kafka_bootstrap, topics["access"], part, principal_key)
+        run_to_end(s)
+    # partition 0: flip a byte in the newest manifest's body; partition 1: signature-less forgeries
+    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+    p0 = _state_records(kafka_bootstrap, topics["state"], 0)
+    slots = {k: v for k, v in p0.items() if k.startswith(f"{group_id}/p0/manifest".encode()) and v}
+    newest_key = max(slots, key=lambda k: snapshot.claimed_generation(slots[k]))
+    value = slots[newest_key]
+    at = value.index(b'"offsets"') + 12
+    producer.send(topics["state"], key=newest_key, value=value[:at] + bytes([value[at] ^ 1]) + value[at + 1:],
+                  partition=0)
+    p1 = _state_records(kafka_bootstrap, topics["state"], 1)
+    for key, value in p1.items():
+        if key.startswith(f"{group_id}/p1/manifest".encode()) and value:
+            forged = snapshot.MAGIC + value.split(b"\n", 2)[2]  # the body without its signature
+            producer.send(topics["state"], key=key, value=forged, partition=1)
+    producer.flush()
+    producer.close()
+
+    produce(kafka_bootstrap, topics["access"], docs[6000:], principal_key)
+    with caplog.at_level("ERROR", logger="stream.statestore"):
+        running = run_to_end(s)
+    assert running.value("privwatch_state_restores_total", outcome="refused") >= 3
+    assert running.value("privwatch_state_restores_total", outcome="restored") >= 1
+    assert running.value("privwatch_state_restores_total", outcome="cold") == 1  # partition 1
+    assert "snapshot refused partition=0" in caplog.text and "signature" in caplog.text
+    assert "snapshot refused partition=1" in caplog.text
+    assert _committed_total(kafka_bootstrap, group_id, topics["access"]) == len(docs)
+    # partition 0 fell back to the older snapshot and replayed from its offsets: still exact
+    counts = snapshot_counts(kafka_bootstrap, topics, group_id)
+    expected = input_counts(docs)
+    p0_principals = _partition_principals(kafka_bootstrap, topics["access"], 0)
+    assert p0_principals and all(counts[pid] == expected[pid] for pid in p0_principals)
+
+
+def _partition_principals(bootstrap: str, topic: str, partition: int) -> set[str]:
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    tp = TopicPartition(topic, partition)
+    consumer.assign([tp])
+    consumer.seek_to_beginning(tp)
+    end = consumer.end_offsets([tp])[tp]
+    principals = set()
+    while consumer.position(tp) < end:
+        for record in consumer.poll(timeout_ms=1000).get(tp, []):
+            principals.add(record.key.decode())
+    consumer.close()
+    return principals
+
+
+def test_inputs_not_copartitioned_exit_2(kafka_bootstrap, fresh_topics, group_id):
+    topics = fresh_topics(n_partitions=3)
+    topics["permission"] = fresh_topics(n_partitions=2, names=("permission",))["permission"]
+    s = settings(kafka_bootstrap, topics, group_id)
+    proc = subprocess.run([sys.executable, "-m", "stream", *cli_args(s), "--max-idle-s=1"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "not co-partitioned" in proc.stderr and f"{topics['permission']}=2" in proc.stderr
+
+
+def test_missing_state_topic_exit_2(kafka_bootstrap, fresh_topics, group_id):
+    topics = fresh_topics(n_partitions=3, names=("access", "permission", "alerts", "dead-letter", "feedback"))
+    topics["state"] = "pw-does-not-exist.state"
+    s = settings(kafka_bootstrap, topics, group_id)
+    proc = subprocess.run([sys.executable, "-m", "stream", *cli_args(s), "--max-idle-s=1"],
+                          capture_output=True, text=True, timeout=90)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "state topic 'pw-does-not-exist.state' does not exist" in proc.stderr
+    assert KEY not in proc.stderr
