@@ -7,6 +7,12 @@ Two mechanisms:
   against an hour-of-day × weekday/weekend baseline, fed to River's ``drift.PageHinkley`` (upward).
   A detected shift is reported (an info/low finding, never a page) and marks the department as
   shifting for ``shift_hold_s``.
+* Peer surge: per principal, today's number of accesses against its own usual active day (an
+  exponentially weighted mean, a few numbers per principal). A principal whose day already holds
+  ``surge_ratio`` times its usual is *elevated*; when at least ``surge_share`` of a department's
+  principals active today (and ``min_peers``) other than the one being judged are elevated, the
+  department is surging as a whole (a quarter-end close) and its members' volume-like findings are
+  damped. One principal's excess (an exfiltration, a snooping spree) never makes a surge by itself.
 * Peer findings: the engine tells this detector about every finding
   (:meth:`Drift.note_finding`); when enough *other* principals of the same department got a finding
   from the same detector within ``peer_window_s``, the department is doing the same thing right now
@@ -83,6 +89,10 @@ class Drift(Detector):
         min_peers: int = 2,
         min_peer_share: float = 0.05,
         max_notes: int = 32,
+        surge_ratio: float = 1.5,
+        surge_min_events: int = 10,
+        surge_share: float = 0.25,
+        surge_min_days: int = 3,
     ):
         self.threshold = threshold
         self.shift_hold_s = shift_hold_s
@@ -90,6 +100,14 @@ class Drift(Detector):
         self.min_peers = min_peers
         self.min_peer_share = min_peer_share
         self.max_notes = max_notes
+        self.surge_ratio = surge_ratio
+        self.surge_min_events = surge_min_events
+        self.surge_share = surge_share
+        self.surge_min_days = surge_min_days
+        #: principal -> [day, accesses today, usual accesses per active day, active days, elevated today]
+        self.days_: dict[str, list] = {}
+        #: department key -> (day, principals elevated that day)
+        self.elevated_: dict[str, tuple[int, int]] = {}
         self.monitors_: dict[str, ShiftMonitor] = {}
         self.hours_: dict[str, _Hour] = {}
         self.shift_until_: dict[str, float] = {}
@@ -130,7 +148,31 @@ class Drift(Detector):
             needs_history=False,
         )
 
+    def _track_day(self, event: Event, dept: str) -> None:
+        day = int((event.ts + event.tz_offset_s) // DAY_S)
+        st = self.days_.get(event.principal_id)
+        if st is None:
+            st = self.days_[event.principal_id] = [day, 0, 0.0, 0, False]
+        elif day != st[0]:
+            if st[1]:
+                n = st[3] + 1
+                # usual day: plain mean while young, then exponential forgetting; surge days count less
+                a = max(0.1, 1.0 / n) * (0.25 if st[4] else 1.0)
+                st[2] += a * (st[1] - st[2])
+                st[3] = n
+            st[0], st[1], st[4] = day, 0, False
+        st[1] += 1
+        if (
+            not st[4]
+            and st[3] >= self.surge_min_days
+            and st[1] >= max(self.surge_min_events, self.surge_ratio * st[2])
+        ):
+            st[4] = True
+            d, count = self.elevated_.get(dept, (day, 0))
+            self.elevated_[dept] = (day, count + 1 if d == day else 1)
+
     def learn_one(self, event: Event, profile: Profile, flagged: bool = False) -> None:
+        self._track_day(event, f"dept:{event.department or '-'}")
         pid_key = h32(event.principal_id)
         for key in self._keys(event):
             self.reports_.pop(key, None)
@@ -172,17 +214,30 @@ class Drift(Detector):
         dept = f"dept:{event.department or '-'}"
         if self.shift_until_.get(dept, 0.0) > event.ts:
             return True  # (an organisation-wide shift is reported, but damps nothing by itself)
+        hour = self.hours_.get(dept)
+        active = hour.active.estimate() if hour is not None else 0.0
+        if self._surging(event, dept, active):
+            return True
         me = h32(event.principal_id)
         horizon = event.ts - self.peer_window_s
         others = {
             pid for pid, ts in self.notes_.get((dept, finding.detector), ()) if pid != me and ts >= horizon
         }
-        hour = self.hours_.get(dept)
-        active = hour.active.estimate() if hour is not None else 0.0
         return len(others) >= max(self.min_peers, self.min_peer_share * active)
 
+    def _surging(self, event: Event, dept: str, active: float) -> bool:
+        """Whether enough *other* members of the department are elevated today."""
+        day = int((event.ts + event.tz_offset_s) // DAY_S)
+        d, count = self.elevated_.get(dept, (-1, 0))
+        if d != day:
+            return False
+        st = self.days_.get(event.principal_id)
+        if st is not None and st[0] == day and st[4]:
+            count -= 1  # the principal being judged does not count as its own peer
+        return count >= max(self.min_peers, self.surge_share * active)
+
     def forget(self, principal_id: str) -> None:
-        """Department-level state only: nothing per principal."""
+        self.days_.pop(principal_id, None)
 
     def n_principals(self) -> int:
-        return 0
+        return len(self.days_)

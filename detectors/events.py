@@ -30,6 +30,7 @@ class Event:
     (True, 0)
     """
 
+    # Field order is part of the interface: stream.decode.to_event constructs events positionally.
     kind: str
     event_id: str
     ts: float

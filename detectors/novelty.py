@@ -12,6 +12,8 @@ right after it is expected.
 
 from __future__ import annotations
 
+import sys
+
 from detectors.base import Detector, Finding, Profile
 from detectors.compact import SeenSet, day_number, is_admin, tagged
 from detectors.events import SENSITIVITY_RANK, SPECIAL_CATEGORIES, Event
@@ -57,6 +59,8 @@ class Novelty(Detector):
         #: group key ("peer:<dept/role>", "dept:<dept>", "org") -> item hash -> distinct principals
         self.groups_: dict[str, dict[int, int]] = {}
         self.group_size_: dict[str, int] = {}
+        #: principal -> the group keys it was counted in (to undo on forget)
+        self.member_: dict[str, tuple[str, ...]] = {}
         self.origin_: float | None = None
 
     @staticmethod
@@ -128,7 +132,8 @@ class Novelty(Detector):
         seen = self.seen_.get(event.principal_id)
         if seen is None:
             seen = self.seen_[event.principal_id] = SeenSet(self.cap_per_principal)
-            for key in self._group_keys(event):
+            keys = self.member_[event.principal_id] = tuple(map(sys.intern, self._group_keys(event)))
+            for key in keys:
                 self.group_size_[key] = self.group_size_.get(key, 0) + 1
         day = day_number(event.ts)
         for _, _, h in items:
@@ -148,7 +153,26 @@ class Novelty(Detector):
         counts[h] = counts.get(h, 0) + 1
 
     def forget(self, principal_id: str) -> None:
-        self.seen_.pop(principal_id, None)
+        """Drop the principal and take it out of its groups' member and item counts."""
+        seen = self.seen_.pop(principal_id, None)
+        groups = self.member_.pop(principal_id, None)
+        if seen is None or groups is None:
+            return
+        for key in groups:
+            size = self.group_size_.get(key, 0) - 1
+            if size > 0:
+                self.group_size_[key] = size
+            else:
+                self.group_size_.pop(key, None)
+            counts = self.groups_.get(key)
+            if counts is None:
+                continue
+            for h in seen.keys:
+                n = counts.get(h, 0)
+                if n > 1:
+                    counts[h] = n - 1
+                elif n == 1:
+                    del counts[h]
 
     def n_principals(self) -> int:
         return len(self.seen_)

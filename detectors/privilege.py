@@ -3,12 +3,16 @@ grant followed within ``window_s`` by a bulk read or export of the granted resou
 
 Rules need no history (``needs_history=False``) and carry a ``min_severity`` for their certainty.
 Pending grants are kept per principal (at most ``max_pending``, expiring after ``window_s``).
+A grant only makes a following bulk read suspicious when the granted resource is *new* to the
+principal: an unticketed re-grant of a table the principal already works with (a routine fix of an
+expired permission) is no reason to page. Resources a principal has used are kept in a bounded
+seen-set of 32-bit hashes (``cap_resources``).
 """
 
 from __future__ import annotations
 
 from detectors.base import Detector, Finding, Profile
-from detectors.compact import is_admin
+from detectors.compact import SeenSet, day_number, h32, is_admin
 from detectors.events import Event
 from detectors.volume import EXPORT_ACTIONS
 
@@ -42,15 +46,19 @@ class Privilege(Detector):
         window_s: float = 3600.0,
         bulk_records: int = 1000,
         max_pending: int = 4,
+        cap_resources: int = 24,
         admin_roles: tuple[str, ...] = ("admin",),
         admin_departments: tuple[str, ...] = ("it_admin",),
     ):
         self.window_s = window_s
         self.bulk_records = bulk_records
         self.max_pending = max_pending
+        self.cap_resources = cap_resources
         self.admin_roles = admin_roles
         self.admin_departments = admin_departments
         self.pending_: dict[str, list[_Pending]] = {}
+        #: principal -> resources it has accessed (hashes), to tell a new resource from a known one
+        self.used_: dict[str, SeenSet] = {}
 
     def _rules(self, event: Event) -> list[str]:
         if event.change != "grant":
@@ -72,6 +80,7 @@ class Privilege(Detector):
             return None
         score, floor, title = RULES[hits[0]]
         denied = event.outcome != "allowed"
+        routine = self._routine_self_grant(event, hits)
         perm = event.permission or "a permission"
         reasons = [
             f"{event.change} of {perm!r} to {event.principal_id} by {event.actor_id} "
@@ -92,8 +101,19 @@ class Privilege(Detector):
             },
             resource_ids=[event.resource_id] if event.resource_id else [],
             related_principal_ids=[event.actor_id] if event.actor_id else [],
-            min_severity=floor - (15.0 if denied else 0.0),
+            min_severity=0.0 if routine else floor - (15.0 if denied else 0.0),
+            max_severity=45.0 if routine else 100.0,
             needs_history=False,
+        )
+
+    def _routine_self_grant(self, event: Event, hits: list[str]) -> bool:
+        """A ticketed, non-privileged grant an admin made to itself (routine access administration):
+        reported at a low level, not paged. Only when self-granting is the *only* rule matched."""
+        return (
+            hits == ["self_grant"]
+            and bool(event.ticket)
+            and not event.privileged
+            and is_admin(event.actor_role, event.actor_department, self.admin_roles, self.admin_departments)
         )
 
     def _score_use(self, event: Event) -> Finding | None:
@@ -127,6 +147,11 @@ class Privilege(Detector):
         return None
 
     def learn_one(self, event: Event, profile: Profile, flagged: bool = False) -> None:
+        if event.is_access and event.resource_id and event.outcome == "allowed" and not flagged:
+            used = self.used_.get(event.principal_id)
+            if used is None:
+                used = self.used_[event.principal_id] = SeenSet(self.cap_resources)
+            used.add(h32(event.resource_id), day_number(event.ts))
         pending = self.pending_.get(event.principal_id)
         if pending is not None:
             pending[:] = [g for g in pending if event.ts - g.ts <= self.window_s]
@@ -135,14 +160,19 @@ class Privilege(Detector):
         if event.is_access or event.change != "grant" or event.outcome != "allowed":
             return
         hits = self._rules(event)
-        why = ", ".join(hits) if hits else ("no ticket" if not event.ticket else "")
-        suspicious = bool(hits) or not event.ticket
+        used = self.used_.get(event.principal_id)
+        known = bool(event.resource_id) and used is not None and h32(event.resource_id) in used
+        if self._routine_self_grant(event, hits):
+            hits = []
+        why = ", ".join(hits) if hits else ("no ticket, resource new to this principal" if not event.ticket else "")
+        suspicious = bool(hits) or (not event.ticket and not known)
         pending = self.pending_.setdefault(event.principal_id, [])
         pending.append(_Pending(event, suspicious, why))
         del pending[: -self.max_pending]
 
     def forget(self, principal_id: str) -> None:
         self.pending_.pop(principal_id, None)
+        self.used_.pop(principal_id, None)
 
     def n_principals(self) -> int:
-        return len(self.pending_)
+        return len(self.used_)

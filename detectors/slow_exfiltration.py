@@ -1,64 +1,94 @@
-"""Slow exfiltration: daily export totals that sit above the principal's norm day after day, rising.
+"""Slow exfiltration: day after day, a principal exports more than its own work explains.
 
-Per principal, in a few dozen bytes: the current (local) day's export total, an exponentially
-weighted baseline of ``log1p(daily total)`` over active days, and the standard scores of the last
-seven closed days. A finding needs ``min_days`` consecutive days (today included) above the
-allowance ``elevated_z``, a one-sided CUSUM of their z-scores over ``threshold`` (Page, 1954), today
-clearly high, and a rising run (Kendall's S over the last five days positive).
+No single export has to stand out. The signal is the number of exports *relative to the principal's
+other activity that day*: the principal's usual export share (exponentially weighted sums of
+exports and of other accesses per active day) gives today's expected number of exports given how
+much else it did today, and the surplus is scored as a variance-stabilised Poisson deviation
+(Anscombe: ``z = 2·(√(c + 3/8) − √(e + 3/8))``). Normalising by the day's own activity makes a
+busy day, or a quarter-end surge in which everything grows together, unremarkable, while extra
+exports on top of an ordinary day are not.
+
+Days are accumulated with a one-sided CUSUM (Page, 1954): ``S = max(0, S + z − k)``. A finding
+needs the CUSUM, including today so far, over ``threshold``, at least ``min_days`` active days in the
+current run, today's own surplus at least ``min_today_z``, and today's exported records at least
+``min_daily_records`` and above the principal's usual exported records per day.
+
+State per principal: about a dozen numbers.
 """
 
 from __future__ import annotations
 
 import math
-from array import array
 
 from detectors.base import Detector, Finding, Profile
-from detectors.compact import DAY_S, EW
+from detectors.compact import DAY_S
 from detectors.events import Event
 
-HISTORY_DAYS = 7
+
+def anscombe_z(count: float, expected: float) -> float:
+    """Variance-stabilised Poisson deviation of ``count`` from ``expected``.
+
+    >>> round(anscombe_z(4, 1.0), 2), round(anscombe_z(1, 1.0), 2)
+    (1.84, 0.0)
+    """
+    return 2.0 * (math.sqrt(count + 0.375) - math.sqrt(expected + 0.375))
 
 
 class _DayState:
-    __slots__ = ("day", "today", "base", "recent", "fired_day", "first_event")
+    __slots__ = (
+        "day", "exports", "others", "records", "first_event",
+        "ew_exports", "ew_others", "ew_records", "ew_z2", "days", "cusum", "run", "run_first", "fired_day",
+    )
 
     def __init__(self, day: int) -> None:
         self.day = day
-        self.today = 0.0
-        self.base = EW()
-        self.recent = array("b")  # z·10 of the last closed active days, oldest first
-        self.fired_day = -1
+        self.exports = 0  # today so far
+        self.others = 0
+        self.records = 0.0
         self.first_event = ""
+        self.ew_exports = 0.0  # usual exports per active day
+        self.ew_others = 0.0  # usual other accesses per active day
+        self.ew_records = 0.0  # usual exported records per active day
+        self.ew_z2 = 1.0  # usual squared daily surplus: overdispersion beyond Poisson
+        self.days = 0  # closed active days learned
+        self.cusum = 0.0
+        self.run = 0  # consecutive active days with a positive CUSUM
+        self.run_first = ""
+        self.fired_day = -1
 
+    def __getstate__(self) -> tuple:
+        return tuple(getattr(self, name) for name in self.__slots__)
 
-def kendall_s(values: list[float]) -> int:
-    """Mann-Kendall S: pairs rising minus pairs falling.
+    def __setstate__(self, state: tuple) -> None:
+        for name, value in zip(self.__slots__, state, strict=True):
+            setattr(self, name, value)
 
-    >>> kendall_s([1, 2, 3]), kendall_s([3, 2, 1]), kendall_s([1, 3, 2])
-    (3, -3, 1)
-    """
-    s = 0
-    for i, a in enumerate(values):
-        for b in values[i + 1 :]:
-            s += (b > a) - (b < a)
-    return s
+    def expected(self, others: int) -> float:
+        """Exports expected for a day with ``others`` other accesses, at this principal's usual
+        share; never fewer than on a usual day (a day in progress has not done its other work yet)."""
+        share = self.ew_exports / max(self.ew_others, 1.0)
+        return share * max(others, self.ew_others)
 
 
 class SlowExfiltration(Detector):
-    """Flags the day that completes a run of ``min_days`` elevated, rising daily export totals.
+    """Flags a principal whose exports exceed what its own activity explains, several days running.
 
     >>> from detectors.base import Profile
     >>> d, p = SlowExfiltration(), Profile(first_ts=0.0, last_ts=0.0)
-    >>> def day(n, records):
-    ...     e = Event(kind="access", event_id=f"e{n}", ts=n * 86_400 + 36_000, principal_id="u",
-    ...               action="export", records=records)
-    ...     f = d.score_one(e, p)
-    ...     d.learn_one(e, p, flagged=f is not None)
-    ...     return f
-    >>> [day(n, 100 + n % 3 * 10) for n in range(14)].count(None)
-    14
-    >>> [day(14 + n, 400 * 2 ** n) is not None for n in range(5)]
-    [False, False, False, True, True]
+    >>> def day(n, exports, others=20):
+    ...     found = None
+    ...     for i in range(others + exports):
+    ...         action = "export" if i % 3 == 0 and i // 3 < exports else "read"
+    ...         e = Event(kind="access", event_id=f"e{n}-{i}", ts=n * 86_400 + 30_000 + i * 600,
+    ...                   principal_id="u", action=action, records=800 if action == "export" else 2)
+    ...         f = d.score_one(e, p)
+    ...         d.learn_one(e, p, flagged=f is not None)
+    ...         found = found or f
+    ...     return found is not None
+    >>> [day(n, 1) for n in range(14)].count(True)
+    0
+    >>> [day(14 + n, 2 + n) for n in range(6)]
+    [False, False, False, False, True, True]
     """
 
     name = "slow_exfiltration"
@@ -68,142 +98,136 @@ class SlowExfiltration(Detector):
     def __init__(
         self,
         alpha: float = 0.1,
-        elevated_z: float = 0.5,
-        min_days: int = 4,
-        threshold: float = 8.0,
-        min_today_z: float = 2.0,
+        allowance: float = 0.75,
+        threshold: float = 4.0,
+        min_days: int = 3,
+        min_today_z: float = 1.5,
         min_history_days: int = 5,
         min_daily_records: int = 500,
-        std_floor: float = 0.35,
-        page: bool = False,
+        min_records_ratio: float = 2.0,
+        max_day_z: float = 3.0,
+        learn_z: float = 1.75,
+        page: bool = True,
     ):
         self.alpha = alpha
-        self.elevated_z = elevated_z
-        self.min_days = min_days
+        self.allowance = allowance
         self.threshold = threshold
+        self.min_days = min_days
         self.min_today_z = min_today_z
         self.min_history_days = min_history_days
         self.min_daily_records = min_daily_records
-        self.std_floor = std_floor
+        self.min_records_ratio = min_records_ratio
+        self.max_day_z = max_day_z
+        self.learn_z = learn_z
         self.page = page
         self.state_: dict[str, _DayState] = {}
-        self.peers_: dict[str, EW] = {}
 
     @staticmethod
     def _day(event: Event) -> int:
         return int((event.ts + event.tz_offset_s) // DAY_S)
-
-    def _run(self, st: _DayState) -> list[float]:
-        """The trailing closed days whose z exceeds the CUSUM allowance ``elevated_z``."""
-        run: list[float] = []
-        for z10 in reversed(st.recent):
-            if z10 < self.elevated_z * 10:
-                break
-            run.append(z10 / 10.0)
-        return run[::-1]
-
-    def _cusum(self, run: list[float], z_today: float) -> float:
-        """One-sided CUSUM of daily z over the run and today: sum of (z - allowance)."""
-        return sum(z - self.elevated_z for z in run) + z_today - self.elevated_z
 
     def score_one(self, event: Event, profile: Profile) -> Finding | None:
         if event.action != "export" or event.outcome != "allowed":
             return None
         st = self.state_.get(event.principal_id)
         day = self._day(event)
-        if st is None or st.base.n < self.min_history_days or st.fired_day == day:
+        # one finding per run: quiet until the CUSUM has returned to 0
+        if st is None or st.days < self.min_history_days or st.fired_day >= 0:
             return None
-        today = (st.today if st.day == day else 0.0) + event.records
-        if today < self.min_daily_records:
+        if st.day == day:
+            exports, others, records = st.exports + 1, st.others, st.records + event.records
+            cusum, run = st.cusum, st.run
+        else:  # the first event of a new day: close the open one in a copy
+            exports, others, records = 1, 0, float(event.records)
+            cusum, run = self._closed(st)
+        if records < max(self.min_daily_records, self.min_records_ratio * st.ew_records):
             return None
-        recent = st if st.day == day else self._closed_copy(st)
-        run = self._run(recent)
-        if len(run) < self.min_days - 1:
+        expected = st.expected(others)
+        z_today = self._scaled(st, anscombe_z(exports, expected))
+        total = cusum + z_today - self.allowance
+        days = run + 1
+        if z_today < self.min_today_z or total < self.threshold or days < self.min_days:
             return None
-        z_today = st.base.z(math.log1p(today), self.std_floor)
-        series = [*run, z_today]
-        if (
-            z_today < self.min_today_z
-            or self._cusum(run, z_today) < self.threshold
-            or kendall_s(series[-5:]) <= 0
-        ):
-            return None
-        return self._finding(event, profile, st, today, series)
-
-    def _closed_copy(self, st: _DayState) -> _DayState:
-        """The state as it will be once the open day is closed (score_one must not mutate)."""
-        copy = _DayState(st.day)
-        copy.recent = array("b", st.recent)
-        if st.base.n >= self.min_history_days and st.today > 0:
-            copy.recent.append(self._z10(st, st.today))
-        return copy
-
-    def _z10(self, st: _DayState, total: float) -> int:
-        return max(-127, min(127, round(10 * st.base.z(math.log1p(total), self.std_floor))))
-
-    def _finding(self, event: Event, profile: Profile, st: _DayState, today: float, series: list[float]):
-        usual = math.expm1(st.base.mean)
-        peers = self.peers_.get(profile.peer_group)
-        peer_usual = math.expm1(peers.mean) if peers is not None and peers.n else float("nan")
-        days = len(series)
+        usual_records = st.ew_records
+        share = st.ew_exports / max(st.ew_exports + st.ew_others, 1e-9)
         return Finding(
             detector=self.name,
             event=event,
-            score=sum(series) / math.sqrt(days),
-            title=f"Export volume rising for {days} days",
+            score=total,
+            title=f"Exports out of proportion to activity for {days} days",
             reasons=[
-                f"{today:,.0f} records exported today; this principal's usual day is {usual:,.0f} "
-                f"(z today {series[-1]:.1f})",
-                f"daily export z-scores over the last {days} active days: "
-                + ", ".join(f"{z:.1f}" for z in series),
-                f"peers ({profile.peer_group}) usually export {peer_usual:,.0f} records a day",
+                f"{exports} exports ({records:,.0f} records) today after {others} other accesses; this "
+                f"principal's usual export share ({share:.1%}) predicts {expected:.1f} "
+                f"(surplus z={z_today:.1f}); usual exported records per day {usual_records:,.0f}",
+                f"cumulative surplus (CUSUM, allowance {self.allowance}) over the last {days} active days: "
+                f"{total:.1f} (threshold {self.threshold})",
             ],
-            evidence_event_ids=[e for e in (st.first_event, event.event_id) if e],
-            baseline={"usual_daily_records": round(usual), "days_elevated": days},
-            # report-only by default until tuned: on 21-day simulated streams the daily baselines
-            # are too young to separate a slow rise from ordinary variation (see the issue notes)
+            evidence_event_ids=[e for e in dict.fromkeys((st.run_first, st.first_event, event.event_id)) if e],
+            baseline={
+                "usual_exports_per_day": round(st.ew_exports, 2),
+                "usual_export_share": round(share, 4),
+                "usual_daily_records": round(usual_records),
+                "days_elevated": days,
+            },
             max_severity=100.0 if self.page else 45.0,
         )
 
+    def _scaled(self, st: _DayState, z: float) -> float:
+        """Surplus in units of this principal's own day-to-day spread (at least Poisson's), capped."""
+        return min(z / max(1.0, math.sqrt(st.ew_z2)), self.max_day_z)
+
+    def _day_z(self, st: _DayState) -> float:
+        return self._scaled(st, anscombe_z(st.exports, st.expected(st.others)))
+
+    def _closed(self, st: _DayState) -> tuple[float, int]:
+        """(CUSUM, run length) once the open day is closed (without changing ``st``)."""
+        if st.exports + st.others == 0 or st.days < self.min_history_days:
+            return st.cusum, st.run
+        cusum = max(0.0, st.cusum + self._day_z(st) - self.allowance)
+        return cusum, (st.run + 1 if cusum > 0 else 0)
+
     def learn_one(self, event: Event, profile: Profile, flagged: bool = False) -> None:
-        if not event.is_access or event.outcome != "allowed":
+        if event.outcome != "allowed":
             return
         day = self._day(event)
         st = self.state_.get(event.principal_id)
         if st is None:
             st = self.state_[event.principal_id] = _DayState(day)
         if day > st.day:
-            self._close_day(st, profile)
-            st.day, st.today, st.first_event = day, 0.0, ""
+            self._close_day(st)
+            st.day, st.exports, st.others, st.records, st.first_event = day, 0, 0, 0.0, ""
         if flagged:
             st.fired_day = day
-        if event.action == "export":  # downloads and shares move single objects, not result sets
-            st.today += event.records
+        if event.action == "export":
+            st.exports += 1
+            st.records += event.records
             if not st.first_event:
                 st.first_event = event.event_id
-
-    def _close_day(self, st: _DayState, profile: Profile) -> None:
-        if st.today <= 0:
-            return  # days without exports neither count in the baseline nor break a run
-        x = math.log1p(st.today)
-        if st.base.n >= self.min_history_days:
-            z10 = self._z10(st, st.today)
-            st.recent.append(z10)
-            if len(st.recent) > HISTORY_DAYS:
-                del st.recent[0]
-            # clearly high days are not learned (anomalies are not normal); mildly high ones slowly,
-            # so that a lasting change is eventually accepted
-            if z10 < self.elevated_z * 10:
-                st.base.update(x, self.alpha)
-            elif z10 < self.min_today_z * 10:
-                st.base.n += 1
-                st.base.mean += self.alpha / 4 * (x - st.base.mean)
         else:
-            st.base.update(x, self.alpha)
-        peers = self.peers_.get(profile.peer_group)
-        if peers is None:
-            peers = self.peers_[profile.peer_group] = EW()
-        peers.update(x, self.alpha / 4)
+            st.others += 1
+
+    def _close_day(self, st: _DayState) -> None:
+        if st.exports + st.others == 0:
+            return
+        raw = anscombe_z(st.exports, st.expected(st.others)) if st.days >= 2 else 0.0
+        z = self._day_z(st) if st.days >= self.min_history_days else 0.0
+        if st.days >= self.min_history_days:
+            prev = st.cusum
+            st.cusum, st.run = self._closed(st)
+            if st.cusum > 0 and prev == 0:
+                st.run_first = st.first_event
+            elif st.cusum == 0:
+                st.run_first = ""
+                st.fired_day = -1
+        # surplus days are not learned as normal; mild ones slowly, so a lasting change is accepted
+        if z < self.learn_z:
+            a = max(self.alpha, 1.0 / (st.days + 1)) * (1.0 if z < self.allowance else 0.25)
+            st.ew_exports += a * (st.exports - st.ew_exports)
+            st.ew_others += a * (st.others - st.ew_others)
+            st.ew_records += a * (st.records - st.ew_records)
+            if st.days >= 2:
+                st.ew_z2 += a * (raw * raw - st.ew_z2)
+            st.days += 1
 
     def forget(self, principal_id: str) -> None:
         self.state_.pop(principal_id, None)

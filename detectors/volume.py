@@ -56,6 +56,8 @@ class Volume(Detector):
         min_z: float = 3.5,
         min_ratio: float = 4.0,
         min_history: int = 20,
+        min_class_history: int = 8,
+        young_extra_z: float = 1.5,
         std_floor: float = 0.5,
         peer_slack: float = 0.5,
         non_export_extra_z: float = 1.5,
@@ -65,6 +67,8 @@ class Volume(Detector):
         self.min_z = min_z
         self.min_ratio = min_ratio
         self.min_history = min_history
+        self.min_class_history = min_class_history
+        self.young_extra_z = young_extra_z
         self.std_floor = std_floor
         self.peer_slack = peer_slack
         self.non_export_extra_z = non_export_extra_z
@@ -72,29 +76,35 @@ class Volume(Detector):
         self.own_: dict[str, tuple[EW, EW, EW, EW]] = {}
         self.peers_: dict[tuple[str, str], EW] = {}
 
-    def _baseline(self, event: Event, cls: str) -> EW | None:
+    def _baseline(self, event: Event, cls: str) -> tuple[EW | None, bool]:
+        """(baseline, young): the principal's own history in the action class when it has at least
+        ``min_class_history`` events there. A principal's history across *all* actions says
+        nothing about export sizes (single-record reads dominate it), so a principal young in the
+        class is judged against its peers' class baseline instead, with a higher bar."""
         own = self.own_.get(event.principal_id)
-        if own is None:
-            return None
+        if own is None or own[0].n < self.min_history:
+            return None, True
         by_class = own[CLASSES[cls]]
-        if by_class.n >= self.min_history:
-            return by_class
-        return own[0] if own[0].n >= self.min_history else None
+        if by_class.n >= self.min_class_history:
+            return by_class, False
+        return None, True
 
     def score_one(self, event: Event, profile: Profile) -> Finding | None:
         if event.records < self.min_records or event.outcome != "allowed":
             return None
         cls = action_class(event.action)
-        own = self._baseline(event, cls)
+        own, young = self._baseline(event, cls)
+        peers = self.peers_.get((profile.peer_group, cls))
+        has_peers = peers is not None and peers.n >= self.min_history
         if own is None:
-            return None
+            if peers is None or not (young and has_peers and self.own_.get(event.principal_id)):
+                return None
+            own = peers  # judged against the peer group, with a higher bar below
         x = math.log1p(event.records)
-        z_own = own.z(x, self.std_floor)
+        z_own = own.z(x, self.std_floor) - (self.young_extra_z if young else 0.0)
         usual = math.expm1(own.upper())
         if z_own < self.min_z or event.records < self.min_ratio * usual:
             return None
-        peers = self.peers_.get((profile.peer_group, cls))
-        has_peers = peers is not None and peers.n >= self.min_history
         z_peer = peers.z(x, self.std_floor) if peers is not None and has_peers else z_own
         peer_usual = math.expm1(peers.upper()) if peers is not None and has_peers else usual
         # peers need only half agree: a principal's own history is the sharper baseline

@@ -9,7 +9,6 @@ stay in offset order, so what is released per topic-partition is always a prefix
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +24,10 @@ class Item:
     record: Any
     payload: Any
     arrived: float
+
+
+def _head_ts(queue: deque[Item]) -> float:
+    return queue[0].ts
 
 
 class Merger:
@@ -53,20 +56,36 @@ class Merger:
     def __len__(self) -> int:
         return sum(len(q) for queues in self.queues.values() for q in queues.values())
 
-    def release(self, now: float, drain: bool = False) -> Iterator[Item]:
-        """Yield every item that may go now (all of them when ``drain``)."""
+    def release(self, now: float, drain: bool = False) -> list[Item]:
+        """Every item that may go now (all of them when ``drain``), in release order."""
+        out: list[Item] = []
         for queues in self.queues.values():
-            yield from self._release_partition(list(queues.values()), now, drain)
+            self._release_partition(list(queues.values()), now, drain, out)
+        return out
 
-    def _release_partition(self, queues: list[deque[Item]], now: float, drain: bool) -> Iterator[Item]:
+    def _release_partition(self, queues: list[deque[Item]], now: float, drain: bool, out: list[Item]) -> None:
+        append, wait_s = out.append, self.wait_s
         while True:
             heads = [q for q in queues if q]
             if not heads:
                 return
-            first = min(heads, key=lambda q: q[0].ts)
-            if len(heads) < len(queues) and not drain and now - first[0].arrived < self.wait_s:
-                return  # another topic may still deliver something older
-            yield first.popleft()
+            if len(heads) < len(queues):
+                # Only some topics have data: release while the oldest head has waited long enough.
+                # (Arrival times only grow along a queue, so this stops at the first one too young.)
+                while True:
+                    first = heads[0] if len(heads) == 1 else min(heads, key=_head_ts)
+                    if not drain and now - first[0].arrived < wait_s:
+                        return
+                    append(first.popleft())
+                    if not first:
+                        break
+                continue
+            if len(heads) == 2:  # both topics have data (the usual case): a plain two-way merge
+                a, b = heads
+                while a and b:
+                    append(a.popleft() if a[0].ts <= b[0].ts else b.popleft())
+                continue
+            append(min(heads, key=_head_ts).popleft())
 
     def drop(self, partitions: set[int]) -> None:
         """Forget buffered records of revoked partitions (they were not handled, so not committed)."""

@@ -166,6 +166,43 @@ def test_grant_then_bulk_read_pages_but_not_after_a_ticket(base: list[Event]) ->
     assert pages(run_engine([*base, ticketed, small])) == []
 
 
+def test_unticketed_regrant_of_a_resource_in_use_is_not_suspicious(base: list[Event]) -> None:
+    """A routine unticketed grant of a table the principal already works with, then an export of
+    it, does not page: only a grant of a resource new to the principal makes the read suspicious."""
+    who = last_of(base, "fi-001")
+    regrant = grant(
+        who,
+        "rg",
+        NOW,
+        ticket=None,
+        permission="read:finance.invoices",
+        resource_id="finance.invoices",
+        sensitivity="confidential",
+    )
+    export = access(
+        who, "ex", NOW + 600, action="export", records=300, resource_id="finance.invoices", sensitivity="confidential"
+    )
+    assert not pages(run_engine([*base, regrant, export]), "fi-001", "privilege")
+
+
+def test_novelty_forgets_a_principal_out_of_its_group_counts() -> None:
+    from detectors.novelty import Novelty
+
+    d = Novelty()
+    events = [
+        Event(kind="access", event_id=f"e{i}", ts=T0 + i, principal_id=f"u{i}", department="hr", role="partner",
+              resource_id="hr.employees", sensitivity="restricted", categories=("pii.hr",))
+        for i in range(3)
+    ]
+    for e in events:
+        d.learn_one(e, None)  # type: ignore[arg-type]
+    assert d.group_size_["peer:hr/partner"] == 3
+    d.forget("u0")
+    assert d.group_size_["peer:hr/partner"] == 2
+    assert max(d.groups_["peer:hr/partner"].values()) == 2
+    assert "u0" not in d.member_
+
+
 def test_dormant_account_pages_and_a_short_absence_does_not(base: list[Event]) -> None:
     who = last_of(base, "fi-003")
     early = [e for e in base if e.principal_id != "fi-003" or e.ts < T0 + 2 * DAY]
@@ -215,20 +252,20 @@ def test_service_misuse_pages_and_a_host_move_does_not(base: list[Event]) -> Non
 
 
 def test_slow_exfiltration_pages_on_a_rising_week() -> None:
+    """One more export a day on top of the routine, each of an ordinary size: no single export
+    stands out, but exports outgrow what the principal's other work explains, day after day."""
     base = routine(seed=9, days=24)
     who = last_of(base, "fi-000")
     extra = []
     for k, day in enumerate((14, 15, 18, 19, 20, 21)):  # weekdays (T0 is a Thursday)
-        ts = T0 + day * DAY + 11 * HOUR
-        extra.append(
-            access(
-                who, f"se{k}", ts, action="export", records=int(6000 * 2.0**k), resource_id="finance.invoices"
+        for j in range(k + 1):
+            ts = T0 + day * DAY + 10 * HOUR + j * 1200
+            extra.append(
+                access(who, f"se{k}-{j}", ts, action="export", records=700, resource_id="finance.invoices")
             )
-        )
-    paging = {"detector_params": {"slow_exfiltration": {"page": True}}}
-    alerts = run_engine([*base, *extra], **paging)
+    alerts = run_engine(sorted([*base, *extra], key=lambda e: e.ts))
     assert pages(alerts, "fi-000", "slow_exfiltration")
-    assert not pages(run_engine(base, **paging), detector="slow_exfiltration")
+    assert not pages(run_engine(base), detector="slow_exfiltration")
 
 
 def test_multivariate_stays_quiet_on_routine(base: list[Event]) -> None:

@@ -1,0 +1,270 @@
+"""``privwatch bench``: throughput, latency and memory on one broker, in one run.
+
+1. Fresh topics (access and permission co-partitioned, alerts, dead letters, feedback, state),
+   pre-filled with N simulated events keyed like the contract says.
+2. (a) a bare kafka-python consumer that only decodes JSON (orjson) reads all N;
+   (b) the full service (every detector, alerts produced) reads the same N with a fresh group.
+   Rates are counted from the end of the first non-empty poll (group join excluded) to the N-th record.
+3. (c) the same service keeps running while a separate process produces at half of (b)'s rate with
+   a paging probe at a fixed rate; p50/p99 of probe-sent → alert-consumed.
+4. (d) state bytes per principal at 100k principals; (e) peak RSS (``ru_maxrss``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import multiprocessing
+import os
+import resource
+import sys
+import time
+import uuid
+from typing import Any
+
+import orjson
+from prometheus_client import CollectorRegistry
+
+from detectors.registry import REGISTRY
+from stream import bench_latency, kafka_io
+from stream.bench_state import state_bytes_per_principal
+from stream.metrics import Metrics
+from stream.service import Service
+from stream.settings import Settings
+
+log = logging.getLogger(__name__)
+
+#: Simulated events per principal per day (measured: 281,037 for 500 principals over 21 days).
+EVENTS_PER_PRINCIPAL_DAY = 26
+STATE_PRINCIPALS = 100_000
+#: Quick mode: feeding 100k principals alone takes minutes on a shared 2-core machine.
+QUICK_EVENTS = 50_000
+QUICK_STATE_PRINCIPALS = 10_000
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("bench", help="throughput, end-to-end latency and memory against a broker")
+    p.add_argument("--bootstrap-servers", default="127.0.0.1:9092")
+    p.add_argument("--events", type=int, default=200_000, help="records pre-filled and read (default 200k)")
+    p.add_argument("--principals", type=int, default=500, help="simulated organisation size")
+    p.add_argument("--partitions", type=int, default=3, help="partitions of each input topic")
+    p.add_argument("--output", default="bench.json", help="JSON result file")
+    p.add_argument("--latency-seconds", type=float, default=20.0, help="length of the fixed-rate phase")
+    p.add_argument("--probe-rate", type=float, default=10.0, help="paging probes per second")
+    p.add_argument("--state-principals", type=int, default=None,
+                   help=f"principals for state bytes (default {STATE_PRINCIPALS:,}; {QUICK_STATE_PRINCIPALS:,} "
+                        f"when --events <= {QUICK_EVENTS:,}, so the quick mode stays under two minutes)")
+    p.add_argument("--seed", type=int, default=1)
+    p.set_defaults(func=run)
+
+
+def peak_rss_mb() -> float:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1)  # KiB on Linux
+
+
+def crc32c_check() -> dict[str, Any]:
+    """Whether kafka-python verifies record CRCs with the C ``crc32c`` package (not its pure-Python one)."""
+    import kafka.record.util as util
+
+    try:
+        import crc32c
+    except ImportError:
+        return {"package": False, "used_by_kafka_python": False}
+    return {"package": True, "used_by_kafka_python": util._crc32c is crc32c.crc32c}
+
+
+def simulated(n: int, principals: int, seed: int) -> list[dict[str, Any]]:
+    """At least ``n`` simulated events (the first ``n`` of an organisation's history)."""
+    from stream.simulate import simulate
+
+    days = max(3, math.ceil(n / (principals * EVENTS_PER_PRINCIPAL_DAY)) + 1)
+    while True:
+        events, _ = simulate(seed, principals, days, baseline_days=min(8, days - 1))
+        if len(events) >= n:
+            return events[:n]
+        days *= 2
+
+
+def create_topics(bootstrap: str, partitions: int) -> dict[str, str]:
+    from kafka.admin import KafkaAdminClient, NewTopic
+
+    prefix = f"pwbench-{uuid.uuid4().hex[:8]}"
+    topics = {role: f"{prefix}.{role}" for role in ("access", "permission", "alerts", "dead-letter", "feedback",
+                                                    "state")}
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="privwatch-bench")
+    try:
+        admin.create_topics([NewTopic(t, partitions if role in ("access", "permission", "alerts") else 1, 1)
+                             for role, t in topics.items()])
+    finally:
+        admin.close()
+    return topics
+
+
+def delete_topics(bootstrap: str, topics: dict[str, str]) -> None:
+    from kafka.admin import KafkaAdminClient
+
+    try:
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="privwatch-bench")
+        admin.delete_topics(list(topics.values()))
+        admin.close()
+    except Exception as exc:  # noqa: BLE001 - cleanup must not hide the result
+        log.warning("could not delete bench topics: %s", exc)
+
+
+def settings_for(bootstrap: str, topics: dict[str, str], group: str) -> Settings:
+    return Settings(bootstrap_servers=bootstrap, group_id=group, client_id="privwatch-bench",
+                    access_topic=topics["access"], permission_topic=topics["permission"],
+                    alerts_topic=topics["alerts"], dead_letter_topic=topics["dead-letter"],
+                    feedback_topic=topics["feedback"], state_topic=topics["state"], metrics_port=0)
+
+
+class _Rate:
+    """Counts records from the end of the first non-empty batch (group join and first fetch excluded)."""
+
+    def __init__(self, target: int) -> None:
+        self.target = target
+        self.t_first = 0.0
+        self.n_first = 0
+        self.t_done = 0.0
+
+    def batch(self, total: int) -> bool:
+        """Note that ``total`` records are done so far; True once the target is reached."""
+        if total and not self.t_first:
+            self.t_first, self.n_first = time.perf_counter(), total
+        if total >= self.target and not self.t_done:
+            self.t_done = time.perf_counter()
+        return bool(self.t_done)
+
+    def result(self) -> dict[str, Any]:
+        seconds = max(self.t_done - self.t_first, 1e-9)
+        counted = self.target - self.n_first
+        return {"events_per_s": round(counted / seconds, 1), "seconds": round(seconds, 3), "counted": counted}
+
+
+def bare_consumer(settings: Settings, n: int, timeout_s: float) -> dict[str, Any]:
+    """(a) kafka-python + orjson only, with the service's consumer settings and a fresh group."""
+    consumer = kafka_io.consumer(settings, group_id=f"pwbench-bare-{uuid.uuid4().hex[:8]}")
+    consumer.subscribe([settings.access_topic, settings.permission_topic])
+    rate, seen, loads = _Rate(n), 0, orjson.loads
+    deadline = time.monotonic() + timeout_s
+    try:
+        while not rate.batch(seen) and time.monotonic() < deadline:
+            for records in consumer.poll(timeout_ms=settings.poll_timeout_ms,
+                                         max_records=settings.max_poll_records).values():
+                for record in records:
+                    loads(record.value)
+                seen += len(records)
+    finally:
+        consumer.close(autocommit=False)
+    if not rate.t_done:
+        raise RuntimeError(f"bare consumer read only {seen} of {n} records in {timeout_s:.0f} s")
+    return rate.result()
+
+
+class BenchService(Service):
+    """The real service, with a hook after each poll: measure (b), then run the latency phase (c)."""
+
+    def __init__(self, *args: Any, target: int, start_latency: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.rate = _Rate(target)
+        self.start_latency = start_latency
+        self.latency_proc: Any = None
+        self.alerts_published = 0
+
+    def publish(self, alert: dict[str, Any]) -> None:
+        self.alerts_published += 1
+        super().publish(alert)
+
+    def poll_once(self) -> int:
+        n = super().poll_once()
+        if self.latency_proc is None:
+            if self.rate.batch(self.handled_total):
+                self.latency_proc = self.start_latency(self.rate.result()["events_per_s"])
+        elif not self.latency_proc.is_alive():
+            self.stopping = True
+        return n
+
+
+def run_pipeline(settings: Settings, n: int, latency_args: dict[str, Any]) -> tuple[dict, dict]:
+    """(b) and (c) with one service instance: returns (throughput, latency)."""
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    latency: dict[str, Any] = {}
+
+    def start_latency(max_rate: float) -> Any:
+        latency["rate_events_per_s"] = round(max_rate / 2.0, 1)
+        args = (settings.bootstrap_servers, (settings.access_topic, settings.permission_topic),
+                settings.alerts_topic, latency_args["background"], max_rate / 2.0, latency_args["probe_rate"],
+                latency_args["seconds"], uuid.uuid4().hex[:6])
+        proc = ctx.Process(target=bench_latency.child, args=(queue, *args), daemon=True)
+        proc.start()
+        return proc
+
+    service = BenchService(settings, Metrics(CollectorRegistry(), REGISTRY), target=n, start_latency=start_latency)
+    service.run(max_idle_s=latency_args["seconds"] + 60.0)
+    if not service.rate.t_done:
+        raise RuntimeError(f"pipeline handled only {service.handled_total} of {n} records")
+    throughput = {**service.rate.result(), "alerts": service.alerts_published}
+    if service.latency_proc is not None:
+        service.latency_proc.join(timeout=30)
+        latency.update(queue.get(timeout=30))
+    return throughput, latency
+
+
+def run(args: argparse.Namespace) -> int:
+    load_before = os.getloadavg()
+    result: dict[str, Any] = {"events": args.events, "principals": args.principals, "partitions": args.partitions,
+                              "crc32c": crc32c_check()}
+    events = simulated(args.events, args.principals, args.seed)
+    topics = create_topics(args.bootstrap_servers, args.partitions)
+    try:
+        started = time.perf_counter()
+        from stream.simulate import produce_to_kafka
+
+        produce_to_kafka(events, args.bootstrap_servers, topics["access"], topics["permission"])
+        result["prefill_seconds"] = round(time.perf_counter() - started, 2)
+        settings = settings_for(args.bootstrap_servers, topics, f"pwbench-{uuid.uuid4().hex[:8]}")
+        result["bare"] = bare_consumer(settings, args.events, timeout_s=120 + args.events / 1000)
+        latency_args = {"background": events[:20_000], "probe_rate": args.probe_rate,
+                        "seconds": args.latency_seconds}
+        del events
+        result["pipeline"], result["latency"] = run_pipeline(settings, args.events, latency_args)
+        result["peak_rss_mb_after_pipeline"] = peak_rss_mb()
+    finally:
+        delete_topics(args.bootstrap_servers, topics)
+    result["ratio"] = round(result["pipeline"]["events_per_s"] / result["bare"]["events_per_s"], 3)
+    state_principals = args.state_principals or (
+        QUICK_STATE_PRINCIPALS if args.events <= QUICK_EVENTS else STATE_PRINCIPALS)
+    result["state"] = state_bytes_per_principal(state_principals)
+    result["peak_rss_mb"] = peak_rss_mb()
+    result["load_average"] = {"before": [round(x, 2) for x in load_before],
+                              "after": [round(x, 2) for x in os.getloadavg()], "cpus": os.cpu_count()}
+    with open(args.output, "wb") as fh:
+        fh.write(orjson.dumps(result, option=orjson.OPT_INDENT_2) + b"\n")
+    print(table(result))
+    print(f"result written to {args.output}", file=sys.stderr)
+    return 0 if "error" not in result["latency"] else 1
+
+
+def table(r: dict[str, Any]) -> str:
+    lat, state = r["latency"], r["state"]
+    rows = [
+        ("(a) bare kafka-python + orjson", f"{r['bare']['events_per_s']:,.0f} events/s"),
+        ("(b) privwatch, all detectors", f"{r['pipeline']['events_per_s']:,.0f} events/s"),
+        ("ratio (b)/(a)", f"{r['ratio']:.3f}  (target >= 0.5)"),
+        ("(c) latency at rate", f"{lat.get('rate_events_per_s', 0):,.0f} events/s requested, "
+                                f"{lat.get('achieved_rate_events_per_s', 0):,.0f} achieved"),
+        ("    p50 / p99 / max", f"{lat.get('p50_ms', float('nan')):.0f} / {lat.get('p99_ms', float('nan')):.0f} / "
+                                f"{lat.get('max_ms', float('nan')):.0f} ms  (target p99 <= 500 ms; "
+                                f"{lat.get('probe_alerts_received', 0)}/{lat.get('probes_sent', 0)} probes)"),
+        ("(d) state per principal", f"{state['bytes_per_principal']:,.0f} bytes at {state['principals']:,} "
+                                    f"principals ({state['source']}; target <= 2048)"),
+        ("(e) peak RSS", f"{r['peak_rss_mb']:,.0f} MB ({r['peak_rss_mb_after_pipeline']:,.0f} MB before (d))"),
+        ("load average", " ".join(f"{x:.2f}" for x in r["load_average"]["before"]) + " -> "
+                         + " ".join(f"{x:.2f}" for x in r["load_average"]["after"])
+                         + f" on {r['load_average']['cpus']} CPUs"),
+        ("crc32c (C) used by kafka-python", str(r["crc32c"]["used_by_kafka_python"])),
+    ]
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)

@@ -1,0 +1,32 @@
+"""``privwatch bench`` in quick mode against the test broker: the result has every field, with sane values.
+
+Never asserts on speed: the machine is shared and the numbers are noisy.
+"""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from stream.cli import build_parser
+
+pytestmark = pytest.mark.integration
+
+
+def test_quick_bench_writes_a_complete_result(kafka_bootstrap: str, tmp_path, capsys) -> None:
+    out = tmp_path / "bench.json"
+    args = build_parser().parse_args(["bench", "--bootstrap-servers", kafka_bootstrap, "--events", "20000",
+                                      "--principals", "200", "--latency-seconds", "5", "--output", str(out)])
+    assert args.func(args) == 0
+    r = orjson.loads(out.read_bytes())
+    assert r["crc32c"]["used_by_kafka_python"] is True
+    assert r["bare"]["events_per_s"] > 0
+    assert r["pipeline"]["events_per_s"] > 0
+    assert r["ratio"] > 0
+    lat = r["latency"]
+    assert lat["probes_sent"] > 0 and lat["probe_alerts_received"] > 0
+    assert lat["p99_ms"] >= lat["p50_ms"] > 0
+    assert r["state"]["principals"] > 0 and r["state"]["bytes_per_principal"] > 0
+    assert r["peak_rss_mb"] >= r["peak_rss_mb_after_pipeline"] > 0
+    assert len(r["load_average"]["before"]) == 3
+    assert "ratio (b)/(a)" in capsys.readouterr().out
