@@ -29,6 +29,10 @@ class EngineConfig:
     warmup_events: int = 15
     warmup_days: float = 3.0
     idle_ttl_s: float = 45 * 86_400.0
+    #: memory budget per engine (partition): beyond this many principals the least recently seen are
+    #: forgotten at the next sweep. Each detector keeps fixed-size, capped structures per principal
+    #: (about 2 KB pickled in all), so this bounds the partition's state at roughly 2 KB x max_principals.
+    max_principals: int = 250_000
     sweep_every_s: float = 3600.0
     min_severity: float = 0.0
     calibration_prior_events: int = 10_000
@@ -173,9 +177,14 @@ class Engine:
         )
 
     def sweep(self) -> int:
-        """Forget principals idle for longer than ``idle_ttl_s`` of event time; return how many."""
+        """Forget principals idle for longer than ``idle_ttl_s`` of event time, and the least recently
+        seen beyond ``max_principals``; return how many were forgotten."""
         horizon = self.watermark - self.config.idle_ttl_s
         idle = [pid for pid, p in self.profiles.items() if p.last_ts < horizon]
+        excess = len(self.profiles) - len(idle) - self.config.max_principals
+        if excess > 0:
+            kept = (item for item in self.profiles.items() if item[1].last_ts >= horizon)
+            idle += [pid for pid, _ in sorted(kept, key=lambda item: item[1].last_ts)[:excess]]
         for pid in idle:
             del self.profiles[pid]
             for detector in self.detectors:

@@ -101,3 +101,17 @@ def test_a_department_wide_surge_is_damped() -> None:
     alerts = run_engine([*base, *surge])
     assert len(pages(alerts)) <= 2  # the first one or two, before the department is seen moving together
     assert any("peer group is shifting" in r for a in alerts for r in a["reasons"])
+
+
+def test_memory_budget_forgets_the_least_recently_seen_principals():
+    from detectors.engine import Engine, EngineConfig
+    from detectors.events import Event
+
+    engine = Engine(EngineConfig(max_principals=100, sweep_every_s=60.0))
+    for i in range(300):
+        engine.process(Event(kind="access", event_id=f"e{i}", ts=1.7e9 + i, principal_id=f"u-{i}", action="read"))
+    engine.sweep()
+    assert engine.n_principals() == 100
+    assert "u-299" in engine.profiles and "u-0" not in engine.profiles
+    # dormancy keeps one last-seen time per principal for ttl_s on purpose: idle accounts are its subject
+    assert all(d.n_principals() <= 100 for d in engine.detectors if d.name != "dormancy")
