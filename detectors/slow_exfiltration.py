@@ -11,7 +11,12 @@ exports on top of an ordinary day are not.
 Days are accumulated with a one-sided CUSUM (Page, 1954): ``S = max(0, S + z − k)``. A finding
 needs the CUSUM, including today so far, over ``threshold``, at least ``min_days`` active days in the
 current run, today's own surplus at least ``min_today_z``, and today's exported records at least
-``min_daily_records`` and above the principal's usual exported records per day.
+``min_daily_records`` and above the principal's usual exported records per day. A run (the CUSUM
+staying above 0) yields one finding: a principal is not paged again every day of the same run.
+
+Counting exported *records* (records over the usual export size) instead of exports was tried: on the
+simulated streams it roughly tripled the false findings for one more incident found, because
+export sizes vary far more from day to day than export counts.
 
 State per principal: about a dozen numbers.
 """
@@ -87,8 +92,8 @@ class SlowExfiltration(Detector):
     ...     return found is not None
     >>> [day(n, 1) for n in range(14)].count(True)
     0
-    >>> [day(14 + n, 2 + n) for n in range(6)]
-    [False, False, False, False, True, True]
+    >>> [day(14 + n, 2 + n) for n in range(6)]  # one finding for the run, not one a day
+    [False, False, False, False, True, False]
     """
 
     name = "slow_exfiltration"
@@ -178,6 +183,7 @@ class SlowExfiltration(Detector):
 
     def _day_z(self, st: _DayState) -> float:
         return self._scaled(st, anscombe_z(st.exports, st.expected(st.others)))
+
 
     def _closed(self, st: _DayState) -> tuple[float, int]:
         """(CUSUM, run length) once the open day is closed (without changing ``st``)."""

@@ -32,7 +32,10 @@ class Volume(Detector):
     Score: the smaller of the principal's z-score of ``log1p(records)`` and the peer group's plus
     ``peer_slack`` (both must agree that it is big), gated by ``min_records`` and by a ratio to the top of the
     usual range (``min_ratio``), so that a usual export that is merely large stays quiet. A principal
-    with no history in the action class is judged against its history in all classes.
+    with no history in the action class is judged against its history in all classes. The resource's
+    own baseline (sizes moved from it by everyone, one small object per resource and action class)
+    must agree too, within ``resource_slack``: an export several times this principal's usual size
+    from a table whose exports are normally that big is not bulk.
 
     >>> from detectors.events import Event
     >>> from detectors.base import Profile
@@ -61,6 +64,7 @@ class Volume(Detector):
         std_floor: float = 0.5,
         peer_slack: float = 0.5,
         non_export_extra_z: float = 1.5,
+        resource_slack: float = 0.5,
     ):
         self.alpha = alpha
         self.min_records = min_records
@@ -72,9 +76,12 @@ class Volume(Detector):
         self.std_floor = std_floor
         self.peer_slack = peer_slack
         self.non_export_extra_z = non_export_extra_z
+        self.resource_slack = resource_slack
         #: principal -> baselines: all actions, then one per action class (see CLASSES)
         self.own_: dict[str, tuple[EW, EW, EW, EW]] = {}
         self.peers_: dict[tuple[str, str], EW] = {}
+        #: (resource, action class) -> sizes moved from it by everyone: one small object per resource
+        self.resources_: dict[tuple[str, str], EW] = {}
 
     def _baseline(self, event: Event, cls: str) -> tuple[EW | None, bool]:
         """(baseline, young): the principal's own history in the action class when it has at least
@@ -109,6 +116,12 @@ class Volume(Detector):
         peer_usual = math.expm1(peers.upper()) if peers is not None and has_peers else usual
         # peers need only half agree: a principal's own history is the sharper baseline
         score = min(z_own, z_peer + self.peer_slack)
+        # nor is it bulk for the resource: a big table whose exports are usually that big
+        res = self.resources_.get((event.resource_id, cls))
+        has_res = res is not None and res.n >= self.min_history
+        z_res = res.z(x, self.std_floor) if res is not None and has_res else score
+        res_usual = math.expm1(res.upper()) if res is not None and has_res else peer_usual
+        score = min(score, z_res + self.resource_slack)
         # queries return many rows by nature (heavy-tailed sizes): a higher bar than exports
         if score < self.min_z + (0.0 if cls == "export" else self.non_export_extra_z):
             return None
@@ -122,9 +135,15 @@ class Volume(Detector):
                 f"usual {cls} is up to {usual:,.0f} records "
                 f"({event.records / max(usual, 1):,.0f}x, z={z_own:.1f})",
                 f"peers ({profile.peer_group}) usually move up to {peer_usual:,.0f} records (z={z_peer:.1f})",
+                f"{cls}s of {event.resource_id} by anyone usually move up to {res_usual:,.0f} records "
+                f"(z={z_res:.1f})",
             ],
             evidence_event_ids=[event.event_id],
-            baseline={"usual_records": round(usual), "peer_usual_records": round(peer_usual)},
+            baseline={
+                "usual_records": round(usual),
+                "peer_usual_records": round(peer_usual),
+                "resource_usual_records": round(res_usual),
+            },
         )
 
     def learn_one(self, event: Event, profile: Profile, flagged: bool = False) -> None:
@@ -142,6 +161,12 @@ class Volume(Detector):
         if peers is None:
             peers = self.peers_[key] = EW()
         peers.update(x, self.alpha / 4)
+        if event.resource_id:
+            rkey = (event.resource_id, cls)
+            res = self.resources_.get(rkey)
+            if res is None:
+                res = self.resources_[rkey] = EW()
+            res.update(x, self.alpha / 4)
 
     def forget(self, principal_id: str) -> None:
         self.own_.pop(principal_id, None)

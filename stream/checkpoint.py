@@ -57,7 +57,7 @@ class Checkpoint:
         return len(offsets)
 
     def commit_async(self, consumer: Any, tps: Iterable[TopicPartition]) -> int:
-        """Commit without blocking (for rebalance callbacks, which run on the client's IO thread)."""
+        """Commit without blocking (for rebalance callbacks, which must stay quick: they share the heartbeat loop)."""
         offsets = self.pending(tps)
         if offsets:
             consumer.commit_async(as_commit(offsets))

@@ -1,9 +1,10 @@
 """``privwatch feedback-eval DIR``: does analyst feedback cut false pages without losing incidents?
 
 Replays a labelled stream twice. The first pass is privwatch as is. For every false page in the
-first half, an analyst's ``false_positive`` verdict arrives ``triage_delay_s`` of event time later;
-the second pass replays the same stream with those verdicts taking effect when event time reaches
-them. Reported: false pages in the second half with and without feedback, and incident recall.
+first half of the scored period (after the warm-up week, as ``evaluate`` counts), an analyst's
+``false_positive`` verdict arrives ``triage_delay_s`` of event time later; the second pass replays
+the same stream with those verdicts taking effect when event time reaches them. Reported: false
+pages in the second half with and without feedback, and incident recall.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import orjson
 from detectors.calibrate import PAGING_LEVELS
 from detectors.feedback import Verdict
 from stream.evaluate.runner import _load
-from stream.evaluate.scoring import Label, LabelIndex, StreamStats, is_true_page, parse_ts, score
+from stream.evaluate.scoring import WARMUP_S, Label, LabelIndex, StreamStats, is_true_page, parse_ts, score
 from stream.replay import replay_lines
 
 
@@ -54,7 +55,9 @@ def feedback_experiment(directory: Path, triage_delay_s: float = 3600.0) -> dict
     labels = [Label.from_dict(d) for d in raw_labels]
     stats = StreamStats.from_events(events, parse_ts(meta["start"]) if "start" in meta else None)
     index = LabelIndex(labels)
-    middle = stats.start + (stats.end - stats.start) / 2
+    # halves of the scored period (false pages are counted from a week in, as in `evaluate`)
+    scored_from = stats.start + WARMUP_S
+    middle = scored_from + (stats.end - scored_from) / 2
     before = replay_lines(lines).alerts
     verdicts = false_page_verdicts(before, index, middle, triage_delay_s, peer_groups(events))
     after = replay_lines(lines, verdicts=verdicts).alerts

@@ -27,7 +27,6 @@ def consumer(settings: Settings, **overrides: Any) -> KafkaConsumer:
         "auto_offset_reset": settings.auto_offset_reset,
         "max_poll_records": settings.max_poll_records,
         "fetch_max_wait_ms": min(settings.poll_timeout_ms, 500),
-        "max_partition_fetch_bytes": 4 << 20,
         "reconnect_backoff_max_ms": 5000,
         **settings.kafka_security(),
     }

@@ -9,6 +9,7 @@ stay in offset order, so what is released per topic-partition is always a prefix
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,11 +41,19 @@ class Merger:
     ['p']
     >>> [i.topic for i in m.release(now=2.0)]
     ['a']
+    >>> m = Merger(["a", "p"], wait_s=1.0, idle=lambda topic, partition: topic == "p")
+    >>> m.add(Item(5.0, "a", 0, 1, None, None, arrived=0.0))
+    >>> [i.offset for i in m.release(now=0.1)]  # "p" has nothing to fetch: no need to wait for it
+    [1]
     """
 
-    def __init__(self, topics: list[str], wait_s: float) -> None:
+    def __init__(self, topics: list[str], wait_s: float,
+                 idle: Callable[[str, int], bool] | None = None) -> None:
         self.topics = topics
         self.wait_s = wait_s
+        #: ``idle(topic, partition)``: that topic-partition has nothing more to fetch right now (its
+        #: position is at the high watermark), so waiting for it is pointless (Kafka Streams does the same)
+        self.idle = idle
         self.queues: dict[int, dict[str, deque[Item]]] = {}
 
     def add(self, item: Item) -> None:
@@ -59,17 +68,24 @@ class Merger:
     def release(self, now: float, drain: bool = False) -> list[Item]:
         """Every item that may go now (all of them when ``drain``), in release order."""
         out: list[Item] = []
-        for queues in self.queues.values():
-            self._release_partition(list(queues.values()), now, drain, out)
+        for partition, by_topic in self.queues.items():
+            self._release_partition(partition, by_topic, now, drain, out)
         return out
 
-    def _release_partition(self, queues: list[deque[Item]], now: float, drain: bool, out: list[Item]) -> None:
+    def _others_idle(self, partition: int, by_topic: dict[str, deque[Item]]) -> bool:
+        idle = self.idle
+        return idle is not None and all(idle(topic, partition) for topic, q in by_topic.items() if not q)
+
+    def _release_partition(self, partition: int, by_topic: dict[str, deque[Item]], now: float, drain: bool,
+                           out: list[Item]) -> None:
         append, wait_s = out.append, self.wait_s
+        queues = list(by_topic.values())
         while True:
             heads = [q for q in queues if q]
             if not heads:
                 return
             if len(heads) < len(queues):
+                drain = drain or self._others_idle(partition, by_topic)
                 # Only some topics have data: release while the oldest head has waited long enough.
                 # (Arrival times only grow along a queue, so this stops at the first one too young.)
                 while True:

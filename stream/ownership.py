@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 
 class RebalanceListener(ConsumerRebalanceListener):
-    """Forwards kafka-python's callbacks to the owner (they run on its IO thread)."""
+    """Forwards kafka-python's callbacks to the owner (they run inside poll(), beside heartbeats)."""
 
     def __init__(self, service: PartitionOwnership) -> None:
         self.service = service
@@ -172,7 +172,8 @@ class PartitionOwnership:
         self.health.ready = not self.pending_restore
 
     def on_revoked(self, revoked: set[TopicPartition], lost: bool = False) -> None:
-        """Rebalance callback (on kafka-python's IO thread: no blocking consumer calls here).
+        """Rebalance callback (inside poll(): quick, no blocking consumer calls, so it also works on
+        clients that run callbacks on an IO thread).
 
         Revoked partitions get a last snapshot (only if they changed) and an async commit of what
         it covers, so the new owner resumes exactly there; records buffered but not handled are
@@ -205,7 +206,7 @@ class PartitionOwnership:
         log.info("partitions %s count=%d", "lost" if lost else "revoked", len(revoked))
 
     def on_assigned(self, assigned: set[TopicPartition]) -> None:
-        """Rebalance callback (IO thread): only note and pause; restores run in the poll loop."""
+        """Rebalance callback: only note and pause; restores run in the poll loop."""
         self.metrics.rebalances.labels("assigned").inc()
         new = {tp.partition for tp in assigned} - set(self.partitions.engines)
         if new:

@@ -68,7 +68,7 @@ class Service(PartitionOwnership):
         self.feedback_reader: FeedbackReader | None = None
         self.partitions = Partitions(lambda: self._with_feedback(Engine(engine_config)))
         self.checkpoint = Checkpoint()
-        self.merger = Merger(self.inputs, settings.merge_wait_ms / 1000.0)
+        self.merger = Merger(self.inputs, settings.merge_wait_ms / 1000.0, idle=self._fetched_to_end)
         self.correlator = Correlator(window_s=settings.correlation_window_s)
         self.stopping = False
         self.consumer: Any = None
@@ -171,6 +171,12 @@ class Service(PartitionOwnership):
         if now >= self._next_lag:
             self.update_lag()
         return n
+
+    def _fetched_to_end(self, topic: str, partition: int) -> bool:
+        """Whether a topic-partition has nothing more to fetch now (no I/O: last fetch's high watermark)."""
+        tp = TopicPartition(topic, partition)
+        highwater = self.consumer.highwater(tp)
+        return highwater is not None and self.consumer.position(tp) >= highwater
 
     def _item(self, tp: TopicPartition, record: Any, now: float) -> Item:
         try:

@@ -181,6 +181,23 @@ def _admin(bootstrap: str) -> Any:
     )
 
 
+def _wait_for_leaders(bootstrap: str, topics: list[str], n_partitions: int, timeout_s: float = 30.0) -> None:
+    """Until every partition of ``topics`` is visible to a client (leaders elected)."""
+    from kafka import KafkaConsumer
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    try:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            consumer.topics()
+            if all(len(consumer.partitions_for_topic(t) or ()) == n_partitions for t in topics):
+                return
+            time.sleep(0.1)
+        raise TimeoutError(f"topics not ready after {timeout_s}s: {topics}")
+    finally:
+        consumer.close()
+
+
 @pytest.fixture
 def fresh_topics(kafka_broker: Broker) -> Iterator[Callable[..., dict[str, str]]]:
     """Factory of uniquely named topics, ready for use (leaders elected); deleted after the test.
@@ -195,16 +212,16 @@ def fresh_topics(kafka_broker: Broker) -> Iterator[Callable[..., dict[str, str]]
     def make(n_partitions: int = 3, names: Sequence[str] = ROLES) -> dict[str, str]:
         prefix = f"pw-{uuid.uuid4().hex[:10]}"
         topics = {role: f"{prefix}.{role}" for role in names}
-        spec = {
-            topic: {
-                "num_partitions": n_partitions,
-                "replication_factor": 1,
-                "configs": {"cleanup.policy": "compact"} if role in COMPACTED_ROLES else {},
-            }
+        from kafka.admin import NewTopic
+
+        specs = [
+            NewTopic(topic, n_partitions, 1,
+                     topic_configs={"cleanup.policy": "compact"} if role in COMPACTED_ROLES else {})
             for role, topic in topics.items()
-        }
-        admin.create_topics(spec, timeout_ms=30000, wait_for_metadata=True)
+        ]
+        admin.create_topics(specs, timeout_ms=30000)
         created.extend(topics.values())
+        _wait_for_leaders(kafka_broker.bootstrap, list(topics.values()), n_partitions)
         return topics
 
     try:
@@ -212,7 +229,7 @@ def fresh_topics(kafka_broker: Broker) -> Iterator[Callable[..., dict[str, str]]
     finally:
         try:
             if created and kafka_broker.running():
-                admin.delete_topics(created, timeout_ms=30000, raise_errors=False)
+                admin.delete_topics(created, timeout_ms=30000)
         except Exception as exc:  # noqa: BLE001 - cleanup must not mask the test's own result
             log.warning("could not delete test topics: %s", exc)
         finally:

@@ -138,6 +138,16 @@ def test_privilege_rules_page_and_a_ticketed_admin_grant_does_not(base: list[Eve
     assert pages(run_engine([*base, grant(who, "ok", NOW)])) == []
 
 
+def test_ticketed_routine_self_grant_by_an_admin_is_reported_not_paged(base: list[Event]) -> None:
+    who = last_of(base, "su-004")
+    routine_grant = grant(who, "rsg", NOW, actor="su-004", permission="read:support.macros")
+    alerts = [a for a in run_engine([*base, routine_grant]) if a["detector"] == "privilege"]
+    assert alerts and not pages(alerts)
+    # without the ticket, or for a privileged permission, the same self-grant pages
+    assert pages(run_engine([*base, replace(routine_grant, ticket=None)]), "su-004", "privilege")
+    assert pages(run_engine([*base, replace(routine_grant, privileged=True)]), "su-004", "privilege")
+
+
 def test_grant_then_bulk_read_pages_but_not_after_a_ticket(base: list[Event]) -> None:
     who = last_of(base, "su-005")
     unticketed = grant(
@@ -270,3 +280,24 @@ def test_slow_exfiltration_pages_on_a_rising_week() -> None:
 
 def test_multivariate_stays_quiet_on_routine(base: list[Event]) -> None:
     assert not pages(run_engine(base), detector="multivariate")
+
+
+def test_volume_judges_an_export_against_the_resource_it_comes_from() -> None:
+    """6x this principal's usual export, but the table's exports by everyone are usually that big:
+    no finding; far above both, a finding."""
+    from detectors.base import Profile
+    from detectors.volume import Volume
+
+    vol, prof = Volume(), Profile(first_ts=0.0, last_ts=0.0, peer_group="sales/analyst")
+    others = Profile(first_ts=0.0, last_ts=0.0, peer_group="data/engineer")
+
+    def export(pid: str, i: int, records: int, resource: str) -> Event:
+        return Event(kind="access", event_id=f"{pid}-{i}", ts=T0 + i, principal_id=pid, action="export",
+                     records=records, resource_id=resource)
+
+    for i in range(60):
+        vol.learn_one(export("u", i, 900 + 10 * (i % 7), "crm.small"), prof)
+        vol.learn_one(export("big", i, 4_000 + 1_500 * (i % 7), "crm.big"), others)
+    assert vol.score_one(export("u", 99, 6_000, "crm.big"), prof) is None
+    assert vol.score_one(export("u", 99, 6_000, "crm.small"), prof) is not None
+    assert vol.score_one(export("u", 99, 400_000, "crm.big"), prof) is not None

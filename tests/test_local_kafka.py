@@ -63,7 +63,7 @@ def test_fresh_topics_are_created_with_partitions_and_compaction(kafka_bootstrap
     assert len(set(topics.values())) == 6
     admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
     try:
-        described = {t["name"]: t for t in admin.describe_topics(list(topics.values()))}
+        described = {t.get("topic") or t.get("name"): t for t in admin.describe_topics(list(topics.values()))}
         assert all(len(described[name]["partitions"]) == 3 for name in topics.values())
         state = ConfigResource(ConfigResourceType.TOPIC, topics["state"])
         cfg = admin.describe_configs([state])
@@ -109,12 +109,12 @@ def test_restart_keeps_data(kafka_broker, fresh_topics):
 
 
 def test_kill_and_start_keeps_acknowledged_data(isolated_kafka):
-    from kafka.admin import KafkaAdminClient
+    from kafka.admin import KafkaAdminClient, NewTopic
 
     topic = "pw-crash"
     admin = KafkaAdminClient(bootstrap_servers=isolated_kafka.bootstrap)
     try:
-        admin.create_topics({topic: {"num_partitions": 1, "replication_factor": 1}}, wait_for_metadata=True)
+        admin.create_topics([NewTopic(topic, 1, 1)])
     finally:
         admin.close()
     _produce(isolated_kafka.bootstrap, topic, 10)

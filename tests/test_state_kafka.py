@@ -40,7 +40,7 @@ def test_kill_9_repeatedly_counts_every_event_once_and_loses_no_alert(
         kafka_bootstrap, fresh_topics, group_id, tmp_path):
     topics = fresh_topics(n_partitions=3)
     ref_alerts = fresh_topics(n_partitions=3, names=("alerts",))["alerts"]
-    docs = state_docs(15_000, 500)
+    docs = state_docs(30_000, 500)
     produce(kafka_bootstrap, topics["access"], docs, principal_key)
     s = settings(kafka_bootstrap, topics, group_id)
     log = tmp_path / "service.log"
