@@ -124,7 +124,9 @@ class Novelty(Detector):
     def learn_one(self, event: Event, profile: Profile, flagged: bool = False) -> None:
         if self.origin_ is None:
             self.origin_ = event.ts
-        if flagged or event.outcome != "allowed":
+        # A touch is a fact, not a baseline: even a flagged first touch is recorded, otherwise every
+        # later access (and every peer's, when a whole team adopts a new table) stays "first" forever.
+        if event.outcome != "allowed":
             return
         if not event.is_access and (event.change != "grant" or not (event.ticket and self._by_admin(event))):
             return  # only an admin's ticketed grant makes the first access expected
