@@ -16,8 +16,7 @@ log = logging.getLogger("privwatch")
 
 #: Subcommands living in their own modules; each exposes ``register(subparsers)``.
 PLUGINS = ("stream.run", "stream.replay_cli", "stream.simulate.cli", "stream.evaluate.cli", "stream.feedback_eval",
-           "stream.bench",
-           "stream.demo")
+           "stream.bench", "stream.demo")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,13 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in PLUGINS:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if not exc.name or not name.startswith(exc.name):
-                raise
-            continue
-        module.register(sub)
+        importlib.import_module(name).register(sub)
     return parser
 
 
