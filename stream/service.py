@@ -235,8 +235,10 @@ class Service(PartitionOwnership):
         self.metrics.severity.labels(detector).observe(alert["severity"])
         if detector == "drift":
             self.metrics.drift.labels((alert.get("baseline") or {}).get("scope", "organisation")).inc()
-        log.info("alert detector=%s level=%s severity=%.1f", detector, alert["level"], alert["severity"])
-        if self.sink is not None and alert["level"] in PAGING_LEVELS:
+        paging = alert["level"] in PAGING_LEVELS
+        log.log(logging.INFO if paging else logging.DEBUG, "alert detector=%s level=%s severity=%.1f", detector,
+                alert["level"], alert["severity"])
+        if self.sink is not None and paging:
             incident = self.correlator.add(alert)
             if incident["updates"] > 1:
                 self.metrics.suppressed.labels("correlated").inc()
