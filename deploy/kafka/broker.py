@@ -15,15 +15,10 @@ The broker runs from the Apache Kafka jars that ``deploy/kafka/fetch.sh`` copies
 from __future__ import annotations
 
 import argparse
-import base64
 import contextlib
-import hashlib
 import logging
 import os
-import shutil
 import signal
-import socket
-import struct
 import subprocess
 import sys
 import time
@@ -41,204 +36,18 @@ LOG4J_CONFIG = HERE / "log4j2.properties"
 MAIN_CLASS = "kafka.Kafka"
 STORAGE_TOOL = "kafka.tools.StorageTool"
 
-_API_METADATA = 3
-_API_VERSIONS = 18
-_METADATA_VERSION = 4
-
-
-class KafkaStartError(RuntimeError):
-    """The local broker could not be started or did not become ready."""
-
-
-# --------------------------------------------------------------------------- helpers
-
-
-def free_ports(n: int = 1) -> list[int]:
-    """Return ``n`` distinct TCP ports that are free on 127.0.0.1 right now.
-
-    Parameters
-    ----------
-    n : int
-        How many ports.
-
-    Returns
-    -------
-    list of int
-        Ports chosen by the kernel (a later bind can still race with other processes).
-    """
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
-def find_java() -> str:
-    """Return the java executable: ``$JAVA_HOME/bin/java`` if set, else ``java`` on PATH.
-
-    Raises
-    ------
-    KafkaStartError
-        When no java executable can be found.
-    """
-    home = os.environ.get("JAVA_HOME")
-    if home:
-        java = Path(home) / "bin" / "java"
-        if os.access(java, os.X_OK):
-            return str(java)
-        raise KafkaStartError(f"JAVA_HOME is set but {java} is not executable; fix JAVA_HOME or unset it")
-    found = shutil.which("java")
-    if not found:
-        raise KafkaStartError("java not found (need Java 17+): run 'make sysdeps' or set JAVA_HOME")
-    return found
-
-
-def libs_complete(libs_dir: Path) -> bool:
-    """Tell whether ``libs_dir`` holds a complete fetch of the current ``pom.xml``.
-
-    ``fetch.sh`` writes the pom's SHA-256 into ``libs_dir/.complete`` after a successful fetch.
-    """
-    try:
-        stamp = (libs_dir / ".complete").read_text().strip()
-    except OSError:
-        return False
-    want = hashlib.sha256((HERE / "pom.xml").read_bytes()).hexdigest()
-    return stamp == want and any(libs_dir.glob("kafka_2.13-*.jar"))
-
-
-def ensure_libs(libs_dir: Path) -> Path:
-    """Make sure the Kafka jars are in ``libs_dir``, running ``fetch.sh`` when they are not.
-
-    Parameters
-    ----------
-    libs_dir : Path
-        Directory of jars.
-
-    Returns
-    -------
-    Path
-        ``libs_dir``.
-
-    Raises
-    ------
-    KafkaStartError
-        When fetching fails.
-    """
-    if libs_complete(libs_dir):
-        return libs_dir
-    env = dict(os.environ, KAFKA_LIBS_DIR=str(libs_dir))
-    log.info("fetching Kafka jars into %s (fetch.sh)", libs_dir)
-    proc = subprocess.run(["bash", str(FETCH_SCRIPT)], env=env, capture_output=True, text=True)
-    if proc.returncode != 0 or not libs_complete(libs_dir):
-        raise KafkaStartError(
-            f"could not fetch the Kafka jars into {libs_dir} (exit {proc.returncode}); "
-            f"need mvn and network access to Maven Central ('make kafka-fetch'):\n{proc.stderr[-2000:]}"
-        )
-    return libs_dir
-
-
-def new_cluster_id() -> str:
-    """Return a random KRaft cluster id, like ``kafka-storage random-uuid`` (base64url, no padding).
-
-    >>> len(new_cluster_id())
-    22
-    """
-    while True:
-        cid = base64.urlsafe_b64encode(os.urandom(16)).decode().rstrip("=")
-        if not cid.startswith("-"):
-            return cid
-
-
-def _request(api_key: int, api_version: int, correlation_id: int, body: bytes = b"") -> bytes:
-    """Encode a Kafka request with a v1 header (non-flexible) and the given body."""
-    client_id = b"privwatch-probe"
-    header = struct.pack(">hhih", api_key, api_version, correlation_id, len(client_id)) + client_id
-    payload = header + body
-    return struct.pack(">i", len(payload)) + payload
-
-
-def _recv_exact(sock: socket.socket, n: int) -> bytes:
-    """Read exactly ``n`` bytes or raise ``ConnectionError``."""
-    buf = bytearray()
-    while len(buf) < n:
-        chunk = sock.recv(n - len(buf))
-        if not chunk:
-            raise ConnectionError("connection closed by broker")
-        buf += chunk
-    return bytes(buf)
-
-
-def _roundtrip(sock: socket.socket, request: bytes, correlation_id: int) -> bytes:
-    """Send a request and return the response body after the correlation id."""
-    sock.sendall(request)
-    (size,) = struct.unpack(">i", _recv_exact(sock, 4))
-    data = _recv_exact(sock, size)
-    (got,) = struct.unpack(">i", data[:4])
-    if got != correlation_id:
-        raise ConnectionError(f"unexpected correlation id {got}")
-    return data[4:]
-
-
-def probe(host: str, port: int, timeout_s: float = 2.0) -> bool:
-    """Tell whether a Kafka broker at ``host:port`` answers and lists itself as alive.
-
-    Sends ApiVersions v0 (error code must be 0), then Metadata v4 for no topics and checks that at
-    least one live (unfenced) broker is listed.
-
-    Parameters
-    ----------
-    host, port
-        Broker address.
-    timeout_s : float
-        Socket timeout.
-
-    Returns
-    -------
-    bool
-        True when the broker is ready for clients.
-    """
-    try:
-        with socket.create_connection((host, port), timeout=timeout_s) as sock:
-            body = _roundtrip(sock, _request(_API_VERSIONS, 0, 1), 1)
-            (error_code,) = struct.unpack(">h", body[:2])
-            if error_code != 0:
-                return False
-            # Metadata v4: topics = [] (empty array), allow_auto_topic_creation = false.
-            meta = _request(_API_METADATA, _METADATA_VERSION, 2, struct.pack(">ib", 0, 0))
-            body = _roundtrip(sock, meta, 2)
-            _throttle, n_brokers = struct.unpack(">ii", body[:8])
-            return n_brokers >= 1
-    except (OSError, ConnectionError, struct.error):
-        return False
-
-
-def _pid_alive(pid: int) -> bool:
-    """Tell whether ``pid`` is a running (not zombie) process."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True
-    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
-
-
-def _tail(path: Path, n_lines: int = 30) -> str:
-    """Return the last lines of a text file, or an empty string."""
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-n_lines:])
-    except OSError:
-        return ""
-
+sys.path.insert(0, str(HERE))  # the sibling module below, whether run as a script or loaded by path
+from kafka_probe import probe  # noqa: E402
+from kafka_support import (  # noqa: E402, F401 - re-exported for the tests and the CLI
+    KafkaStartError,
+    _pid_alive,
+    _tail,
+    ensure_libs,
+    find_java,
+    free_ports,
+    libs_complete,
+    new_cluster_id,
+)
 
 # --------------------------------------------------------------------------- the broker
 
