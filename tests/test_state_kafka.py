@@ -41,12 +41,15 @@ def test_kill_9_repeatedly_counts_every_event_once_and_loses_no_alert(
     topics = fresh_topics(n_partitions=3)
     ref_alerts = fresh_topics(n_partitions=3, names=("alerts",))["alerts"]
     docs = state_docs(30_000, 500)
-    produce(kafka_bootstrap, topics["access"], docs, principal_key)
+    # The input arrives in quarters, the next one only after each kill: every kill lands mid-stream
+    # however fast the service is, and the last quarter arrives while nothing is running.
+    quarters = [docs[i * len(docs) // 4:(i + 1) * len(docs) // 4] for i in range(4)]
+    produce(kafka_bootstrap, topics["access"], quarters[0], principal_key)
     s = settings(kafka_bootstrap, topics, group_id)
     log = tmp_path / "service.log"
     rnd = random.Random(5)
     progress = 0
-    for _ in range(3):
+    for quarter in quarters[1:]:
         proc = spawn(cli_args(s), log)
         try:
             # let it restore and get some way further (offsets move with snapshots), then kill -9
@@ -60,6 +63,7 @@ def test_kill_9_repeatedly_counts_every_event_once_and_loses_no_alert(
         assert proc.returncode == -signal.SIGKILL
         progress = _committed_total(kafka_bootstrap, group_id, topics["access"])
         assert progress < len(docs), "the kill should land mid-stream"
+        produce(kafka_bootstrap, topics["access"], quarter, principal_key)
     proc = spawn([*cli_args(s), "--max-idle-s=3"], log)
     assert proc.wait(timeout=150) == 0, log.read_text()[-3000:]
     text = log.read_text()
