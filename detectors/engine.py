@@ -85,14 +85,8 @@ class Engine:
         return len(self.profiles)
 
     def state_bytes(self) -> int:
-        """Approximate size of the learned state: the size of its pickle (cheap enough per scrape
-        only for small engines, so callers cache it; snapshots report the exact figure)."""
-        return self._state_bytes
-
-    def measure_state(self) -> int:
-        import pickle
-
-        self._state_bytes = len(pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL))
+        """Size of the learned state as the last snapshot written or restored measured it
+        (compressed payload bytes; 0 before the first snapshot, or with snapshots off)."""
         return self._state_bytes
 
     def _profile(self, event: Event) -> Profile:
