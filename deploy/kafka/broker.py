@@ -47,6 +47,7 @@ from kafka_support import (  # noqa: E402, F401 - re-exported for the tests and 
     free_ports,
     libs_complete,
     new_cluster_id,
+    single_node_properties,
 )
 
 # --------------------------------------------------------------------------- the broker
@@ -119,31 +120,7 @@ class LocalKafka:
 
     def properties(self) -> dict[str, str]:
         """Return the broker properties (defaults for a fast single-node test broker + extras)."""
-        c = f"127.0.0.1:{self.controller_port}"
-        props = {
-            "process.roles": "broker,controller",
-            "node.id": "1",
-            "controller.quorum.bootstrap.servers": c,
-            "listeners": f"PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://{c}",
-            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port}",
-            "controller.listener.names": "CONTROLLER",
-            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
-            "inter.broker.listener.name": "PLAINTEXT",
-            "log.dirs": str(self.log_dir),
-            "num.partitions": "1",
-            "auto.create.topics.enable": "false",
-            "offsets.topic.replication.factor": "1",
-            "offsets.topic.num.partitions": "4",
-            "transaction.state.log.replication.factor": "1",
-            "transaction.state.log.min.isr": "1",
-            "transaction.state.log.num.partitions": "1",
-            "share.coordinator.state.topic.replication.factor": "1",
-            "share.coordinator.state.topic.min.isr": "1",
-            "group.initial.rebalance.delay.ms": "0",
-            "delete.topic.enable": "true",
-        }
-        props.update(self.extra_props)
-        return props
+        return {**single_node_properties(self.port, self.controller_port, self.log_dir), **self.extra_props}
 
     def _write_properties(self) -> None:
         """Write ``server.properties`` into the data dir."""

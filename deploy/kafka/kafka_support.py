@@ -146,3 +146,30 @@ def _tail(path: Path, n_lines: int = 30) -> str:
         return "\n".join(path.read_text(errors="replace").splitlines()[-n_lines:])
     except OSError:
         return ""
+
+
+def single_node_properties(port: int, controller_port: int, log_dir: Path) -> dict[str, str]:
+    """``server.properties`` of a fast single-node KRaft broker+controller on loopback."""
+    c = f"127.0.0.1:{controller_port}"
+    return {
+        "process.roles": "broker,controller",
+        "node.id": "1",
+        "controller.quorum.bootstrap.servers": c,
+        "listeners": f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://{c}",
+        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port}",
+        "controller.listener.names": "CONTROLLER",
+        "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        "inter.broker.listener.name": "PLAINTEXT",
+        "log.dirs": str(log_dir),
+        "num.partitions": "1",
+        "auto.create.topics.enable": "false",
+        "offsets.topic.replication.factor": "1",
+        "offsets.topic.num.partitions": "4",
+        "transaction.state.log.replication.factor": "1",
+        "transaction.state.log.min.isr": "1",
+        "transaction.state.log.num.partitions": "1",
+        "share.coordinator.state.topic.replication.factor": "1",
+        "share.coordinator.state.topic.min.isr": "1",
+        "group.initial.rebalance.delay.ms": "0",
+        "delete.topic.enable": "true",
+    }
