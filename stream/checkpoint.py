@@ -44,14 +44,13 @@ class Checkpoint:
         return {tp: off for tp, off in source.items()
                 if self.committed.get(tp) != off and (wanted is None or tp in wanted)}
 
-    def commit(self, consumer: Any, flush: Callable[[], None], persist: Callable[[dict], None] | None = None) -> int:
-        """Flush outputs, persist state, then commit. Returns how many partitions were committed."""
+    def commit(self, consumer: Any, flush: Callable[[], None]) -> int:
+        """Flush outputs, then commit (state is persisted by the caller's snapshots, which
+        :meth:`cover` what may be committed). Returns how many partitions were committed."""
         offsets = self.pending()
         if not offsets:
             return 0
         flush()
-        if persist is not None:
-            persist(offsets)
         consumer.commit(as_commit(offsets))
         self.committed.update(offsets)
         return len(offsets)

@@ -15,13 +15,6 @@ class Partitions:
         self.make_engine = make_engine
         self.engines: dict[int, Engine] = {}
 
-    def assign(self, partitions: Iterable[int]) -> list[int]:
-        """Create engines for newly owned partitions; return the new partition numbers."""
-        new = [p for p in partitions if p not in self.engines]
-        for p in new:
-            self.engines[p] = self.make_engine()
-        return new
-
     def revoke(self, partitions: Iterable[int]) -> None:
         for p in partitions:
             self.engines.pop(p, None)
