@@ -35,7 +35,10 @@ class Volume(Detector):
     with no history in the action class is judged against its history in all classes. The resource's
     own baseline (sizes moved from it by everyone, one small object per resource and action class)
     must agree too, within ``resource_slack``: an export several times this principal's usual size
-    from a table whose exports are normally that big is not bulk.
+    from a table whose exports are normally that big is not bulk. Record counts are heavy-tailed
+    (an analyst's exports vary over two orders of magnitude), so a finding pages only at
+    ``page_ratio`` times the top of the usual range or ``page_typical_ratio`` times the typical size
+    (the geometric mean); below that it is reported at low severity.
 
     >>> from detectors.events import Event
     >>> from detectors.base import Profile
@@ -65,6 +68,8 @@ class Volume(Detector):
         peer_slack: float = 0.5,
         non_export_extra_z: float = 1.5,
         resource_slack: float = 0.5,
+        page_ratio: float = 12.0,
+        page_typical_ratio: float = 75.0,
     ):
         self.alpha = alpha
         self.min_records = min_records
@@ -77,6 +82,8 @@ class Volume(Detector):
         self.peer_slack = peer_slack
         self.non_export_extra_z = non_export_extra_z
         self.resource_slack = resource_slack
+        self.page_ratio = page_ratio
+        self.page_typical_ratio = page_typical_ratio
         #: principal -> baselines: all actions, then one per action class (see CLASSES)
         self.own_: dict[str, tuple[EW, EW, EW, EW]] = {}
         self.peers_: dict[tuple[str, str], EW] = {}
@@ -125,6 +132,9 @@ class Volume(Detector):
         # queries return many rows by nature (heavy-tailed sizes): a higher bar than exports
         if score < self.min_z + (0.0 if cls == "export" else self.non_export_extra_z):
             return None
+        ratio = event.records / max(usual, 1.0)
+        typical = math.expm1(own.mean)
+        pages = ratio >= self.page_ratio or event.records >= self.page_typical_ratio * max(typical, 1.0)
         return Finding(
             detector=self.name,
             event=event,
@@ -133,7 +143,7 @@ class Volume(Detector):
             reasons=[
                 f"{event.action} of {event.records:,} records from {event.resource_id}; this principal's "
                 f"usual {cls} is up to {usual:,.0f} records "
-                f"({event.records / max(usual, 1):,.0f}x, z={z_own:.1f})",
+                f"({ratio:,.0f}x, z={z_own:.1f})",
                 f"peers ({profile.peer_group}) usually move up to {peer_usual:,.0f} records (z={z_peer:.1f})",
                 f"{cls}s of {event.resource_id} by anyone usually move up to {res_usual:,.0f} records "
                 f"(z={z_res:.1f})",
@@ -144,6 +154,9 @@ class Volume(Detector):
                 "peer_usual_records": round(peer_usual),
                 "resource_usual_records": round(res_usual),
             },
+            # a few times the usual top is the heavy tail of ordinary work: reported, paged only
+            # an order of magnitude above it
+            max_severity=100.0 if pages else 45.0,
         )
 
     def learn_one(self, event: Event, profile: Profile, flagged: bool = False) -> None:

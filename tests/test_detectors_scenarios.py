@@ -301,3 +301,27 @@ def test_volume_judges_an_export_against_the_resource_it_comes_from() -> None:
     assert vol.score_one(export("u", 99, 6_000, "crm.big"), prof) is None
     assert vol.score_one(export("u", 99, 6_000, "crm.small"), prof) is not None
     assert vol.score_one(export("u", 99, 400_000, "crm.big"), prof) is not None
+
+
+def test_volume_reports_the_heavy_tail_and_pages_an_order_of_magnitude_above_it() -> None:
+    """Exports several times the usual top are ordinary heavy-tailed work: a finding capped below
+    paging; an export far above the usual top (or the typical size) may page."""
+    from detectors.base import Profile
+    from detectors.calibrate import PAGING_LEVELS, level_for
+    from detectors.volume import Volume
+
+    vol, prof = Volume(), Profile(first_ts=0.0, last_ts=0.0, peer_group="sales/analyst")
+    for i in range(60):
+        e = Event(kind="access", event_id=f"e{i}", ts=T0 + i, principal_id="u", action="export",
+                  records=800 + 150 * (i % 9), resource_id="crm.t")
+        vol.learn_one(e, prof)
+
+    def finding(records: int):  # type: ignore[no-untyped-def]
+        e = Event(kind="access", event_id="x", ts=T0 + 99, principal_id="u", action="export", records=records,
+                  resource_id="crm.t")
+        return vol.score_one(e, prof)
+
+    tail = finding(12_000)
+    assert tail is not None and level_for(tail.max_severity) not in PAGING_LEVELS
+    bulk = finding(200_000)
+    assert bulk is not None and level_for(bulk.max_severity) in PAGING_LEVELS
