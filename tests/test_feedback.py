@@ -102,3 +102,20 @@ def test_feedback_topic_suppresses_later_alerts_in_the_service(kafka_bootstrap, 
     value = metrics.registry.get_sample_value
     assert value("privwatch_feedback_total", {"verdict": "false_positive"}) == 1
     assert value("privwatch_alerts_suppressed_total", {"reason": "allow_list"}) >= 1
+
+
+def test_feedback_eval_stops_a_recurring_benign_job_paging_without_losing_incidents(tmp_path):
+    """An approved migration (simulated `recurring_bulk_job`) pages on every bulk export until an
+    analyst's false_positive verdict allow-lists it; the incidents are all still found."""
+    from stream.feedback_eval import feedback_experiment
+    from stream.simulate import simulate
+    from stream.simulate.output import meta, write_outputs
+
+    events, labels = simulate(seed=5, principals=80, days=21, baseline_days=8, recurring_jobs=2)
+    assert sum(1 for label in labels if label["kind"] == "recurring_bulk_job") == 2
+    write_outputs(tmp_path, events, labels, meta(5, 80, 21, "2026-10-01", 8, events, labels))
+    result = feedback_experiment(tmp_path)
+    fp = result["second_half_false_pages"]
+    assert result["verdicts"] >= 2
+    assert fp["with_feedback"] < fp["without_feedback"]
+    assert result["recall"]["with_feedback"] == result["recall"]["without_feedback"]

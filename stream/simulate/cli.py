@@ -25,6 +25,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--incidents", type=int, default=None,
                    help="total incidents (default: about 2 of each kind per 500 principals x 21 days)")
     p.add_argument("--baseline-days", type=int, default=8, help="days without incidents at the start")
+    p.add_argument("--recurring-jobs", type=int, default=0,
+                   help="add N approved recurring bulk exports (benign, they page until analyst feedback)")
     p.add_argument("--start", default=DEFAULT_START, help="first day (UTC), YYYY-MM-DD")
     p.add_argument("--kafka", action="store_true", help="produce the events to Kafka")
     p.add_argument("--bootstrap-servers", default="127.0.0.1:9092")
@@ -46,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     began = time.perf_counter()
     try:
         events, labels = simulate(args.seed, args.principals, args.days, args.incidents,
-                                  args.baseline_days, args.start)
+                                  args.baseline_days, args.start, args.recurring_jobs)
     except (ValueError, LookupError) as exc:
         print(f"simulate: {exc}", file=sys.stderr)
         return 2

@@ -27,7 +27,7 @@ DEFAULT_START = "2026-10-01"
 
 
 def _plan(seed: int, principals: int, days: int, incidents: int | None, baseline_days: int,
-          start: str) -> Plan:
+          start: str, recurring_jobs: int = 0) -> Plan:
     rng = random.Random(seed)
     org = build_organisation(rng, principals)
     plan = Plan(org, rng, days, baseline_days, date.fromisoformat(start).weekday())
@@ -45,6 +45,8 @@ def _plan(seed: int, principals: int, days: int, incidents: int | None, baseline
             continue
         for _ in range(counts[kind]):
             getattr(inc, kind)(plan)
+    for _ in range(recurring_jobs):  # last, so that the rest of the plan is the same without them
+        shifts.recurring_bulk_job(plan)
     return plan
 
 
@@ -96,8 +98,10 @@ def _finalise(events: list[dict[str, Any]], seed: int, days: int, start: str) ->
 
 
 def simulate(seed: int, principals: int, days: int, incidents: int | None = None, baseline_days: int = 8,
-             start: str = DEFAULT_START) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+             start: str = DEFAULT_START, recurring_jobs: int = 0) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Simulate ``days`` of an organisation of ``principals``; return ``(events, labels)``.
+
+    ``recurring_jobs`` adds that many opt-in ``recurring_bulk_job`` benign shifts (feedback experiments).
 
     Events are contract dicts (access and permission) in event-time order; labels describe every
     injected incident and benign shift with the ids of its events. Same arguments, same output.
@@ -107,7 +111,7 @@ def simulate(seed: int, principals: int, days: int, incidents: int | None = None
     collecting = gc.isenabled()
     gc.disable()  # hundreds of thousands of small dicts and no cycles: collection passes only cost time
     try:
-        plan = _plan(seed, principals, days, incidents, baseline_days, start)
+        plan = _plan(seed, principals, days, incidents, baseline_days, start, recurring_jobs)
         events = _finalise(plan.events + _routine(seed, plan), seed, days, start)
         return events, build_labels(plan)
     finally:

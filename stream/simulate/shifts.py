@@ -16,6 +16,8 @@ from .plan import Plan
 
 BENIGN_KINDS = ("travel", "quarter_end_surge", "new_table_adoption", "new_joiner", "night_oncall",
                 "laptop_refresh", "ticketed_grant_first_access", "large_usual_export")
+#: opt-in (``simulate --recurring-jobs N``): benign, yet it pages until an analyst says it is fine
+OPTIONAL_BENIGN_KINDS = ("recurring_bulk_job",)
 #: how many of each per 500 principals x 21 days (night on-call follows the rota instead)
 BENIGN_RATE = {"travel": 4, "quarter_end_surge": 1, "new_table_adoption": 2, "new_joiner": 3,
                "laptop_refresh": 4, "ticketed_grant_first_access": 4, "large_usual_export": 4}
@@ -154,6 +156,28 @@ def large_usual_export(plan: Plan) -> None:
     src = plan.rng.choice(p.context(day).sources)
     t = plan.at(p, day, plan.office_hour(p))
     plan.emit(key, [access(p, t, "export", plan.org.resource_doc[res.id], n, nbytes, subjects, src)])
+
+
+def recurring_bulk_job(plan: Plan) -> None:
+    """An approved table migration: a bulk export of one table on most working days from early in
+    the incident period to the end, far above the principal's usual exports. The approval lives in a
+    ticketing system privwatch does not see, so nothing in the events tells it from an incident:
+    this is what analyst feedback is for (``privwatch feedback-eval``)."""
+    p = plan.pick(_exporter)
+    tables = [r for r in p.resources if r.kind == "table"] or p.resources
+    res = plan.rng.choice(tables)
+    first = plan.baseline_days + plan.rng.randrange(0, 3)
+    key = plan.label("benign", "recurring_bulk_job", [p],
+                     f"approved migration of {res.id}: a bulk export on most working days, ticketed elsewhere")
+    events = []
+    for day in range(first, plan.days):
+        if plan.weekday(day) < 5 and plan.rng.random() < 0.7:
+            n = plan.rng.randint(40_000, 150_000)
+            nbytes, subjects = volume(plan.rng, res, n)
+            src = plan.rng.choice(p.context(day).sources)
+            t = plan.at(p, day, plan.office_hour(p))
+            events.append(access(p, t, "export", plan.org.resource_doc[res.id], n, nbytes, subjects, src))
+    plan.emit(key, events)
 
 
 SCHEDULED = (night_oncall, travel, laptop_refresh, quarter_end_surge, new_table_adoption, new_joiner)
