@@ -6,7 +6,9 @@ exports and of other accesses per active day) gives today's expected number of e
 much else it did today, and the surplus is scored as a variance-stabilised Poisson deviation
 (Anscombe: ``z = 2·(√(c + 3/8) − √(e + 3/8))``). Normalising by the day's own activity makes a
 busy day, or a quarter-end surge in which everything grows together, unremarkable, while extra
-exports on top of an ordinary day are not.
+exports on top of an ordinary day are not. While a day is in progress its other work is assumed
+to be at least a usual day's; once it is closed, its own count is used down to ``closed_floor`` of
+a usual day's, so a weekend day of exports and little else counts against the principal.
 
 Days are accumulated with a one-sided CUSUM (Page, 1954): ``S = max(0, S + z − k)``. A finding
 needs the CUSUM, including today so far, over ``threshold``, at least ``min_days`` active days in the
@@ -17,6 +19,11 @@ staying above 0) yields one finding: a principal is not paged again every day of
 Counting exported *records* (records over the usual export size) instead of exports was tried: on the
 simulated streams it roughly tripled the false findings for one more incident found, because
 export sizes vary far more from day to day than export counts.
+
+Also tried on six simulated seeds (12 incidents): the same CUSUM per exported resource (usual
+exports of each resource per day) found 11 of 12 but with 115 false findings, because a rarely
+exported resource has a usual of nearly 0; requiring a strictly rising daily count found 5 with 61.
+Counting units of the usual export size: 6 with 146. This version: 8 with 14 (detector alone).
 
 State per principal: about a dozen numbers.
 """
@@ -68,11 +75,12 @@ class _DayState:
         for name, value in zip(self.__slots__, state, strict=True):
             setattr(self, name, value)
 
-    def expected(self, others: int) -> float:
+    def expected(self, others: int, floor: float = 1.0) -> float:
         """Exports expected for a day with ``others`` other accesses, at this principal's usual
-        share; never fewer than on a usual day (a day in progress has not done its other work yet)."""
+        share, counting at least ``floor`` of a usual day's other accesses: a day in progress
+        (floor 1) has not done its other work yet; a closed day's own count is nearer the truth."""
         share = self.ew_exports / max(self.ew_others, 1.0)
-        return share * max(others, self.ew_others)
+        return share * max(others, self.ew_others * floor)
 
 
 class SlowExfiltration(Detector):
@@ -93,7 +101,7 @@ class SlowExfiltration(Detector):
     >>> [day(n, 1) for n in range(14)].count(True)
     0
     >>> [day(14 + n, 2 + n) for n in range(6)]  # one finding for the run, not one a day
-    [False, False, False, False, True, False]
+    [False, False, False, False, False, True]
     """
 
     name = "slow_exfiltration"
@@ -104,9 +112,10 @@ class SlowExfiltration(Detector):
         self,
         alpha: float = 0.1,
         allowance: float = 0.75,
-        threshold: float = 4.0,
+        threshold: float = 5.0,
         min_days: int = 3,
         min_today_z: float = 1.5,
+        closed_floor: float = 0.5,
         min_history_days: int = 5,
         min_daily_records: int = 500,
         min_records_ratio: float = 2.0,
@@ -119,6 +128,7 @@ class SlowExfiltration(Detector):
         self.threshold = threshold
         self.min_days = min_days
         self.min_today_z = min_today_z
+        self.closed_floor = closed_floor
         self.min_history_days = min_history_days
         self.min_daily_records = min_daily_records
         self.min_records_ratio = min_records_ratio
@@ -182,7 +192,7 @@ class SlowExfiltration(Detector):
         return min(z / max(1.0, math.sqrt(st.ew_z2)), self.max_day_z)
 
     def _day_z(self, st: _DayState) -> float:
-        return self._scaled(st, anscombe_z(st.exports, st.expected(st.others)))
+        return self._scaled(st, anscombe_z(st.exports, st.expected(st.others, self.closed_floor)))
 
 
     def _closed(self, st: _DayState) -> tuple[float, int]:
@@ -215,7 +225,7 @@ class SlowExfiltration(Detector):
     def _close_day(self, st: _DayState) -> None:
         if st.exports + st.others == 0:
             return
-        raw = anscombe_z(st.exports, st.expected(st.others)) if st.days >= 2 else 0.0
+        raw = anscombe_z(st.exports, st.expected(st.others, self.closed_floor)) if st.days >= 2 else 0.0
         z = self._day_z(st) if st.days >= self.min_history_days else 0.0
         if st.days >= self.min_history_days:
             prev = st.cusum
