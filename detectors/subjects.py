@@ -79,7 +79,7 @@ class Subjects(Detector):
         alpha: float = 0.05,
         max_lookup_subjects: int = 20,
         min_z: float = 3.5,
-        min_ratio: float = 3.0,
+        min_ratio: float = 2.75,
         min_distinct_hour: int = 80,
         min_distinct_day: int = 150,
         min_history: int = 5,
