@@ -25,6 +25,12 @@ exports of each resource per day) found 11 of 12 but with 115 false findings, be
 exported resource has a usual of nearly 0; requiring a strictly rising daily count found 5 with 61.
 Counting units of the usual export size: 6 with 146. This version: 8 with 14 (detector alone).
 
+A finding also needs the recent exports to concentrate on one resource more than before
+(:class:`~detectors.export_mix.ExportMix`: the top resource's share of the last four active days'
+exports at least ``min_lift`` above its share of the principal's exports before): siphoning takes
+one dataset, while a busy stretch keeps the usual mix. On nine seeds (18 incidents) this kept all
+11 incidents found and cut the detector's false findings from 20 to 11 (in the full engine).
+
 State per principal: about a dozen numbers.
 """
 
@@ -35,6 +41,7 @@ import math
 from detectors.base import Detector, Finding, Profile
 from detectors.compact import DAY_S
 from detectors.events import Event
+from detectors.export_mix import ExportMix
 
 
 def anscombe_z(count: float, expected: float) -> float:
@@ -50,6 +57,7 @@ class _DayState:
     __slots__ = (
         "day", "exports", "others", "records", "first_event",
         "ew_exports", "ew_others", "ew_records", "ew_z2", "days", "cusum", "run", "run_first", "fired_day",
+        "mix",
     )
 
     def __init__(self, day: int) -> None:
@@ -67,6 +75,7 @@ class _DayState:
         self.run = 0  # consecutive active days with a positive CUSUM
         self.run_first = ""
         self.fired_day = -1
+        self.mix = ExportMix()
 
     def __getstate__(self) -> tuple:
         return tuple(getattr(self, name) for name in self.__slots__)
@@ -88,12 +97,13 @@ class SlowExfiltration(Detector):
 
     >>> from detectors.base import Profile
     >>> d, p = SlowExfiltration(), Profile(first_ts=0.0, last_ts=0.0)
-    >>> def day(n, exports, others=20):
+    >>> def day(n, exports, others=20, usual_mix=False):
     ...     found = None
     ...     for i in range(others + exports):
     ...         action = "export" if i % 3 == 0 and i // 3 < exports else "read"
-    ...         e = Event(kind="access", event_id=f"e{n}-{i}", ts=n * 86_400 + 30_000 + i * 600,
-    ...                   principal_id="u", action=action, records=800 if action == "export" else 2)
+    ...         table = "t.usual" if i < 3 or usual_mix else "t.siphoned"  # the extras are of one table
+    ...         e = Event(kind="access", event_id=f"e{n}-{i}", ts=n * 86_400 + 30_000 + i * 600, principal_id="u",
+    ...                   action=action, resource_id=table, records=800 if action == "export" else 2)
     ...         f = d.score_one(e, p)
     ...         d.learn_one(e, p, flagged=f is not None)
     ...         found = found or f
@@ -102,6 +112,12 @@ class SlowExfiltration(Detector):
     0
     >>> [day(14 + n, 2 + n) for n in range(6)]  # one finding for the run, not one a day
     [False, False, False, False, False, True]
+
+    The same extra exports in the principal's usual mix of tables are a busy stretch:
+
+    >>> d = SlowExfiltration()
+    >>> [day(n, 1) for n in range(14)].count(True), [day(14 + n, 2 + n, usual_mix=True) for n in range(6)]
+    (0, [False, False, False, False, False, False])
     """
 
     name = "slow_exfiltration"
@@ -117,6 +133,7 @@ class SlowExfiltration(Detector):
         min_today_z: float = 1.5,
         closed_floor: float = 0.5,
         min_history_days: int = 5,
+        min_lift: float = 0.1,
         min_daily_records: int = 500,
         min_records_ratio: float = 2.0,
         max_day_z: float = 3.0,
@@ -130,6 +147,7 @@ class SlowExfiltration(Detector):
         self.min_today_z = min_today_z
         self.closed_floor = closed_floor
         self.min_history_days = min_history_days
+        self.min_lift = min_lift
         self.min_daily_records = min_daily_records
         self.min_records_ratio = min_records_ratio
         self.max_day_z = max_day_z
@@ -163,6 +181,9 @@ class SlowExfiltration(Detector):
         days = run + 1
         if z_today < self.min_today_z or total < self.threshold or days < self.min_days:
             return None
+        recent, before, top, n_top, n_all = st.mix.concentration(event.resource_id, new_day=st.day != day)
+        if recent - before < self.min_lift:
+            return None  # more of the usual mix: a busy stretch, not one dataset siphoned
         usual_records = st.ew_records
         share = st.ew_exports / max(st.ew_exports + st.ew_others, 1e-9)
         return Finding(
@@ -176,6 +197,8 @@ class SlowExfiltration(Detector):
                 f"(surplus z={z_today:.1f}); usual exported records per day {usual_records:,.0f}",
                 f"cumulative surplus (CUSUM, allowance {self.allowance}) over the last {days} active days: "
                 f"{total:.1f} (threshold {self.threshold})",
+                f"{n_top} of the {n_all} exports in the last {ExportMix.RECENT} active days were of {top} "
+                f"({recent:.0%}; {before:.0%} of this principal's exports before)",
             ],
             evidence_event_ids=[e for e in dict.fromkeys((st.run_first, st.first_event, event.event_id)) if e],
             baseline={
@@ -183,7 +206,10 @@ class SlowExfiltration(Detector):
                 "usual_export_share": round(share, 4),
                 "usual_daily_records": round(usual_records),
                 "days_elevated": days,
+                "top_resource_share": round(recent, 3),
+                "top_resource_share_before": round(before, 3),
             },
+            resource_ids=[top],
             max_severity=100.0 if self.page else 45.0,
         )
 
@@ -211,10 +237,12 @@ class SlowExfiltration(Detector):
             st = self.state_[event.principal_id] = _DayState(day)
         if day > st.day:
             self._close_day(st)
+            st.mix.close_day()
             st.day, st.exports, st.others, st.records, st.first_event = day, 0, 0, 0.0, ""
         if flagged:
             st.fired_day = day
         if event.action == "export":
+            st.mix.add(event.resource_id)
             st.exports += 1
             st.records += event.records
             if not st.first_event:

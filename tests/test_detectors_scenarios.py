@@ -325,3 +325,20 @@ def test_volume_reports_the_heavy_tail_and_pages_an_order_of_magnitude_above_it(
     assert tail is not None and level_for(tail.max_severity) not in PAGING_LEVELS
     bulk = finding(200_000)
     assert bulk is not None and level_for(bulk.max_severity) in PAGING_LEVELS
+
+
+def test_export_mix_is_bounded_and_keeps_what_matters() -> None:
+    """At most CAP resources per principal: a new one replaces the least exported, counts move from
+    today to the recent days to before as days close."""
+    from detectors.export_mix import ExportMix
+
+    mix = ExportMix()
+    for _day in range(ExportMix.RECENT + 2):
+        for _ in range(5):
+            mix.add("t.main")
+        mix.close_day()
+    for i in range(3 * ExportMix.CAP):
+        mix.add(f"t.once-{i}")
+    assert len(mix.resources) == ExportMix.CAP and "t.main" in mix.resources
+    share, before, top, n_top, n_all = mix.concentration()
+    assert (top, n_top, round(before, 2)) == ("t.main", 5 * (ExportMix.RECENT - 1), 1.0)
