@@ -26,6 +26,49 @@ CONTEXT_TAGS = (1, 2, 3, 4)
 _DERIVED = ("_context", "_context_hashes", "_resource_hash", "_day", "_hour", "_weekend", "_sensitive", "_subjects")
 
 
+_ContextValues = tuple[str | None, str | None, str | None, str | None]
+_ContextHashes = tuple[int | None, int | None, int | None, int | None]
+_SensitiveItems = tuple[tuple[str, str, int], ...]
+#: Caches, not state (cleared when full; results never depend on them): a principal's context and
+#: the data categories of a resource come back event after event.
+_CONTEXT_MEMO: dict[tuple[str | None, ...], tuple[_ContextValues, _ContextHashes]] = {}
+_SENSITIVE_MEMO: dict[tuple[tuple[str, ...], str], _SensitiveItems] = {}
+_MEMO_CAP = 50_000
+
+
+def _context(
+    country: str | None, ip: str | None, device: str | None, agent: str | None
+) -> tuple[_ContextValues, _ContextHashes]:
+    key = (country, ip, device, agent)
+    known = _CONTEXT_MEMO.get(key)
+    if known is None:
+        network = ip_prefix(ip)
+        hashes = (
+            None if country is None else tagged(1, country),
+            None if network is None else tagged(2, network),
+            None if device is None else tagged(3, device),
+            None if agent is None else tagged(4, agent),
+        )
+        if len(_CONTEXT_MEMO) >= _MEMO_CAP:
+            _CONTEXT_MEMO.clear()
+        known = _CONTEXT_MEMO[key] = ((country, network, device, agent), hashes)
+    return known
+
+
+def _sensitive_items(categories: tuple[str, ...], resource_id: str) -> _SensitiveItems:
+    """Categories (namespace 1), then the resource (namespace 2) when it is sensitive (non-empty)."""
+    key = (categories, resource_id)
+    items = _SENSITIVE_MEMO.get(key)
+    if items is None:
+        items = tuple([("category", c, tagged(1, c)) for c in categories])
+        if resource_id:
+            items += (("resource", resource_id, tagged(2, resource_id)),)
+        if len(_SENSITIVE_MEMO) >= _MEMO_CAP:
+            _SENSITIVE_MEMO.clear()
+        _SENSITIVE_MEMO[key] = items
+    return items
+
+
 class _Derived:
     """Values several detectors derive from one event (hashes, local hour, day number), computed on
     first use and then shared: the same strings used to be hashed by three or four detectors per event.
@@ -35,13 +78,13 @@ class _Derived:
     """
 
     __slots__ = _DERIVED
-    _context: tuple[str | None, str | None, str | None, str | None] | None
-    _context_hashes: tuple[int | None, int | None, int | None, int | None] | None
+    _context: _ContextValues | None
+    _context_hashes: _ContextHashes | None
     _resource_hash: int | None
     _day: int | None
     _hour: int | None
     _weekend: bool | None
-    _sensitive: tuple[tuple[str, str, int], ...] | None
+    _sensitive: _SensitiveItems | None
     _subjects: tuple[int, ...] | None
 
     def _forget_derived(self) -> None:
@@ -109,7 +152,8 @@ class Event(_Derived):
         """(country, network /24 or /48, device, user agent): the network context of an access."""
         values = self._context
         if values is None:
-            values = self._context = (self.country, ip_prefix(self.ip), self.device_id, self.user_agent)
+            values, self._context_hashes = _context(self.country, self.ip, self.device_id, self.user_agent)
+            self._context = values
         return values
 
     @property
@@ -117,13 +161,8 @@ class Event(_Derived):
         """:attr:`context_values` hashed in their :data:`CONTEXT_TAGS` namespaces (None where absent)."""
         hashes = self._context_hashes
         if hashes is None:
-            country, network, device, agent = self.context_values
-            hashes = self._context_hashes = (
-                None if country is None else tagged(1, country),
-                None if network is None else tagged(2, network),
-                None if device is None else tagged(3, device),
-                None if agent is None else tagged(4, agent),
-            )
+            self._context, hashes = _context(self.country, self.ip, self.device_id, self.user_agent)
+            self._context_hashes = hashes
         return hashes
 
     @property
@@ -165,12 +204,10 @@ class Event(_Derived):
         (``resource``, namespace 2)."""
         items = self._sensitive
         if items is None:
-            categories = self.categories
-            items = tuple([("category", c, tagged(1, c)) for c in categories]) if categories else ()
             rid = self.resource_id
-            if rid and SENSITIVITY_RANK.get(self.sensitivity, 0) >= 2:
-                items += (("resource", rid, tagged(2, rid)),)
-            self._sensitive = items
+            sensitive = rid if rid and SENSITIVITY_RANK.get(self.sensitivity, 0) >= 2 else ""
+            categories = self.categories
+            items = self._sensitive = _sensitive_items(categories, sensitive) if categories or sensitive else ()
         return items
 
     @property
