@@ -9,6 +9,7 @@ import pickle
 import random
 from dataclasses import astuple, replace
 
+import orjson
 from detector_streams import DAY, HOUR, T0, access, last_of, routine
 
 from detectors.compact import EW, SeenSet, day_number, h32, h32_once, ip_prefix, is_weekend, local_hour, tagged
@@ -151,3 +152,20 @@ def test_restored_engine_rebuilds_its_loop() -> None:
     assert [a for e in tail for a in restored.process(e)] == [a for e in tail for a in engine.process(e)]
     # the loop drives the restored detectors, not the ones pickled
     assert all(score.__self__ is d for (score, _, _), d in zip(restored._all_steps, restored.detectors, strict=True))
+
+
+def test_bench_replay_saves_and_checks_digests(tmp_path, capsys) -> None:
+    from factories import lines, routine_then_bulk
+
+    from stream import bench_replay
+
+    events = tmp_path / "events.jsonl"
+    events.write_bytes(b"\n".join(lines(routine_then_bulk())) + b"\n")
+    ref = tmp_path / "ref.json"
+    assert bench_replay.main([str(events), "--save", str(ref)]) == 0
+    saved = orjson.loads(ref.read_bytes())
+    assert saved["alerts"] >= 1 and saved["findings"] >= saved["alerts"]
+    assert bench_replay.main([str(events), "--check", str(ref)]) == 0
+    ref.write_bytes(orjson.dumps({**saved, "findings_sha256": "0" * 64}))
+    assert bench_replay.main([str(events), "--check", str(ref)]) == 1
+    assert "DIFFERENT: findings_sha256" in capsys.readouterr().err
