@@ -133,13 +133,14 @@ class SeenSet:
         for key in keys:
             if key is None:
                 continue
-            if key in own:
+            try:
                 i = own.index(key)
-                last[i] = day
-                if counts[i] < 0xFFFF:
-                    counts[i] += 1
-            else:
+            except ValueError:  # new: rare once a principal's context is known
                 self.add(key, day)
+                continue
+            last[i] = day
+            if counts[i] < 0xFFFF:
+                counts[i] += 1
 
     def __getstate__(self) -> tuple:
         return (self.cap, self.keys, self.last, self.counts)

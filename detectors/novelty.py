@@ -78,7 +78,8 @@ class Novelty(Detector):
         if not items:
             return None
         seen = self.seen_.get(event.principal_id)
-        new = [item for item in items if seen is None or item[2] not in seen]
+        known = seen.keys if seen is not None else ()
+        new = [item for item in items if item[2] not in known]
         if not new:
             return None
         peer_key, dept_key, org_key = self._group_keys(event)

@@ -69,7 +69,8 @@ class ServiceMisuse(Detector):
         st = self.state_.get(event.principal_id)
         if st is None or st.n < self.min_history:
             return None
-        new = {field: value for field, value, h in self._keyed(event) if h not in st.seen}
+        known = st.seen.keys
+        new = {field: value for field, value, h in self._keyed(event) if h not in known}
         if not new:
             return None
         signals: list[tuple[float, str]] = []
