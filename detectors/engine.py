@@ -49,7 +49,7 @@ def default_detectors(config: EngineConfig) -> list[Detector]:
 class Engine:
     """Run every detector on each event, calibrate, decide, learn, and build alerts.
 
-    >>> from detectors.events import ACCESS, PERMISSION, Event
+    >>> from detectors.events import Event
     >>> engine = Engine()
     >>> engine.process(Event(kind="access", event_id="e1", ts=1.7e9, principal_id="u-1", action="read"))
     []
