@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import zlib
 from array import array
+from collections.abc import Iterable
 
 DAY_S = 86_400.0
 HOUR_S = 3_600.0
@@ -57,6 +58,19 @@ def local_hour(ts: float, tz_offset_s: int) -> int:
     return int((ts + tz_offset_s) // HOUR_S) % 24
 
 
+def ip_prefix(ip: str | None) -> str | None:
+    """The /24 of an IPv4 address (the /48 of IPv6): a network, not one lease.
+
+    >>> ip_prefix("10.1.20.7"), ip_prefix(None)
+    ('10.1.20', None)
+    """
+    if not ip:
+        return None
+    if ":" in ip:
+        return ":".join(ip.split(":")[:3])
+    return ip.rsplit(".", 1)[0]
+
+
 def is_weekend(ts: float, tz_offset_s: int) -> bool:
     # 1970-01-01 was a Thursday: day 0 -> weekday 3 (Monday = 0)
     return (int((ts + tz_offset_s) // DAY_S) + 3) % 7 >= 5
@@ -95,21 +109,38 @@ class SeenSet:
 
     def add(self, key: int, day: int) -> bool:
         """Record one sighting of ``key`` on ``day``; True when the key was new."""
+        keys = self.keys
         try:
-            i = self.keys.index(key)
+            i = keys.index(key)
         except ValueError:
-            if len(self.keys) < self.cap:
-                self.keys.append(key)
+            if len(keys) < self.cap:
+                keys.append(key)
                 self.last.append(day)
                 self.counts.append(1)
             else:
                 i = min(range(len(self.last)), key=self.last.__getitem__)
-                self.keys[i], self.last[i], self.counts[i] = key, day, 1
+                keys[i], self.last[i], self.counts[i] = key, day, 1
             return True
         self.last[i] = day
-        if self.counts[i] < 0xFFFF:
-            self.counts[i] += 1
+        counts = self.counts
+        if counts[i] < 0xFFFF:
+            counts[i] += 1
         return False
+
+    def add_all(self, keys: Iterable[int | None], day: int) -> None:
+        """:meth:`add` each key that is not None, in order (one call for a handful of keys)."""
+        own, last, counts = self.keys, self.last, self.counts
+        for key in keys:
+            if key is None:
+                continue
+            try:
+                i = own.index(key)
+            except ValueError:  # new: rare once a principal's context is known
+                self.add(key, day)
+                continue
+            last[i] = day
+            if counts[i] < 0xFFFF:
+                counts[i] += 1
 
     def __getstate__(self) -> tuple:
         return (self.cap, self.keys, self.last, self.counts)
@@ -183,14 +214,18 @@ class EW:
         self.n = 0
 
     def update(self, x: float, alpha: float) -> None:
-        self.n += 1
-        if self.n == 1:
+        n = self.n = self.n + 1
+        if n == 1:
             self.mean = x
             return
-        a = max(alpha, 1.0 / self.n)  # plain average while young, then exponential forgetting
-        diff = x - self.mean
+        # max(alpha, 1 / n): plain average while young, then exponential forgetting
+        a = 1.0 / n
+        if not a > alpha:  # exactly what max() picks, NaN included
+            a = alpha
+        mean = self.mean
+        diff = x - mean
         incr = a * diff
-        self.mean += incr
+        self.mean = mean + incr
         self.var = (1.0 - a) * (self.var + diff * incr)
 
     def z(self, x: float, floor: float) -> float:

@@ -13,29 +13,19 @@ from __future__ import annotations
 import math
 
 from detectors.base import Detector, Finding, Profile
-from detectors.compact import SeenSet, day_number, is_weekend, local_hour, tagged
-from detectors.events import Event
+from detectors.compact import SeenSet, ip_prefix, is_weekend, local_hour
+from detectors.events import CONTEXT_TAGS, Event
+
+__all__ = ["Context", "context_values", "ip_prefix"]
 
 #: what a new value of each context field is worth
 WEIGHTS = (("country", 1.0), ("network", 0.5), ("device", 1.0), ("agent", 1.0))
-TAGS = tuple(range(1, len(WEIGHTS) + 1))
-
-
-def ip_prefix(ip: str | None) -> str | None:
-    """The /24 of an IPv4 address (the /48 of IPv6): a network, not one lease.
-
-    >>> ip_prefix("10.1.20.7"), ip_prefix(None)
-    ('10.1.20', None)
-    """
-    if not ip:
-        return None
-    if ":" in ip:
-        return ":".join(ip.split(":")[:3])
-    return ip.rsplit(".", 1)[0]
+TAGS = CONTEXT_TAGS  # one hash namespace per field of WEIGHTS, shared with service_misuse
 
 
 def context_values(event: Event) -> tuple[str | None, ...]:
-    return (event.country, ip_prefix(event.ip), event.device_id, event.user_agent)
+    """(country, network, device, agent) of an access (see :attr:`Event.context_values`)."""
+    return event.context_values
 
 
 class _ContextState:
@@ -78,14 +68,16 @@ class Context(Detector):
         st = self.state_.get(event.principal_id)
         if st is None or st.n < self.min_history:
             return None
-        seen = st.seen
+        seen = st.seen.keys  # the seen-set's keys: membership without a method call per test
+        hashes = event.context_hashes
+        device, agent = hashes[2], hashes[3]
+        if (device is None or device in seen) and (agent is None or agent in seen):
+            return None  # a known device and agent: travel or a new network, not a takeover
         new = [
             (field, value, weight)
-            for (field, weight), tag, value in zip(WEIGHTS, TAGS, context_values(event), strict=True)
-            if value is not None and tagged(tag, value) not in seen
+            for (field, weight), value, h in zip(WEIGHTS, event.context_values, hashes, strict=True)
+            if h is not None and h not in seen
         ]
-        if not new or not any(f in ("device", "agent") for f, _, _ in new):
-            return None  # a known device and agent: travel or a new network, not a takeover
         rarity = st.hour_rarity(event.ts, event.tz_offset_s)
         novelty = sum(w for _, _, w in new)
         score = novelty * (1.0 + max(0.0, rarity - self.usual_rarity))
@@ -115,13 +107,10 @@ class Context(Detector):
         if st is None:
             st = self.state_[event.principal_id] = _ContextState(self.cap)
         st.n += 1
-        day = day_number(event.ts)
-        for tag, value in zip(TAGS, context_values(event), strict=True):
-            if value is not None:
-                st.seen.add(tagged(tag, value), day)
+        st.seen.add_all(event.context_hashes, event.day)
         hours = st.hours
-        hour = local_hour(event.ts, event.tz_offset_s)
-        slot = 25 if is_weekend(event.ts, event.tz_offset_s) else 24
+        hour = event.local_hour
+        slot = 25 if event.weekend else 24
         if hours[hour] == 255 or hours[slot] == 255:
             for i in range(26):
                 hours[i] >>= 1

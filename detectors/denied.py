@@ -13,7 +13,7 @@ import math
 from array import array
 
 from detectors.base import Detector, Finding, Profile
-from detectors.compact import EW, h32
+from detectors.compact import EW
 from detectors.events import Event
 
 
@@ -59,7 +59,7 @@ class Denied(Detector):
 
     def _distinct_with(self, st: _DeniedState, event: Event) -> tuple[float, int]:
         """(sliding distinct-resource count including ``event``, denials in the window)."""
-        new = h32(event.resource_id) not in st.resources
+        new = event.resource_hash not in st.resources
         if event.ts >= st.start + self.window_s:
             prev = len(st.resources) if event.ts < st.start + 2 * self.window_s else 0
             return 1 + prev * (1.0 - (event.ts % self.window_s) / self.window_s), 1
@@ -111,7 +111,7 @@ class Denied(Detector):
             st = self.state_[event.principal_id] = _DeniedState(event.ts - event.ts % self.window_s)
         if event.ts >= st.start + self.window_s:
             self._close(st, profile, event.ts)
-        h = h32(event.resource_id)
+        h = event.resource_hash
         if h not in st.resources and len(st.resources) < self.cap:
             st.resources.append(h)
         st.count += 1

@@ -12,8 +12,7 @@ from __future__ import annotations
 
 from detectors.base import Detector, Finding, Profile
 from detectors.compact import DAY_S, h32
-from detectors.context import ip_prefix
-from detectors.events import Event
+from detectors.events import ACCESS, Event
 
 
 def _h(value: str | None) -> int:
@@ -42,7 +41,7 @@ class Dormancy(Detector):
 
     def score_one(self, event: Event, profile: Profile) -> Finding | None:
         last = self.last_.get(event.principal_id)
-        if last is None or not event.is_access or event.sensitivity_rank < self.min_rank:
+        if last is None or event.kind != ACCESS or event.sensitivity_rank < self.min_rank:
             return None
         silence = (last[4] or event.ts) - last[0]
         if silence < self.min_silence_s:
@@ -52,7 +51,7 @@ class Dormancy(Detector):
             for name, old, value in (
                 ("device", last[1], event.device_id),
                 ("country", last[2], event.country),
-                ("network", last[3], ip_prefix(event.ip)),
+                ("network", last[3], event.context_values[1]),
             )
             if value and old and _h(value) != old
         ]
@@ -76,7 +75,7 @@ class Dormancy(Detector):
         )
 
     def learn_one(self, event: Event, profile: Profile, flagged: bool = False) -> None:
-        if event.is_access:
+        if event.kind == ACCESS:
             last = self.last_.get(event.principal_id)
             if last is not None and not last[4] and event.ts - last[0] < 3600.0:
                 pass  # active right now: an hourly refresh of the entry is precise enough
@@ -93,7 +92,7 @@ class Dormancy(Detector):
                     event.ts,
                     _h(event.device_id),
                     _h(event.country),
-                    _h(ip_prefix(event.ip)),
+                    _h(event.context_values[1]),
                     0.0,
                 )
         if event.ts >= self._next_prune:

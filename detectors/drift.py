@@ -29,6 +29,22 @@ from detectors.base import Detector, Finding, Profile
 from detectors.compact import DAY_S, HOUR_S, DistinctCounter, h32, is_weekend
 from detectors.events import Event
 
+_DEPT_KEYS: dict[str | None, str] = {}
+
+
+def dept_key(department: str | None) -> str:
+    """``"dept:<department>"`` (``dept:-`` without one), memoised: it is needed for every event.
+
+    >>> dept_key("sales"), dept_key(None)
+    ('dept:sales', 'dept:-')
+    """
+    key = _DEPT_KEYS.get(department)
+    if key is None:
+        if len(_DEPT_KEYS) >= 10_000:  # a cache, not state
+            _DEPT_KEYS.clear()
+        key = _DEPT_KEYS[department] = f"dept:{department or '-'}"
+    return key
+
 
 class ShiftMonitor:
     """Hourly counts → seasonal residuals → Page-Hinkley (upward shifts only).
@@ -116,10 +132,12 @@ class Drift(Detector):
 
     @staticmethod
     def _keys(event: Event) -> tuple[str, str]:
-        return "org", f"dept:{event.department or '-'}"
+        return "org", dept_key(event.department)
 
     # -- reporting shifts ---------------------------------------------------------------------
     def score_one(self, event: Event, profile: Profile) -> Finding | None:
+        if not self.reports_:
+            return None  # the usual case: no shift waiting to be reported
         for key in self._keys(event):
             report = self.reports_.get(key)
             if report is not None:
@@ -172,15 +190,19 @@ class Drift(Detector):
             self.elevated_[dept] = (day, count + 1 if d == day else 1)
 
     def learn_one(self, event: Event, profile: Profile, flagged: bool = False) -> None:
-        self._track_day(event, f"dept:{event.department or '-'}")
+        dept = dept_key(event.department)
+        self._track_day(event, dept)
         pid_key = h32(event.principal_id)
-        for key in self._keys(event):
-            self.reports_.pop(key, None)
-            hour = self.hours_.get(key)
+        ts = event.ts
+        reports, hours = self.reports_, self.hours_
+        for key in ("org", dept):
+            if reports:
+                reports.pop(key, None)
+            hour = hours.get(key)
             if hour is None:
-                hour = self.hours_[key] = _Hour(event.ts - event.ts % HOUR_S)
-            elif event.ts >= hour.start + HOUR_S:
-                self._close(key, hour, event.ts)
+                hour = hours[key] = _Hour(ts - ts % HOUR_S)
+            elif ts >= hour.start + HOUR_S:
+                self._close(key, hour, ts)
             hour.events += 1
             hour.active.add(pid_key)
 
@@ -201,7 +223,7 @@ class Drift(Detector):
     def note_finding(self, finding: Finding, profile: Profile) -> None:
         """Remember that a principal of a department got a finding (called by the engine)."""
         event = finding.event
-        key = (f"dept:{event.department or '-'}", finding.detector)
+        key = (dept_key(event.department), finding.detector)
         notes = self.notes_.setdefault(key, [])
         horizon = event.ts - self.peer_window_s
         notes[:] = [n for n in notes if n[1] >= horizon][-self.max_notes + 1 :]
@@ -211,7 +233,7 @@ class Drift(Detector):
         """Whether the principal's department is shifting as a whole, or enough other members got
         the same kind of finding recently."""
         event = finding.event
-        dept = f"dept:{event.department or '-'}"
+        dept = dept_key(event.department)
         if self.shift_until_.get(dept, 0.0) > event.ts:
             return True  # (an organisation-wide shift is reported, but damps nothing by itself)
         hour = self.hours_.get(dept)

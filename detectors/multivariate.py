@@ -16,8 +16,8 @@ from array import array
 from river import anomaly
 
 from detectors.base import Detector, Finding, Profile
-from detectors.compact import EW, HOUR_S, h32, local_hour
-from detectors.events import Event
+from detectors.compact import EW, HOUR_S
+from detectors.events import SENSITIVITY_RANK, Event
 from detectors.volume import EXPORT_ACTIONS
 
 FEATURES = (
@@ -173,11 +173,11 @@ class Multivariate(Detector):
         target.subjects = source.subjects + (len(event.subject_refs) or event.subjects)
         target.exports = source.exports + (event.action in EXPORT_ACTIONS)
         target.denied = source.denied + (event.outcome == "denied")
-        target.rank = max(source.rank, event.sensitivity_rank)
-        hour = local_hour(event.ts, event.tz_offset_s)
+        target.rank = max(source.rank, SENSITIVITY_RANK.get(event.sensitivity, 0))
+        hour = event.local_hour
         target.night = source.night + (hour >= 22 or hour < 6)
         resources = source.resources if target is source else array("I", source.resources)
-        h = h32(event.resource_id)
+        h = event.resource_hash
         if h not in resources and len(resources) < 16:
             resources.append(h)
         target.resources = resources

@@ -15,18 +15,15 @@ from __future__ import annotations
 import sys
 
 from detectors.base import Detector, Finding, Profile
-from detectors.compact import SeenSet, day_number, is_admin, tagged
-from detectors.events import SENSITIVITY_RANK, SPECIAL_CATEGORIES, Event
+from detectors.compact import SeenSet, is_admin
+from detectors.events import ACCESS, SPECIAL_CATEGORIES, Event
 
 DAY_S = 86_400.0
 
 
-def _items(event: Event) -> list[tuple[str, str, int]]:
-    """(kind, name, hash) of the sensitive items an event touches."""
-    items = [("category", c, tagged(1, c)) for c in event.categories]
-    if event.resource_id and SENSITIVITY_RANK.get(event.sensitivity, 0) >= 2:
-        items.append(("resource", event.resource_id, tagged(2, event.resource_id)))
-    return items
+def _items(event: Event) -> tuple[tuple[str, str, int], ...]:
+    """(kind, name, hash) of the sensitive items an event touches (computed once per event)."""
+    return event.sensitive_items
 
 
 class Novelty(Detector):
@@ -75,13 +72,14 @@ class Novelty(Detector):
         return 3.0 if event.sensitivity == "restricted" else 1.5
 
     def score_one(self, event: Event, profile: Profile) -> Finding | None:
-        if not event.is_access or event.outcome != "allowed" or self.origin_ is None:
+        if event.kind != ACCESS or event.outcome != "allowed" or self.origin_ is None:
             return None
-        items = _items(event)
+        items = event.sensitive_items
         if not items:
             return None
         seen = self.seen_.get(event.principal_id)
-        new = [item for item in items if seen is None or item[2] not in seen]
+        known = seen.keys if seen is not None else ()
+        new = [item for item in items if item[2] not in known]
         if not new:
             return None
         peer_key, dept_key, org_key = self._group_keys(event)
@@ -128,18 +126,21 @@ class Novelty(Detector):
         # later access (and every peer's, when a whole team adopts a new table) stays "first" forever.
         if event.outcome != "allowed":
             return
-        if not event.is_access and (event.change != "grant" or not (event.ticket and self._by_admin(event))):
+        is_access = event.kind == ACCESS
+        if not is_access and (event.change != "grant" or not (event.ticket and self._by_admin(event))):
             return  # only an admin's ticketed grant makes the first access expected
-        items = _items(event)
+        items = event.sensitive_items
         seen = self.seen_.get(event.principal_id)
         if seen is None:
             seen = self.seen_[event.principal_id] = SeenSet(self.cap_per_principal)
             keys = self.member_[event.principal_id] = tuple(map(sys.intern, self._group_keys(event)))
             for key in keys:
                 self.group_size_[key] = self.group_size_.get(key, 0) + 1
-        day = day_number(event.ts)
+        if not items:
+            return
+        day = event.day
         for _, _, h in items:
-            if seen.add(h, day) and event.is_access:
+            if seen.add(h, day) and is_access:
                 for key in self._group_keys(event):
                     self._count(key, h)
 

@@ -12,8 +12,8 @@ seen-set of 32-bit hashes (``cap_resources``).
 from __future__ import annotations
 
 from detectors.base import Detector, Finding, Profile
-from detectors.compact import SeenSet, day_number, h32, is_admin
-from detectors.events import Event
+from detectors.compact import SeenSet, is_admin
+from detectors.events import ACCESS, Event
 from detectors.volume import EXPORT_ACTIONS
 
 #: (rule, score, min severity, title) in decreasing order of certainty
@@ -73,7 +73,7 @@ class Privilege(Detector):
         return hits
 
     def score_one(self, event: Event, profile: Profile) -> Finding | None:
-        if event.is_access:
+        if event.kind == ACCESS:
             return self._score_use(event)
         hits = self._rules(event)
         if not hits:
@@ -147,21 +147,23 @@ class Privilege(Detector):
         return None
 
     def learn_one(self, event: Event, profile: Profile, flagged: bool = False) -> None:
-        if event.is_access and event.resource_id and event.outcome == "allowed" and not flagged:
+        is_access = event.kind == ACCESS
+        if is_access and event.resource_id and event.outcome == "allowed" and not flagged:
             used = self.used_.get(event.principal_id)
             if used is None:
                 used = self.used_[event.principal_id] = SeenSet(self.cap_resources)
-            used.add(h32(event.resource_id), day_number(event.ts))
-        pending = self.pending_.get(event.principal_id)
-        if pending is not None:
-            pending[:] = [g for g in pending if event.ts - g.ts <= self.window_s]
-            if not pending:
-                del self.pending_[event.principal_id]
-        if event.is_access or event.change != "grant" or event.outcome != "allowed":
+            used.add(event.resource_hash, event.day)
+        if self.pending_:
+            pending = self.pending_.get(event.principal_id)
+            if pending is not None:
+                pending[:] = [g for g in pending if event.ts - g.ts <= self.window_s]
+                if not pending:
+                    del self.pending_[event.principal_id]
+        if is_access or event.change != "grant" or event.outcome != "allowed":
             return
         hits = self._rules(event)
         used = self.used_.get(event.principal_id)
-        known = bool(event.resource_id) and used is not None and h32(event.resource_id) in used
+        known = bool(event.resource_id) and used is not None and event.resource_hash in used
         if self._routine_self_grant(event, hits):
             hits = []
         why = ", ".join(hits) if hits else ("no ticket, resource new to this principal" if not event.ticket else "")

@@ -9,11 +9,12 @@ action) and a 24-bin UTC hour profile.
 from __future__ import annotations
 
 from detectors.base import Detector, Finding, Profile
-from detectors.compact import HOUR_S, SeenSet, day_number, tagged
-from detectors.context import ip_prefix
+from detectors.compact import HOUR_S, SeenSet, tagged
 from detectors.events import Event
 from detectors.volume import EXPORT_ACTIONS
 
+#: the context fields, in the order of :attr:`Event.context_values`
+FIELDS = ("country", "network", "device", "agent")
 BROWSER_MARKERS = ("mozilla/", "applewebkit", "chrome/", "safari/", "firefox/", "edg/")
 
 
@@ -50,14 +51,17 @@ class ServiceMisuse(Detector):
         self.state_: dict[str, _ServiceState] = {}
 
     @staticmethod
-    def _values(event: Event) -> tuple[tuple[str, str | None], ...]:
-        return (
-            ("country", event.country),
-            ("network", ip_prefix(event.ip)),
-            ("device", event.device_id),
-            ("agent", event.user_agent),
-            ("action", event.action),
-        )
+    def _keyed(event: Event) -> list[tuple[str, str, int]]:
+        """(field, value, hash) of each present context field and the action, hashed in namespaces
+        1-5 (the context detector's four, then the action): one seen-set holds them all."""
+        keyed = [
+            (field, value, h)
+            for field, value, h in zip(FIELDS, event.context_values, event.context_hashes, strict=True)
+            if value and h is not None
+        ]
+        if event.action:
+            keyed.append(("action", event.action, tagged(5, event.action)))
+        return keyed
 
     def score_one(self, event: Event, profile: Profile) -> Finding | None:
         if event.principal_kind != "service":
@@ -65,9 +69,8 @@ class ServiceMisuse(Detector):
         st = self.state_.get(event.principal_id)
         if st is None or st.n < self.min_history:
             return None
-        new = {
-            f: v for tag, (f, v) in enumerate(self._values(event), 1) if v and tagged(tag, v) not in st.seen
-        }
+        known = st.seen.keys
+        new = {field: value for field, value, h in self._keyed(event) if h not in known}
         if not new:
             return None
         signals: list[tuple[float, str]] = []
@@ -108,10 +111,7 @@ class ServiceMisuse(Detector):
         if st is None:
             st = self.state_[event.principal_id] = _ServiceState(self.cap)
         st.n += 1
-        day = day_number(event.ts)
-        for tag, (_, v) in enumerate(self._values(event), 1):
-            if v:
-                st.seen.add(tagged(tag, v), day)
+        st.seen.add_all([h for _, _, h in self._keyed(event)], event.day)
         hour = int(event.ts // HOUR_S) % 24
         if st.hours[hour] == 255:
             for i in range(24):

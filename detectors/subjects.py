@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 
 from detectors.base import Detector, Finding, Profile
-from detectors.compact import DAY_S, EW, HOUR_S, DistinctCounter, h32_once
+from detectors.compact import DAY_S, EW, HOUR_S, DistinctCounter
 from detectors.events import Event
 
 
@@ -143,10 +143,10 @@ class Subjects(Detector):
         if not event.subject_refs:
             return 0
         seen: set[int] = set()
-        for ref in event.subject_refs:
-            key = h32_once(ref)
-            pos = key >> DistinctCounter.SHIFT
-            if pos not in seen and counter.is_new(key):
+        bits, shift = counter.bits, DistinctCounter.SHIFT
+        for key in event.subject_hashes:
+            pos = key >> shift
+            if pos not in seen and not bits[pos >> 3] & (1 << (pos & 7)):  # counter.is_new(key), inlined
                 seen.add(pos)
         return len(seen)
 
@@ -186,8 +186,9 @@ class Subjects(Detector):
             if event.ts >= window.start + span:
                 self._close(window, base, (profile.peer_group, label), event.ts, span)
             if event.subject_refs:
-                for ref in event.subject_refs:
-                    window.counter.add(h32_once(ref))
+                add = window.counter.add
+                for key in event.subject_hashes:
+                    add(key)
             else:
                 window.plain += event.subjects
             if not window.first_event:

@@ -21,6 +21,7 @@ import resource
 import sys
 import time
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -75,12 +76,19 @@ def crc32c_check() -> dict[str, Any]:
 
 
 def simulated(n: int, principals: int, seed: int) -> list[dict[str, Any]]:
-    """At least ``n`` simulated events (the first ``n`` of an organisation's history)."""
+    """At least ``n`` simulated events (the first ``n`` of an organisation's history).
+
+    The history ends yesterday (UTC), so the latency phase's events, stamped with the wall clock,
+    continue it. Before, it started on the simulator's fixed date (2026-10-01): the live events came
+    weeks after every principal's last one, and the latency phase measured a mass dormancy wake-up
+    (hundreds of alerts in its first seconds, each logged and produced) instead of steady state.
+    """
     from stream.simulate import simulate
 
     days = max(3, math.ceil(n / (principals * EVENTS_PER_PRINCIPAL_DAY)) + 1)
     while True:
-        events, _ = simulate(seed, principals, days, baseline_days=min(8, days - 1))
+        start = (datetime.now(UTC).date() - timedelta(days=days)).isoformat()
+        events, _ = simulate(seed, principals, days, baseline_days=min(8, days - 1), start=start)
         if len(events) >= n:
             return events[:n]
         days *= 2

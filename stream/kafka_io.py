@@ -16,6 +16,13 @@ from stream.settings import Settings
 
 log = logging.getLogger(__name__)
 
+#: Upper bound of one fetch response. kafka-python 2.3 refuses network frames larger than
+#: ``receive_message_max_bytes`` (default 1,000,000) while its ``fetch_max_bytes`` defaults to 50 MiB:
+#: a consumer owning a few partitions with a backlog got "Invalid frame length", dropped the
+#: connection and refreshed metadata at every such fetch. The frame limit must cover a whole response
+#: (and the broker may exceed fetch_max_bytes by one record batch, at most message.max.bytes, 1 MiB).
+FETCH_MAX_BYTES = 16 << 20
+
 
 def consumer(settings: Settings, **overrides: Any) -> KafkaConsumer:
     """A group consumer with manual commits; subscription happens in the service."""
@@ -27,6 +34,8 @@ def consumer(settings: Settings, **overrides: Any) -> KafkaConsumer:
         "auto_offset_reset": settings.auto_offset_reset,
         "max_poll_records": settings.max_poll_records,
         "fetch_max_wait_ms": min(settings.poll_timeout_ms, 500),
+        "fetch_max_bytes": FETCH_MAX_BYTES,
+        "receive_message_max_bytes": FETCH_MAX_BYTES + (2 << 20),
         "reconnect_backoff_max_ms": 5000,
         **settings.kafka_security(),
     }

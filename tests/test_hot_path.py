@@ -1,0 +1,171 @@
+"""The hot path's shortcuts give exactly what the straightforward code gave: values derived once per
+event and shared by the detectors, the seen-set and running-statistics updates, and the engine's
+pre-resolved detector loop (same alerts, same learned state as running each detector in turn)."""
+
+from __future__ import annotations
+
+import copy
+import pickle
+import random
+from dataclasses import astuple, replace
+
+import orjson
+from detector_streams import DAY, HOUR, T0, access, last_of, routine
+
+from detectors.compact import EW, SeenSet, day_number, h32, h32_once, ip_prefix, is_weekend, local_hour, tagged
+from detectors.engine import Engine, EngineConfig
+from detectors.events import SENSITIVITY_RANK, Event
+
+
+def _items_reference(event: Event) -> list[tuple[str, str, int]]:
+    """novelty's sensitive items as it computed them per call."""
+    items = [("category", c, tagged(1, c)) for c in event.categories]
+    if event.resource_id and SENSITIVITY_RANK.get(event.sensitivity, 0) >= 2:
+        items.append(("resource", event.resource_id, tagged(2, event.resource_id)))
+    return items
+
+
+def _events() -> list[Event]:
+    rng = random.Random(7)
+    out = []
+    for i in range(300):
+        out.append(
+            Event(
+                kind=rng.choice(["access", "permission"]),
+                event_id=f"e{i}",
+                ts=T0 + rng.uniform(0, 30 * DAY),
+                principal_id=f"u{rng.randrange(5)}",
+                tz_offset_s=rng.choice([0, 3600, -36_000, 19_800]),
+                resource_id=rng.choice(["", "db.t", "crm.contacts"]),
+                sensitivity=rng.choice([None, "public", "internal", "confidential", "restricted"]),
+                categories=tuple(rng.sample(["health", "pii.contact", "location"], rng.randrange(3))),
+                subject_refs=tuple(f"s{rng.randrange(50)}" for _ in range(rng.randrange(4))),
+                ip=rng.choice([None, "", "10.1.2.3", "2001:db8:1:2::7"]),
+                country=rng.choice([None, "", "GB", "FR"]),
+                device_id=rng.choice([None, "lt-1"]),
+                user_agent=rng.choice([None, "Mozilla/5.0"]),
+            )
+        )
+    return out
+
+
+def test_derived_values_match_their_definitions() -> None:
+    for e in _events():
+        values = (e.country, ip_prefix(e.ip), e.device_id, e.user_agent)
+        assert e.context_values == values
+        tags = (1, 2, 3, 4)
+        assert e.context_hashes == tuple(None if v is None else tagged(t, v) for t, v in zip(tags, values, strict=True))
+        assert e.resource_hash == h32(e.resource_id)
+        assert e.day == day_number(e.ts)
+        assert e.local_hour == local_hour(e.ts, e.tz_offset_s)
+        assert e.weekend == is_weekend(e.ts, e.tz_offset_s)
+        assert list(e.sensitive_items) == _items_reference(e)
+        assert e.subject_hashes == tuple(h32_once(r) for r in e.subject_refs)
+
+
+def test_derived_values_stay_out_of_the_dataclass() -> None:
+    e = _events()[0]
+    before = astuple(e)
+    _ = e.context_hashes, e.sensitive_items, e.day, e.resource_hash
+    assert astuple(e) == before and e == replace(e)
+    assert replace(e, ip="192.168.7.1").context_values[1] == "192.168.7"  # a replaced event derives afresh
+    for clone in (pickle.loads(pickle.dumps(e)), copy.deepcopy(e)):
+        assert clone == e and clone.context_hashes == e.context_hashes
+
+
+def test_seen_set_add_all_is_add_in_turn() -> None:
+    rng = random.Random(3)
+    one, many = SeenSet(cap=6), SeenSet(cap=6)
+    for day in range(400):
+        keys = [rng.choice([None, *range(12)]) for _ in range(rng.randrange(5))]
+        for k in keys:
+            if k is not None:
+                one.add(k, day)
+        many.add_all(keys, day)
+        assert pickle.dumps(one) == pickle.dumps(many)
+
+
+def test_ew_update_is_the_textbook_formula() -> None:
+    rng = random.Random(5)
+    ew, mean, var = EW(), 0.0, 0.0
+    for n in range(1, 501):
+        x, alpha = rng.lognormvariate(0, 2), rng.choice([0.01, 0.05, 0.5, 1 / 7])
+        ew.update(x, alpha)
+        if n == 1:
+            mean = x
+        else:
+            a = max(alpha, 1.0 / n)
+            diff = x - mean
+            incr = a * diff
+            mean += incr
+            var = (1.0 - a) * (var + diff * incr)
+        assert (ew.mean, ew.var, ew.n) == (mean, var, n)
+
+
+class _ReferenceEngine(Engine):
+    """The engine loop as first written: every detector looked up per event."""
+
+    def process(self, event: Event, detected_at: float | None = None) -> list[dict]:
+        if event.ts > self.watermark:
+            self.watermark = event.ts
+        profile = self._profile(event)
+        alerts = []
+        for detector in [d for d in self.detectors if event.kind in d.event_kinds]:
+            finding = detector.score_one(event, profile)
+            flagged = False
+            if finding is not None:
+                alert, flagged = self._decide(finding, profile, detected_at)
+                if alert is not None:
+                    alerts.append(alert)
+            else:
+                self.calibrators[detector.name].observe(0.0)
+            detector.learn_one(event, profile, flagged)
+        profile.n_events += 1
+        profile.last_ts = max(profile.last_ts, event.ts)
+        if self.watermark >= self._next_sweep:
+            self.sweep()
+        return alerts
+
+
+def test_engine_loop_matches_the_reference_loop() -> None:
+    events = routine(days=14)
+    agent = last_of(events, "su-000")
+    late = max(e.ts for e in events) + HOUR
+    events += [access(agent, f"x{i}", late + i * 30, action="export", records=50_000 + i, device_id="new",
+                      user_agent="curl/8", country="RO") for i in range(20)]
+    fast, slow = Engine(EngineConfig()), _ReferenceEngine(EngineConfig())
+    fast_alerts = [a for e in events for a in fast.process(e)]
+    slow_alerts = [a for e in events for a in slow.process(e)]
+    assert fast_alerts == slow_alerts and fast_alerts
+    assert pickle.dumps(fast.detectors) == pickle.dumps(slow.detectors)
+    assert {k: c.n_ for k, c in fast.calibrators.items()} == {k: c.n_ for k, c in slow.calibrators.items()}
+
+
+def test_restored_engine_rebuilds_its_loop() -> None:
+    events = routine(days=4)
+    engine = Engine(EngineConfig())
+    for e in events[:2000]:
+        engine.process(e)
+    restored = pickle.loads(pickle.dumps(engine))
+    assert "_steps" not in engine.__getstate__()
+    tail = events[2000:]
+    assert [a for e in tail for a in restored.process(e)] == [a for e in tail for a in engine.process(e)]
+    # the loop drives the restored detectors, not the ones pickled
+    assert all(score.__self__ is d for (score, _, _), d in zip(restored._all_steps, restored.detectors, strict=True))
+
+
+def test_bench_replay_saves_and_checks_digests(tmp_path, capsys) -> None:
+    from factories import lines, routine_then_bulk
+
+    from stream import bench_replay
+
+    events = tmp_path / "events.jsonl"
+    events.write_bytes(b"\n".join(lines(routine_then_bulk())) + b"\n")
+    ref = tmp_path / "ref.json"
+    assert bench_replay.main([str(events), "--save", str(ref)]) == 0
+    saved = orjson.loads(ref.read_bytes())
+    assert saved["alerts"] >= 1 and saved["findings"] >= saved["alerts"]
+    assert bench_replay.main([str(events), "--check", str(ref)]) == 0
+    ref.write_bytes(orjson.dumps({**saved, "findings_sha256": "0" * 64}))
+    assert bench_replay.main([str(events), "--check", str(ref)]) == 1
+    assert "DIFFERENT: findings_sha256" in capsys.readouterr().err
