@@ -36,7 +36,9 @@ class Finding:
     severity; ``min_severity`` lets rule-like findings (a self-granted admin role) page whatever
     the score history says, ``max_severity`` keeps report-only findings (drift) below paging.
     ``needs_history`` is False for findings that stand without a baseline.
-    ``peer_shift`` is set when the principal's peer group is doing the same thing right now.
+    ``peer_shift`` is set when the principal's peer group is doing the same thing right now;
+    ``beyond_shift`` marks a finding too extreme for any shift of the whole group to explain (a
+    bulk export of a hundred times the usual size during a busy quarter end), which is not damped.
     """
 
     detector: str
@@ -52,6 +54,7 @@ class Finding:
     max_severity: float = 100.0
     needs_history: bool = True
     peer_shift: bool = False
+    beyond_shift: bool = False
 
 
 class Detector:

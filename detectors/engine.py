@@ -150,7 +150,7 @@ class Engine:
             severity = min(severity, 29.0)  # low at most: no page before a baseline exists
         if self._shift is not None and finding.detector != self._shift.name:
             self._shift.note_finding(finding, profile)
-            if not finding.peer_shift and finding.detector in self._shift_sensitive:
+            if not (finding.peer_shift or finding.beyond_shift) and finding.detector in self._shift_sensitive:
                 finding.peer_shift = self._shift.is_peer_shift(finding, profile)
         if finding.peer_shift:
             severity = min(severity * 0.5, 45.0)  # the whole peer group does it: report, do not page

@@ -134,7 +134,8 @@ class Volume(Detector):
             return None
         ratio = event.records / max(usual, 1.0)
         typical = math.expm1(own.mean)
-        pages = ratio >= self.page_ratio or event.records >= self.page_typical_ratio * max(typical, 1.0)
+        extreme = event.records >= self.page_typical_ratio * max(typical, 1.0)
+        pages = ratio >= self.page_ratio or extreme
         return Finding(
             detector=self.name,
             event=event,
@@ -157,6 +158,8 @@ class Volume(Detector):
             # a few times the usual top is the heavy tail of ordinary work: reported, paged only
             # an order of magnitude above it
             max_severity=100.0 if pages else 45.0,
+            # a department's busy week makes exports a few times bigger, not a hundred times
+            beyond_shift=extreme,
         )
 
     def learn_one(self, event: Event, profile: Profile, flagged: bool = False) -> None:

@@ -342,3 +342,41 @@ def test_export_mix_is_bounded_and_keeps_what_matters() -> None:
     assert len(mix.resources) == ExportMix.CAP and "t.main" in mix.resources
     share, before, top, n_top, n_all = mix.concentration()
     assert (top, n_top, round(before, 2)) == ("t.main", 5 * (ExportMix.RECENT - 1), 1.0)
+
+
+def test_a_peer_group_shift_damps_a_big_export_but_not_one_a_hundred_times_the_usual() -> None:
+    """While the drift detector says the whole peer group is shifting, a volume finding is damped to
+    a report, unless it is far beyond what any shift explains (``beyond_shift``)."""
+    from detectors.base import Detector, Finding, Profile
+    from detectors.calibrate import PAGING_LEVELS
+    from detectors.engine import Engine, EngineConfig
+    from detectors.volume import Volume
+
+    class AlwaysShifting(Detector):
+        name = "drift"
+
+        def score_one(self, event: Event, profile: Profile) -> None:
+            return None
+
+        def learn_one(self, event: Event, profile: Profile, flagged: bool = False) -> None:
+            pass
+
+        def note_finding(self, finding: Finding, profile: Profile) -> None:
+            pass
+
+        def is_peer_shift(self, finding: Finding, profile: Profile) -> bool:
+            return True
+
+    def levels(records: int) -> list[str]:
+        engine = Engine(EngineConfig(warmup_days=0.0), detectors=[AlwaysShifting(), Volume()])
+        for i in range(60):
+            engine.process(Event(kind="access", event_id=f"e{i}", ts=T0 + i * 3600, principal_id="u",
+                                 action="export", records=400 + 40 * (i % 9), resource_id="crm.t"))
+        big = Event(kind="access", event_id="big", ts=T0 + 61 * 3600, principal_id="u", action="export",
+                    records=records, resource_id="crm.t")
+        return [a["level"] for a in engine.process(big)]
+
+    damped = levels(15_000)  # ~25x the typical size: a shift could explain it
+    assert damped and damped[0] not in PAGING_LEVELS
+    extreme = levels(200_000)  # ~400x the typical size
+    assert extreme and extreme[0] in PAGING_LEVELS
