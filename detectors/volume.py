@@ -70,6 +70,7 @@ class Volume(Detector):
         resource_slack: float = 0.5,
         page_ratio: float = 12.0,
         page_typical_ratio: float = 75.0,
+        now_alpha: float = 0.3,
     ):
         self.alpha = alpha
         self.min_records = min_records
@@ -84,11 +85,14 @@ class Volume(Detector):
         self.resource_slack = resource_slack
         self.page_ratio = page_ratio
         self.page_typical_ratio = page_typical_ratio
+        self.now_alpha = now_alpha
         #: principal -> baselines: all actions, then one per action class (see CLASSES)
         self.own_: dict[str, tuple[EW, EW, EW, EW]] = {}
         self.peers_: dict[tuple[str, str], EW] = {}
         #: (resource, action class) -> sizes moved from it by everyone: one small object per resource
         self.resources_: dict[tuple[str, str], EW] = {}
+        #: (peer group, action class) -> sizes the group moves *right now* (fast forgetting, every event)
+        self.peers_now_: dict[tuple[str, str], EW] = {}
 
     def _baseline(self, event: Event, cls: str) -> tuple[EW | None, bool]:
         """(baseline, young): the principal's own history in the action class when it has at least
@@ -134,6 +138,8 @@ class Volume(Detector):
             return None
         ratio = event.records / max(usual, 1.0)
         typical = math.expm1(own.mean)
+        now = self.peers_now_.get((profile.peer_group, cls))
+        peers_now = math.expm1(now.mean) if now is not None else 0.0
         extreme = event.records >= self.page_typical_ratio * max(typical, 1.0)
         pages = ratio >= self.page_ratio or extreme
         return Finding(
@@ -158,15 +164,23 @@ class Volume(Detector):
             # a few times the usual top is the heavy tail of ordinary work: reported, paged only
             # an order of magnitude above it
             max_severity=100.0 if pages else 45.0,
-            # a department's busy week makes exports a few times bigger, not a hundred times
-            beyond_shift=extreme,
+            # a busy week makes exports a few times bigger, not a hundred times; unless the peers
+            # are moving such sizes right now too
+            beyond_shift=extreme and event.records >= self.page_typical_ratio * max(peers_now, 1.0),
         )
 
     def learn_one(self, event: Event, profile: Profile, flagged: bool = False) -> None:
-        if flagged or event.outcome != "allowed":
+        if event.outcome != "allowed":
             return
         cls = action_class(event.action)
         x = math.log1p(event.records)
+        now_key = (profile.peer_group, cls)
+        now = self.peers_now_.get(now_key)
+        if now is None:
+            now = self.peers_now_[now_key] = EW()
+        now.update(x, self.now_alpha)  # what the group does now, anomalies included
+        if flagged:
+            return
         own = self.own_.get(event.principal_id)
         if own is None:
             own = self.own_[event.principal_id] = (EW(), EW(), EW(), EW())
