@@ -148,23 +148,21 @@ class Event(_Derived):
         for name, value in (state[1] if isinstance(state, tuple) else state).items():
             object.__setattr__(self, name, value)
 
+    def _fill_context(self) -> tuple[_ContextValues, _ContextHashes]:
+        pair = self._context, self._context_hashes = _context(self.country, self.ip, self.device_id, self.user_agent)
+        return pair
+
     @property
     def context_values(self) -> tuple[str | None, str | None, str | None, str | None]:
         """(country, network /24 or /48, device, user agent): the network context of an access."""
         values = self._context
-        if values is None:
-            values, self._context_hashes = _context(self.country, self.ip, self.device_id, self.user_agent)
-            self._context = values
-        return values
+        return values if values is not None else self._fill_context()[0]
 
     @property
     def context_hashes(self) -> tuple[int | None, int | None, int | None, int | None]:
         """:attr:`context_values` hashed in their :data:`CONTEXT_TAGS` namespaces (None where absent)."""
         hashes = self._context_hashes
-        if hashes is None:
-            self._context, hashes = _context(self.country, self.ip, self.device_id, self.user_agent)
-            self._context_hashes = hashes
-        return hashes
+        return hashes if hashes is not None else self._fill_context()[1]
 
     @property
     def resource_hash(self) -> int:
