@@ -5,12 +5,12 @@ and ``resource`` for confidential or restricted resources) it has touched or bee
 group (department/role), per department and organisation-wide: how many distinct principals have
 touched each item. A first touch that peers share (a team adopting a new table, a new joiner doing
 what colleagues do) is unremarkable; a first touch nobody in the peer group or department makes is
-the finding. A table the organisation touches for the first time (after privwatch's warm-up) stays
-*young* for ``young_days``: its first adopters have no peers doing it yet, but a table that new is
-not someone else's data (on nine simulated seeds, three false pages were the first adopters of a
-department's new table). Special-category data (health, minors, biometric, genetic) that no peer
-touches pages even without history. An admin's ticketed grant of a resource counts as a touch: the
-first access right after it is expected.
+the finding. A table that people touch for the first time (after privwatch's warm-up; the pipeline
+that loaded it does not count) stays *young* for ``young_days``: its first adopters have no peers
+doing it yet, but a table that new is not someone else's data (on twelve simulated seeds, five false
+pages were the first adopters of a department's new table). Special-category data (health, minors,
+biometric, genetic) that no peer touches pages even without history. An admin's ticketed grant of a
+resource counts as a touch: the first access right after it is expected.
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ from detectors.compact import SeenSet, is_admin
 from detectors.events import ACCESS, SPECIAL_CATEGORIES, Event
 
 DAY_S = 86_400.0
+#: group key of the items any person has touched (a pipeline loading a new table does not count)
+_HUMANS = "org:humans"
 
 
 def _items(event: Event) -> tuple[tuple[str, str, int], ...]:
@@ -64,7 +66,7 @@ class Novelty(Detector):
         #: principal -> the group keys it was counted in (to undo on forget)
         self.member_: dict[str, tuple[str, ...]] = {}
         self.origin_: float | None = None
-        #: item hash -> when the organisation first touched it, for items new since the warm-up
+        #: item hash -> when a person first touched it, for items new since the warm-up
         self.young_: dict[int, float] = {}
 
     @staticmethod
@@ -148,18 +150,23 @@ class Novelty(Detector):
         day = event.day
         for _, _, h in items:
             if seen.add(h, day) and is_access:
-                if h not in self.groups_.get("org", ()):
-                    self._note_young(h, event.ts)
+                if event.principal_kind == "human":
+                    if h not in self.groups_.get(_HUMANS, ()):
+                        self._note_young(h, event.ts)
+                    self._count(_HUMANS, h)
                 for key in self._group_keys(event):
                     self._count(key, h)
 
     def _young(self, h: int, ts: float) -> bool:
+        """Whether no person has touched the item yet, or the first did so lately (after the warm-up)."""
         first = self.young_.get(h)
-        return first is not None and ts - first < self.young_days * DAY_S
+        if first is not None:
+            return ts - first < self.young_days * DAY_S
+        return h not in self.groups_.get(_HUMANS, ())
 
     def _note_young(self, h: int, ts: float) -> None:
-        """Remember an item the organisation touches for the first time after the warm-up (before
-        it, every item is new to privwatch, not to the organisation)."""
+        """Remember an item a person touches for the first time after the warm-up (before it, every
+        item is new to privwatch, not to the organisation)."""
         assert self.origin_ is not None
         if ts - self.origin_ < self.org_warmup_days * DAY_S:
             return

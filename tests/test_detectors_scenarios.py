@@ -222,6 +222,10 @@ def test_the_first_adopters_of_a_brand_new_table_are_not_paged(base: list[Event]
         for i in range(4)
     ]
     assert pages(run_engine([*base, *adopters]), detector="novelty") == []
+    # a pipeline loaded the table days before anyone used it: still new to people
+    loaded = access(last_of(base, "svc-etl-00"), "load", NOW - 3 * DAY, resource_id="finance.forecast_v2",
+                    sensitivity="restricted", categories=(), action="write", records=40_000)
+    assert pages(run_engine([*base, loaded, *adopters]), detector="novelty") == []
     # the same first touches of a table the organisation has long used elsewhere do page
     elsewhere = [
         access(last_of(base, "hr-000"), f"hr{d}", T0 + d * DAY + 11 * HOUR, resource_id="finance.forecast_v2",
