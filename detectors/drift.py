@@ -14,7 +14,8 @@ Two mechanisms:
   department is surging as a whole (a quarter-end close) and its members' volume-like findings are
   damped. One principal's excess (an exfiltration, a snooping spree) never makes a surge by itself,
   nor does a department shift damp the findings of a principal that is elevated while hardly any
-  other member is: the shift is then its own doing (a snooper's hundreds of lookups in an hour).
+  other member is: whether the shift is its own doing (a snooper's hundreds of lookups in an hour)
+  or an unrelated blip still held (a few events in a quiet night hour), it does not explain them.
 * Peer findings: the engine tells this detector about every finding
   (:meth:`Drift.note_finding`); when enough *other* principals of the same department got a finding
   from the same detector within ``peer_window_s``, the department is doing the same thing right now
@@ -67,9 +68,18 @@ class ShiftMonitor:
         self.detector = drift.PageHinkley(min_instances=48, delta=0.1, threshold=threshold, mode="up")
         self.n = 0
 
+    @staticmethod
+    def _slot(hour_start: float) -> int:
+        return int(hour_start // HOUR_S) % 24 + (24 if is_weekend(hour_start, 0) else 0)
+
+    def usual(self, hour_start: float) -> float:
+        """The usual count for the hour-of-day (weekday or weekend) of ``hour_start``; 0 before any."""
+        base = self.base[self._slot(hour_start)]
+        return 0.0 if math.isnan(base) else math.expm1(base)
+
     def update(self, hour_start: float, count: float) -> bool:
         """Feed one closed hour; True when an upward shift is detected."""
-        slot = int(hour_start // HOUR_S) % 24 + (24 if is_weekend(hour_start, 0) else 0)
+        slot = self._slot(hour_start)
         x = math.log1p(count)
         base = self.base[slot]
         self.n += 1
@@ -147,9 +157,7 @@ class Drift(Detector):
         return None
 
     def _report(self, event: Event, key: str, hour_start: float, events: float) -> Finding:
-        monitor = self.monitors_[key]
-        slot = int(hour_start // HOUR_S) % 24 + (24 if is_weekend(hour_start, 0) else 0)
-        usual = math.expm1(monitor.base[slot])
+        usual = self.monitors_[key].usual(hour_start)
         who = "the organisation" if key == "org" else f"department {key[5:]}"
         return Finding(
             detector=self.name,
@@ -258,9 +266,9 @@ class Drift(Detector):
         return me, (count - me if d == day else 0)
 
     def _alone(self, event: Event, dept: str) -> bool:
-        """Whether the principal is elevated today and hardly any other member is: then a shift of
-        the department's hourly activity is its own doing (one snooper's hundreds of lookups), not
-        something the department does."""
+        """Whether the principal is elevated today while hardly any other member is: a shift of the
+        department's hourly activity does not explain its finding then, whether the shift is its own
+        doing (a snooper's hundreds of lookups) or an unrelated blip still held."""
         me, others = self._elevated_today(event, dept)
         return me and others < self.min_peers
 

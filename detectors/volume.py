@@ -32,7 +32,11 @@ class Volume(Detector):
     Score: the smaller of the principal's z-score of ``log1p(records)`` and the peer group's plus
     ``peer_slack`` (both must agree that it is big), gated by ``min_records`` and by a ratio to the top of the
     usual range (``min_ratio``), so that a usual export that is merely large stays quiet. A principal
-    with no history in the action class is judged against its history in all classes. The resource's
+    with little history in the action class is judged against its peer group's, with a higher bar
+    (``young_extra_z``). An export (not a query) both ``page_typical_ratio`` times the typical size and ``page_ratio``
+    times the usual top (of the principal and of the resource) is *huge*: it needs no z-score, because
+    a wide spread of sizes keeps z modest on the log scale even for an export five hundred times the
+    typical one, and it pages at least at ``huge_min_severity``. The resource's
     own baseline (sizes moved from it by everyone, one small object per resource and action class)
     must agree too, within ``resource_slack``: an export several times this principal's usual size
     from a table whose exports are normally that big is not bulk. Record counts are heavy-tailed
@@ -64,6 +68,7 @@ class Volume(Detector):
         min_history: int = 20,
         min_class_history: int = 8,
         young_extra_z: float = 1.5,
+        huge_min_severity: float = 65.0,
         std_floor: float = 0.5,
         peer_slack: float = 0.5,
         non_export_extra_z: float = 1.5,
@@ -78,6 +83,7 @@ class Volume(Detector):
         self.min_ratio = min_ratio
         self.min_history = min_history
         self.min_class_history = min_class_history
+        self.huge_min_severity = huge_min_severity
         self.young_extra_z = young_extra_z
         self.std_floor = std_floor
         self.peer_slack = peer_slack
@@ -121,7 +127,12 @@ class Volume(Detector):
         x = math.log1p(event.records)
         z_own = own.z(x, self.std_floor) - (self.young_extra_z if young else 0.0)
         usual = math.expm1(own.upper())
-        if z_own < self.min_z or event.records < self.min_ratio * usual:
+        typical = math.expm1(own.mean)
+        # an export so far beyond both the typical size and the usual top that a wide spread of sizes
+        # (which keeps z modest on the log scale) cannot make it ordinary (queries have heavier tails)
+        huge = cls == "export" and event.records >= max(self.page_typical_ratio * max(typical, 1.0),
+                                                        self.page_ratio * usual)
+        if (z_own < self.min_z and not huge) or event.records < self.min_ratio * usual:
             return None
         z_peer = peers.z(x, self.std_floor) if peers is not None and has_peers else z_own
         peer_usual = math.expm1(peers.upper()) if peers is not None and has_peers else usual
@@ -133,11 +144,11 @@ class Volume(Detector):
         z_res = res.z(x, self.std_floor) if res is not None and has_res else score
         res_usual = math.expm1(res.upper()) if res is not None and has_res else peer_usual
         score = min(score, z_res + self.resource_slack)
+        huge = huge and event.records >= self.page_ratio * res_usual
         # queries return many rows by nature (heavy-tailed sizes): a higher bar than exports
-        if score < self.min_z + (0.0 if cls == "export" else self.non_export_extra_z):
+        if score < self.min_z + (0.0 if cls == "export" else self.non_export_extra_z) and not huge:
             return None
         ratio = event.records / max(usual, 1.0)
-        typical = math.expm1(own.mean)
         now = self.peers_now_.get((profile.peer_group, cls))
         peers_now = math.expm1(now.mean) if now is not None else 0.0
         extreme = event.records >= self.page_typical_ratio * max(typical, 1.0)
@@ -164,6 +175,7 @@ class Volume(Detector):
             # a few times the usual top is the heavy tail of ordinary work: reported, paged only
             # an order of magnitude above it
             max_severity=100.0 if pages else 45.0,
+            min_severity=self.huge_min_severity if huge else 0.0,
             # a busy week makes exports a few times bigger, not a hundred times; unless the peers
             # are moving such sizes right now too
             beyond_shift=extreme and event.records >= self.page_typical_ratio * max(peers_now, 1.0),

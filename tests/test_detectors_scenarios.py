@@ -376,6 +376,35 @@ def test_volume_reports_the_heavy_tail_and_pages_an_order_of_magnitude_above_it(
     assert bulk is not None and level_for(bulk.max_severity) in PAGING_LEVELS
 
 
+def test_volume_pages_a_huge_export_even_when_sizes_spread_widely() -> None:
+    """A first-time exporter judged against peers whose export sizes span orders of magnitude: the
+    log-scale z-score of an export 500 times the typical one stays modest, but it is huge by ratio
+    and pages; one 20 times the typical size stays quiet."""
+    import random
+
+    from detectors.base import Profile
+    from detectors.volume import Volume
+
+    rng = random.Random(3)
+    vol, prof = Volume(), Profile(first_ts=0.0, last_ts=0.0, peer_group="sales/analyst")
+    for i in range(400):  # peers: typical ~400 records, spread over two orders of magnitude
+        e = Event(kind="access", event_id=f"p{i}", ts=T0 + i, principal_id=f"peer{i % 20}", action="export",
+                  records=int(400 * rng.lognormvariate(0.0, 1.4)), resource_id=f"crm.t{i % 7}")
+        vol.learn_one(e, prof)
+    for i in range(30):  # the principal reads, never exported
+        vol.learn_one(Event(kind="access", event_id=f"r{i}", ts=T0 + 500 + i, principal_id="u", action="read",
+                            records=2, resource_id="crm.t0"), prof)
+
+    def finding(records: int):  # type: ignore[no-untyped-def]
+        e = Event(kind="access", event_id="x", ts=T0 + 999, principal_id="u", action="export", records=records,
+                  resource_id="crm.accounts")
+        return vol.score_one(e, prof)
+
+    huge = finding(200_000)
+    assert huge is not None and huge.min_severity >= 50 and huge.max_severity >= 50
+    assert finding(8_000) is None
+
+
 def test_export_mix_is_bounded_and_keeps_what_matters() -> None:
     """At most CAP resources per principal: a new one replaces the least exported, counts move from
     today to the recent days to before as days close."""
