@@ -13,12 +13,13 @@ right after it is expected.
 from __future__ import annotations
 
 import sys
+from typing import Final
 
 from detectors.base import Detector, Finding, Profile
 from detectors.compact import SeenSet, is_admin
 from detectors.events import ACCESS, SPECIAL_CATEGORIES, Event
 
-DAY_S = 86_400.0
+DAY_S: Final = 86_400.0
 
 
 def _items(event: Event) -> tuple[tuple[str, str, int], ...]:
