@@ -12,7 +12,9 @@ Two mechanisms:
   ``surge_ratio`` times its usual is *elevated*; when at least ``surge_share`` of a department's
   principals active today (and ``min_peers``) other than the one being judged are elevated, the
   department is surging as a whole (a quarter-end close) and its members' volume-like findings are
-  damped. One principal's excess (an exfiltration, a snooping spree) never makes a surge by itself.
+  damped. One principal's excess (an exfiltration, a snooping spree) never makes a surge by itself,
+  nor does a department shift damp the findings of a principal that is elevated while hardly any
+  other member is: the shift is then its own doing (a snooper's hundreds of lookups in an hour).
 * Peer findings: the engine tells this detector about every finding
   (:meth:`Drift.note_finding`); when enough *other* principals of the same department got a finding
   from the same detector within ``peer_window_s``, the department is doing the same thing right now
@@ -257,10 +259,10 @@ class Drift(Detector):
         the same kind of finding recently."""
         event = finding.event
         dept = dept_key(event.department)
-        if self.shift_until_.get(dept, 0.0) > event.ts:
-            return True  # (an organisation-wide shift is reported, but damps nothing by itself)
         hour = self.hours_.get(dept)
         active = hour.active.estimate() if hour is not None else 0.0
+        if self.shift_until_.get(dept, 0.0) > event.ts and not self._alone(event, dept):
+            return True  # (an organisation-wide shift is reported, but damps nothing by itself)
         if self._surging(event, dept, active):
             return True
         me = h32(event.principal_id)
@@ -270,16 +272,25 @@ class Drift(Detector):
         }
         return len(others) >= max(self.min_peers, self.min_peer_share * active)
 
-    def _surging(self, event: Event, dept: str, active: float) -> bool:
-        """Whether enough *other* members of the department are elevated today."""
+    def _elevated_today(self, event: Event, dept: str) -> tuple[bool, int]:
+        """(whether the principal is elevated today, how many *other* members of its department are)."""
         day = int((event.ts + event.tz_offset_s) // DAY_S)
         d, count = self.elevated_.get(dept, (-1, 0))
-        if d != day:
-            return False
         st = self.days_.get(event.principal_id)
-        if st is not None and st[0] == day and st[4]:
-            count -= 1  # the principal being judged does not count as its own peer
-        return count >= max(self.min_peers, self.surge_share * active)
+        me = st is not None and st[0] == day and bool(st[4])
+        return me, (count - me if d == day else 0)
+
+    def _alone(self, event: Event, dept: str) -> bool:
+        """Whether the principal is elevated today and hardly any other member is: then a shift of
+        the department's hourly activity is its own doing (one snooper's hundreds of lookups), not
+        something the department does."""
+        me, others = self._elevated_today(event, dept)
+        return me and others < self.min_peers
+
+    def _surging(self, event: Event, dept: str, active: float) -> bool:
+        """Whether enough *other* members of the department are elevated today."""
+        _, others = self._elevated_today(event, dept)  # the principal judged is not its own peer
+        return others >= max(self.min_peers, self.surge_share * active)
 
     def forget(self, principal_id: str) -> None:
         self.days_.pop(principal_id, None)

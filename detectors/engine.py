@@ -20,7 +20,10 @@ from detectors.calibrate import PAGING_LEVELS, Calibrator, level_for
 from detectors.events import ACCESS, PERMISSION, Event
 from detectors.feedback import FeedbackPolicy
 
-MODEL_VERSION = "0.1.0"
+#: the detectors' learned-state layout and scoring: bump it whenever either changes, so that
+#: snapshots of the old state are refused (the partition falls back to an older snapshot or starts
+#: afresh) instead of unpickled into new code, and alerts say which model raised them
+MODEL_VERSION = "0.2.0"
 
 
 @dataclass

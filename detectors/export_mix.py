@@ -62,6 +62,20 @@ class ExportMix:
         if self.counts[j] < 0xFFFF:
             self.counts[j] += 1
 
+    def today(self, resource: str) -> int:
+        """Exports of ``resource`` today so far."""
+        try:
+            i = self.resources.index(resource)
+        except ValueError:
+            return 0
+        return self.counts[(i + 1) * self.RECENT - 1]
+
+    def only_today(self) -> str:
+        """The one resource exported today, or "" when none or several were."""
+        r = self.RECENT
+        exported = [res for i, res in enumerate(self.resources) if self.counts[(i + 1) * r - 1]]
+        return exported[0] if len(exported) == 1 else ""
+
     def close_day(self) -> None:
         """Today becomes the newest closed day; the oldest recent day moves into ``before``."""
         r = self.RECENT

@@ -58,3 +58,27 @@ def test_drift_findings_are_report_only_and_damp_peer_findings() -> None:
         drift.note_finding(finding(f"fi-00{i}", now + i), profile)
     assert drift.is_peer_shift(finding("fi-000", now + 10), profile)
     assert not drift.is_peer_shift(finding("fi-000", now + 3 * DAY), profile)  # the window has passed
+
+
+def test_a_department_shift_made_by_one_principal_alone_does_not_damp_its_findings() -> None:
+    """One analyst's spree of 1,200 accesses in four hours shifts its department's hourly activity; that
+    shift explains nothing about the analyst itself (it still damps a quiet colleague's finding)."""
+    drift = Drift()
+    profile = Profile(first_ts=T0, last_ts=T0)
+    base = routine(seed=2, days=16, depts=(("finance", "analyst", 10),), services=0)
+    spree_start = T0 + 15 * DAY + 10 * HOUR
+    spree = [
+        Event(kind="access", event_id=f"sp{i}", ts=spree_start + i * 12, principal_id="fi-000", department="finance")
+        for i in range(1200)
+    ]
+    for e in sorted([*base, *spree], key=lambda e: e.ts):
+        drift.learn_one(e, profile)
+    after = spree_start + 4.5 * HOUR
+    assert drift.shift_until_.get("dept:finance", 0.0) > after, "the spree did not shift the department"
+
+    def finding(pid: str) -> Finding:
+        e = Event(kind="access", event_id=f"{pid}-x", ts=after, principal_id=pid, department="finance")
+        return Finding("subjects", e, 5.0, "t", ["r"], [e.event_id])
+
+    assert not drift.is_peer_shift(finding("fi-000"), profile)
+    assert drift.is_peer_shift(finding("fi-001"), profile)

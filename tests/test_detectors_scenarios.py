@@ -214,6 +214,28 @@ def test_novelty_forgets_a_principal_out_of_its_group_counts() -> None:
     assert "u0" not in d.member_
 
 
+def test_the_first_adopters_of_a_brand_new_table_are_not_paged(base: list[Event]) -> None:
+    """A team starts using a table nobody had touched before: the first few colleagues to touch it
+    have no peers doing so yet, but a table that new is not someone else's data."""
+    adopters = [
+        access(last_of(base, f"fi-00{i}"), f"new{i}", NOW + i * 900, resource_id="finance.forecast_v2",
+               sensitivity="restricted", categories=(), action="read", records=40)
+        for i in range(4)
+    ]
+    assert pages(run_engine([*base, *adopters]), detector="novelty") == []
+    # a pipeline loaded the table days before anyone used it: still new to people
+    loaded = access(last_of(base, "svc-etl-00"), "load", NOW - 3 * DAY, resource_id="finance.forecast_v2",
+                    sensitivity="restricted", categories=(), action="write", records=40_000)
+    assert pages(run_engine([*base, loaded, *adopters]), detector="novelty") == []
+    # the same first touches of a table the organisation has long used elsewhere do page
+    elsewhere = [
+        access(last_of(base, "hr-000"), f"hr{d}", T0 + d * DAY + 11 * HOUR, resource_id="finance.forecast_v2",
+               sensitivity="restricted", categories=(), action="read", records=40)
+        for d in range(4, 9)
+    ]
+    assert pages(run_engine([*base, *elsewhere, *adopters]), detector="novelty")
+
+
 def test_dormant_account_pages_and_a_short_absence_does_not(base: list[Event]) -> None:
     who = last_of(base, "fi-003")
     early = [e for e in base if e.principal_id != "fi-003" or e.ts < T0 + 2 * DAY]
@@ -277,6 +299,33 @@ def test_slow_exfiltration_pages_on_a_rising_week() -> None:
     alerts = run_engine(sorted([*base, *extra], key=lambda e: e.ts))
     assert pages(alerts, "fi-000", "slow_exfiltration")
     assert not pages(run_engine(base), detector="slow_exfiltration")
+
+
+def test_slow_exfiltration_pages_exports_of_one_table_on_days_off() -> None:
+    """A weekend of nothing but exports of one table, by a principal that never works weekends,
+    pages; the same exports on a weekend of work, or on a single day, do not."""
+    base = routine(seed=9, days=24)
+    who = last_of(base, "fi-000")
+
+    def weekend(counts: tuple[int, int], with_reads: bool = False) -> list[Event]:
+        out = []
+        for day, n in zip((16, 17), counts, strict=True):  # a Saturday and a Sunday (T0 is a Thursday)
+            for j in range(n):
+                ts = T0 + day * DAY + 10 * HOUR + j * 1200
+                out.append(access(who, f"wk{day}-{j}", ts, action="export", records=700,
+                                  resource_id="finance.invoices"))
+                if with_reads:
+                    out.append(access(who, f"wr{day}-{j}", ts - 600, action="read", resource_id="finance.ledger"))
+        return out
+
+    def slow_pages(extra: list[Event]) -> list[dict]:
+        return pages(run_engine(sorted([*base, *extra], key=lambda e: e.ts)), "fi-000", "slow_exfiltration")
+
+    found = slow_pages(weekend((2, 2)))
+    assert found and found[0]["level"] == "medium"
+    assert found[0]["evidence_event_ids"][-1] == "wk17-1"  # the fourth export of the weekend
+    assert not slow_pages(weekend((2, 2), with_reads=True))
+    assert not slow_pages(weekend((3, 0)))
 
 
 def test_multivariate_stays_quiet_on_routine(base: list[Event]) -> None:
