@@ -8,7 +8,7 @@ KAFKA_PORT ?= 9092
 export KAFKA_PORT
 
 .DEFAULT_GOAL := help
-.PHONY: help install sysdeps kafka-fetch kafka-up kafka-down run demo test test-unit lint bench evaluate clean
+.PHONY: help install native sysdeps kafka-fetch kafka-up kafka-down run demo test test-unit lint bench evaluate clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[1m%-12s\033[0m %s\n", $$1, $$2}'
@@ -19,13 +19,23 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $@
 
+# The hot detector modules compiled by mypyc (detectors/native.py). Rebuilt whenever a detector source
+# changes; the import-time hash check refuses a build that no longer matches its sources whatever
+# make thinks. A failed build warns and leaves pure Python (tests then refuse to run: conftest.py).
+# PRIVWATCH_PURE=1 skips it.
+NATIVE := $(CACHE)/mypyc/lib/detectors/manifest.json
+$(NATIVE): $(BIN)/.installed $(wildcard detectors/*.py) deploy/native/build.py deploy/native/mypy.ini | sysdeps
+	@$(BIN)/python deploy/native/build.py --allow-failure
+
+native: $(NATIVE) ## Compile the hot detector modules with mypyc (PRIVWATCH_PURE=1: run pure Python instead)
+
 sysdeps: ## Install Java 17, Maven, Prometheus and Alertmanager (Debian packages) when missing
-	@bash deploy/sysdeps.sh
+	@PYTHON=$(PYTHON) bash deploy/sysdeps.sh
 
 kafka-fetch: sysdeps ## Fetch Apache Kafka jars from Maven Central into .cache/kafka
 	@bash deploy/kafka/fetch.sh
 
-install: $(BIN)/.installed sysdeps kafka-fetch ## Create .venv and install everything (Python deps, Kafka jars, Debian packages)
+install: $(BIN)/.installed sysdeps kafka-fetch $(NATIVE) ## Create .venv and install everything (Python deps, Kafka jars, Debian packages, compiled detectors)
 
 kafka-up: install ## Start (or reuse) a local single-node Kafka; prints its bootstrap address
 	@$(BIN)/python deploy/kafka/broker.py up --port $(KAFKA_PORT)
@@ -47,13 +57,13 @@ lint: $(BIN)/.installed ## ruff and mypy
 test: install lint ## Lint, then unit and integration tests (starts its own Kafka, Prometheus, Alertmanager)
 	$(BIN)/python -m pytest -q
 
-test-unit: $(BIN)/.installed ## Unit tests only (no network)
+test-unit: $(BIN)/.installed $(NATIVE) ## Unit tests only (no network)
 	$(BIN)/python -m pytest -q -m "not integration"
 
 bench: kafka-up ## Throughput, latency and memory benchmark against the local Kafka
 	$(BIN)/privwatch bench --bootstrap-servers 127.0.0.1:$(KAFKA_PORT)
 
-evaluate: $(BIN)/.installed ## Simulate a labelled organisation and evaluate privwatch against the baselines
+evaluate: $(BIN)/.installed $(NATIVE) ## Simulate a labelled organisation and evaluate privwatch against the baselines
 	$(BIN)/privwatch simulate --seed 1 --principals 500 --days 21 --output out/sim-1
 	$(BIN)/privwatch evaluate out/sim-1
 

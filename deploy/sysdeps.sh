@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Install the system packages privwatch needs (Debian): Java 17, Maven, Prometheus, Alertmanager.
+# Install the system packages privwatch needs (Debian): Java 17, Maven, Prometheus, Alertmanager, and a C
+# compiler with Python's headers for the mypyc build of the detectors (deploy/native/build.py).
 # Idempotent and silent when everything is already present. Runs as root (no sudo).
 set -euo pipefail
 
@@ -17,6 +18,10 @@ if [[ -z "$major" || "$major" -lt 17 ]]; then missing+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null 2>&1 || missing+=(maven)
 if [[ ! -x /usr/bin/prometheus || ! -x /usr/bin/promtool ]]; then missing+=(prometheus); fi
 [[ -x /usr/bin/prometheus-alertmanager ]] || missing+=(prometheus-alertmanager)
+command -v gcc >/dev/null 2>&1 || missing+=(gcc)
+# Python.h of the interpreter the venv is made from (a pyenv or python.org build ships its own)
+python_include="$("${PYTHON:-python3}" -c 'import sysconfig; print(sysconfig.get_paths()["include"])' 2>/dev/null || true)"
+[[ -n "$python_include" && -f "$python_include/Python.h" ]] || missing+=(python3-dev)
 
 [[ ${#missing[@]} -eq 0 ]] && exit 0
 

@@ -5,11 +5,15 @@ from __future__ import annotations
 import copy
 import inspect
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
+from mypy_extensions import mypyc_attr
+
+from detectors.compact import restore_slots, slot_state
 from detectors.events import Event
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)  # see detectors/native.py
 @dataclass(slots=True)
 class Profile:
     """What the engine knows about one principal, shared read-only with every detector.
@@ -27,7 +31,18 @@ class Profile:
     def history_days(self, now: float) -> float:
         return (now - self.first_ts) / 86_400.0
 
+    def __getstate__(self) -> dict[str, Any]:
+        return slot_state(self, _PROFILE_FIELDS)
 
+    def __setstate__(self, state: Any) -> None:
+        restore_slots(self, state)
+
+
+#: Profile's fields: its pickled state (the same for the compiled and the pure build)
+_PROFILE_FIELDS = ("first_ts", "last_ts", "n_events", "peer_group", "kind")
+
+
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)  # see detectors/native.py
 @dataclass(slots=True)
 class Finding:
     """A detector's claim that one event is anomalous, with the numbers that explain it.
@@ -56,7 +71,25 @@ class Finding:
     peer_shift: bool = False
     beyond_shift: bool = False
 
+    def __getstate__(self) -> dict[str, Any]:
+        return slot_state(self, _FINDING_FIELDS)
 
+    def __setstate__(self, state: Any) -> None:
+        restore_slots(self, state)
+
+
+#: Finding's fields: its pickled state (the same for the compiled and the pure build)
+_FINDING_FIELDS = (
+    "detector", "event", "score", "title", "reasons", "evidence_event_ids", "baseline", "resource_ids",
+    "related_principal_ids", "min_severity", "max_severity", "needs_history", "peer_shift", "beyond_shift",
+)
+
+
+# Not serializable=True: detectors are pickled as mypyc's "implicitly serializable" classes (every
+# constructor argument has a default, unpickling runs ``__init__()`` and then sets the state), because
+# serializable=True on a base without allow_interpreted_subclasses on each subclass keeps the
+# subclasses' ``__init__`` from running at all when called from Python (mypyc 2.x).
+@mypyc_attr(allow_interpreted_subclasses=True)
 class Detector:
     """Base class: constructor arguments are stored unchanged (so :meth:`clone` works); learned
     state lives in other attributes.
@@ -66,12 +99,12 @@ class Detector:
     normal), and :meth:`forget` to drop an idle principal's state.
     """
 
-    name = "detector"
+    name: ClassVar[str] = "detector"
     #: event kinds this detector looks at; the engine skips the others without a call
-    event_kinds: frozenset[str] = frozenset({"access", "permission"})
+    event_kinds: ClassVar[frozenset[str]] = frozenset({"access", "permission"})
     #: True when a shift the whole peer group makes can explain this detector's findings
     #: (the engine then asks the drift detector and damps such findings)
-    shift_sensitive: bool = False
+    shift_sensitive: ClassVar[bool] = False
 
     def score_one(self, event: Event, profile: Profile) -> Finding | None:
         raise NotImplementedError
@@ -86,8 +119,10 @@ class Detector:
         return 0
 
     def _get_params(self) -> dict[str, Any]:
-        names = inspect.signature(type(self).__init__).parameters
-        return {name: getattr(self, name) for name in names if name != "self"}
+        # The class's signature, not ``__init__``'s: a class compiled by mypyc carries it as text
+        # while its ``__init__`` shows only ``*args, **kwargs`` (tests/test_native.py checks both agree).
+        names = inspect.signature(type(self)).parameters
+        return {name: getattr(self, name) for name in names}
 
     def clone(self) -> Detector:
         """A fresh, unfitted copy with the same parameters."""

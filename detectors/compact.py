@@ -10,9 +10,10 @@ import math
 import zlib
 from array import array
 from collections.abc import Iterable
+from typing import Any, Final
 
-DAY_S = 86_400.0
-HOUR_S = 3_600.0
+DAY_S: Final = 86_400.0
+HOUR_S: Final = 3_600.0
 
 
 _MEMO: dict[str, int] = {}
@@ -74,6 +75,20 @@ def ip_prefix(ip: str | None) -> str | None:
 def is_weekend(ts: float, tz_offset_s: int) -> bool:
     # 1970-01-01 was a Thursday: day 0 -> weekday 3 (Monday = 0)
     return (int((ts + tz_offset_s) // DAY_S) + 3) % 7 >= 5
+
+
+def slot_state(obj: object, names: tuple[str, ...]) -> dict[str, Any]:
+    """The pickled state of a small ``__slots__`` class, by attribute name (see :func:`restore_slots`)."""
+    return {name: getattr(obj, name) for name in names}
+
+
+def restore_slots(obj: object, state: Any) -> None:
+    """Set a ``__slots__`` class's attributes from :func:`slot_state`'s dict, or from the
+    ``(None, {name: value})`` pair that plain Python pickles such a class as by default (snapshots
+    written before these classes had their own state methods). The same state for the compiled and
+    the pure build (compiled classes have no ``__slots__`` for pickle to read)."""
+    for name, value in (state[1] if isinstance(state, tuple) else state).items():
+        setattr(obj, name, value)
 
 
 class SeenSet:
@@ -161,8 +176,8 @@ class DistinctCounter:
     """
 
     __slots__ = ("bits", "ones")
-    M = 512
-    SHIFT = 23  # position = the top 9 bits of an :func:`h32` hash
+    M: Final = 512
+    SHIFT: Final = 23  # position = the top 9 bits of an :func:`h32` hash
 
     def __init__(self) -> None:
         self.bits = bytearray(self.M // 8)

@@ -11,9 +11,12 @@ odd hour. Service principals are the ``service_misuse`` detector's business.
 from __future__ import annotations
 
 import math
+from typing import Any
+
+from mypy_extensions import mypyc_attr
 
 from detectors.base import Detector, Finding, Profile
-from detectors.compact import SeenSet, ip_prefix, is_weekend, local_hour
+from detectors.compact import SeenSet, ip_prefix, is_weekend, local_hour, restore_slots, slot_state
 from detectors.events import CONTEXT_TAGS, Event
 
 __all__ = ["Context", "context_values", "ip_prefix"]
@@ -28,13 +31,24 @@ def context_values(event: Event) -> tuple[str | None, ...]:
     return event.context_values
 
 
+#: _ContextState's attributes (its ``__slots__``; also what its pickled state names)
+_CONTEXT_STATE_SLOTS = ("hours", "seen", "n")
+
+
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)  # see detectors/native.py
 class _ContextState:
-    __slots__ = ("hours", "seen", "n")
+    __slots__ = _CONTEXT_STATE_SLOTS
 
     def __init__(self, cap: int) -> None:
         self.hours = bytearray(26)  # 0-23 local hour, 24 weekday events, 25 weekend events
         self.seen = SeenSet(cap)
         self.n = 0
+
+    def __getstate__(self) -> dict[str, Any]:
+        return slot_state(self, _CONTEXT_STATE_SLOTS)
+
+    def __setstate__(self, state: Any) -> None:
+        restore_slots(self, state)
 
     def hour_rarity(self, ts: float, tz_offset_s: int) -> float:
         """-log10 of the (smoothed) share of this principal's activity in this local hour and day kind."""

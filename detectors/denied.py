@@ -11,14 +11,21 @@ from __future__ import annotations
 
 import math
 from array import array
+from typing import Any
+
+from mypy_extensions import mypyc_attr
 
 from detectors.base import Detector, Finding, Profile
-from detectors.compact import EW
+from detectors.compact import EW, restore_slots, slot_state
 from detectors.events import Event
 
+#: _DeniedState's attributes (its ``__slots__``; also what its pickled state names)
+_DENIED_STATE_SLOTS = ("start", "count", "resources", "prev", "flagged", "first_event", "base")
 
+
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)  # see detectors/native.py
 class _DeniedState:
-    __slots__ = ("start", "count", "resources", "prev", "flagged", "first_event", "base")
+    __slots__ = _DENIED_STATE_SLOTS
 
     def __init__(self, start: float) -> None:
         self.start = start
@@ -28,6 +35,12 @@ class _DeniedState:
         self.flagged = False
         self.first_event = ""
         self.base = EW()
+
+    def __getstate__(self) -> dict[str, Any]:
+        return slot_state(self, _DENIED_STATE_SLOTS)
+
+    def __setstate__(self, state: Any) -> None:
+        restore_slots(self, state)
 
 
 class Denied(Detector):

@@ -26,8 +26,8 @@ class Dormancy(Detector):
 
     def __init__(
         self,
-        min_silence_s: float = 30 * DAY_S,
-        ttl_s: float = 400 * DAY_S,
+        min_silence_s: float = 2_592_000.0,  # 30 days (a literal: see Detector._get_params)
+        ttl_s: float = 34_560_000.0,  # 400 days
         min_rank: int = 2,
         new_context_min_severity: float = 65.0,
     ):

@@ -25,11 +25,13 @@ Two mechanisms:
 from __future__ import annotations
 
 import math
+from typing import Any
 
+from mypy_extensions import mypyc_attr
 from river import drift
 
 from detectors.base import Detector, Finding, Profile
-from detectors.compact import DAY_S, HOUR_S, DistinctCounter, h32, is_weekend
+from detectors.compact import DAY_S, HOUR_S, DistinctCounter, h32, is_weekend, restore_slots, slot_state
 from detectors.events import Event
 
 _DEPT_KEYS: dict[str | None, str] = {}
@@ -49,6 +51,10 @@ def dept_key(department: str | None) -> str:
     return key
 
 
+#: ShiftMonitor's attributes (its ``__slots__``; also what its pickled state names)
+_SHIFT_MONITOR_SLOTS = ("alpha", "base", "detector", "threshold", "n")
+
+
 class ShiftMonitor:
     """Hourly counts → seasonal residuals → Page-Hinkley (upward shifts only).
 
@@ -59,7 +65,7 @@ class ShiftMonitor:
     True
     """
 
-    __slots__ = ("alpha", "base", "detector", "threshold", "n")
+    __slots__ = _SHIFT_MONITOR_SLOTS
 
     def __init__(self, alpha: float = 0.1, threshold: float = 6.0) -> None:
         self.alpha = alpha
@@ -67,6 +73,12 @@ class ShiftMonitor:
         self.base = [math.nan] * 48
         self.detector = drift.PageHinkley(min_instances=48, delta=0.1, threshold=threshold, mode="up")
         self.n = 0
+
+    def __getstate__(self) -> dict[str, Any]:
+        return slot_state(self, _SHIFT_MONITOR_SLOTS)
+
+    def __setstate__(self, state: Any) -> None:
+        restore_slots(self, state)
 
     @staticmethod
     def _slot(hour_start: float) -> int:
@@ -93,14 +105,25 @@ class ShiftMonitor:
         return bool(self.detector.drift_detected)
 
 
+#: _Hour's attributes (its ``__slots__``; also what its pickled state names)
+_HOUR_SLOTS = ("start", "events", "day", "active")
+
+
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)  # see detectors/native.py
 class _Hour:
-    __slots__ = ("start", "events", "day", "active")
+    __slots__ = _HOUR_SLOTS
 
     def __init__(self, start: float) -> None:
         self.start = start
         self.events = 0
         self.day = start - start % DAY_S
         self.active = DistinctCounter()  # distinct principals active today
+
+    def __getstate__(self) -> dict[str, Any]:
+        return slot_state(self, _HOUR_SLOTS)
+
+    def __setstate__(self, state: Any) -> None:
+        restore_slots(self, state)
 
 
 class Drift(Detector):

@@ -12,6 +12,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from mypy_extensions import mypyc_attr
+
 from detectors.alerts import build_alert
 from detectors.base import Detector, Finding, Profile
 from detectors.calibrate import PAGING_LEVELS, Calibrator, level_for
@@ -43,12 +45,18 @@ class EngineConfig:
     detector_params: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
+#: the engine's own learned state and settings: what a snapshot holds (see ``__getstate__``)
+_STATE = ("config", "detectors", "calibrators", "profiles", "cooldown_until", "watermark", "_next_sweep",
+          "_state_bytes", "_shift_sensitive", "_shift")
+
+
 def default_detectors(config: EngineConfig) -> list[Detector]:
     from detectors.registry import build_detectors
 
     return build_detectors(config.detectors, config.detector_params)
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 class Engine:
     """Run every detector on each event, calibrate, decide, learn, and build alerts.
 
@@ -90,15 +98,22 @@ class Engine:
         self._all_steps = [(d.score_one, d.learn_one, self.calibrators[d.name]) for d in self.detectors]
 
     def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
+        # Named attributes, not ``__dict__``: the compiled (mypyc) engine has none. A subclass's own
+        # attributes (plain Python, with a ``__dict__``) are kept too.
+        state = dict(getattr(self, "__dict__", {}))
+        state.update((name, getattr(self, name)) for name in _STATE)
         state["feedback"] = None  # shared across engines and rebuilt from the feedback topic
         for derived in ("_steps", "_all_steps", "_by_kind"):
             state.pop(derived, None)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        state = dict(state)
         state.pop("_by_kind", None)  # what snapshots of earlier versions held instead of the plan
-        self.__dict__.update(state)
+        state.pop("feedback", None)
+        for name, value in state.items():
+            setattr(self, name, value)
+        self.feedback = None
         self._plan()
 
     def n_principals(self) -> int:

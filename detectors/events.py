@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from mypy_extensions import mypyc_attr
+
 from detectors.compact import day_number, h32, h32_once, ip_prefix, is_weekend, local_hour, tagged
 
 ACCESS = "access"
@@ -70,6 +72,7 @@ def _sensitive_items(categories: tuple[str, ...], resource_id: str) -> _Sensitiv
     return items
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 class _Derived:
     """Values several detectors derive from one event (hashes, local hour, day number), computed on
     first use and then shared: the same strings used to be hashed by three or four detectors per event.
@@ -93,6 +96,7 @@ class _Derived:
         self._day = self._hour = self._weekend = self._sensitive = self._subjects = None
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)  # see detectors/native.py
 @dataclass(slots=True)
 class Event(_Derived):
     """One access or permission event, flattened.
@@ -142,8 +146,8 @@ class Event(_Derived):
     def __post_init__(self) -> None:
         self._forget_derived()
 
-    def __setstate__(self, state: tuple) -> None:
-        """Unpickle (also events pickled before the derived slots existed)."""
+    def __setstate__(self, state: tuple | dict) -> None:
+        """Unpickle (also events pickled before the derived slots existed, or by the compiled build)."""
         self._forget_derived()
         for name, value in (state[1] if isinstance(state, tuple) else state).items():
             object.__setattr__(self, name, value)

@@ -9,6 +9,7 @@ active days (today included) and a slowly decaying count of exports before them.
 from __future__ import annotations
 
 from array import array
+from typing import Final
 
 
 class ExportMix:
@@ -27,11 +28,11 @@ class ExportMix:
     __slots__ = ("resources", "before", "counts")
 
     #: active days counted as recent (today and the days before it)
-    RECENT = 4
+    RECENT: Final = 4
     #: resources tracked per principal; the least exported one makes room for a new one
-    CAP = 6
+    CAP: Final = 6
     #: per closed active day, what the count before the recent days keeps (forgets over months)
-    DECAY = 0.98
+    DECAY: Final = 0.98
 
     def __init__(self) -> None:
         self.resources: list[str] = []

@@ -16,12 +16,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Final
+
+from mypy_extensions import mypyc_attr
 
 from detectors.base import Finding, Profile
 
-DAY_S = 86_400.0
+DAY_S: Final = 86_400.0
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)  # see detectors/native.py
 @dataclass
 class Verdict:
     """A verdict joined with the alert it is about (the service keeps recent alerts to join)."""
@@ -34,6 +38,7 @@ class Verdict:
     resource_ids: tuple[str, ...] = ()
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)  # see detectors/native.py
 @dataclass
 class FeedbackPolicy:
     """Allow-lists and per-peer-group threshold offsets, with event-time expiry.

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import math
 from array import array
+from typing import Any
 
+from mypy_extensions import mypyc_attr
 from river import anomaly
 
 from detectors.base import Detector, Finding, Profile
-from detectors.compact import EW, HOUR_S
+from detectors.compact import EW, HOUR_S, restore_slots, slot_state
 from detectors.events import SENSITIVITY_RANK, Event
 from detectors.volume import EXPORT_ACTIONS
 
@@ -34,8 +36,8 @@ FEATURES = (
 )
 
 
-class _Window:
-    __slots__ = (
+#: _Window's attributes (its ``__slots__``; also what its pickled state names)
+_WINDOW_SLOTS = (
         "start",
         "events",
         "records",
@@ -51,10 +53,21 @@ class _Window:
         "rec_base",
     )
 
+
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)  # see detectors/native.py
+class _Window:
+    __slots__ = _WINDOW_SLOTS
+
     def __init__(self, start: float) -> None:
         self.ev_base = EW()
         self.rec_base = EW()
         self.reset(start)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return slot_state(self, _WINDOW_SLOTS)
+
+    def __setstate__(self, state: Any) -> None:
+        restore_slots(self, state)
 
     def reset(self, start: float) -> None:
         self.start = start

@@ -16,12 +16,13 @@ resource counts as a touch: the first access right after it is expected.
 from __future__ import annotations
 
 import sys
+from typing import Final
 
 from detectors.base import Detector, Finding, Profile
 from detectors.compact import SeenSet, is_admin
 from detectors.events import ACCESS, SPECIAL_CATEGORIES, Event
 
-DAY_S = 86_400.0
+DAY_S: Final = 86_400.0
 #: group key of the items any person has touched (a pipeline loading a new table does not count)
 _HUMANS = "org:humans"
 

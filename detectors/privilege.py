@@ -11,8 +11,12 @@ seen-set of 32-bit hashes (``cap_resources``).
 
 from __future__ import annotations
 
+from typing import Any
+
+from mypy_extensions import mypyc_attr
+
 from detectors.base import Detector, Finding, Profile
-from detectors.compact import SeenSet, is_admin
+from detectors.compact import SeenSet, is_admin, restore_slots, slot_state
 from detectors.events import ACCESS, Event
 from detectors.volume import EXPORT_ACTIONS
 
@@ -24,8 +28,13 @@ RULES = {
 }
 
 
+#: _Pending's attributes (its ``__slots__``; also what its pickled state names)
+_PENDING_SLOTS = ("resource_id", "permission", "ts", "event_id", "suspicious", "why")
+
+
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)  # see detectors/native.py
 class _Pending:
-    __slots__ = ("resource_id", "permission", "ts", "event_id", "suspicious", "why")
+    __slots__ = _PENDING_SLOTS
 
     def __init__(self, event: Event, suspicious: bool, why: str) -> None:
         self.resource_id = event.resource_id
@@ -34,6 +43,12 @@ class _Pending:
         self.event_id = event.event_id
         self.suspicious = suspicious
         self.why = why
+
+    def __getstate__(self) -> dict[str, Any]:
+        return slot_state(self, _PENDING_SLOTS)
+
+    def __setstate__(self, state: Any) -> None:
+        restore_slots(self, state)
 
 
 class Privilege(Detector):

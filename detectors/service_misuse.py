@@ -8,8 +8,12 @@ action) and a 24-bin UTC hour profile.
 
 from __future__ import annotations
 
+from typing import Any
+
+from mypy_extensions import mypyc_attr
+
 from detectors.base import Detector, Finding, Profile
-from detectors.compact import HOUR_S, SeenSet, tagged
+from detectors.compact import HOUR_S, SeenSet, restore_slots, slot_state, tagged
 from detectors.events import Event
 from detectors.volume import EXPORT_ACTIONS
 
@@ -29,13 +33,24 @@ def looks_like_browser(user_agent: str | None) -> bool:
     return any(marker in ua for marker in BROWSER_MARKERS)
 
 
+#: _ServiceState's attributes (its ``__slots__``; also what its pickled state names)
+_SERVICE_STATE_SLOTS = ("seen", "hours", "n")
+
+
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)  # see detectors/native.py
 class _ServiceState:
-    __slots__ = ("seen", "hours", "n")
+    __slots__ = _SERVICE_STATE_SLOTS
 
     def __init__(self, cap: int) -> None:
         self.seen = SeenSet(cap)
         self.hours = bytearray(24)
         self.n = 0
+
+    def __getstate__(self) -> dict[str, Any]:
+        return slot_state(self, _SERVICE_STATE_SLOTS)
+
+    def __setstate__(self, state: Any) -> None:
+        restore_slots(self, state)
 
 
 class ServiceMisuse(Detector):

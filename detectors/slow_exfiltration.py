@@ -49,6 +49,8 @@ from __future__ import annotations
 
 import math
 
+from mypy_extensions import mypyc_attr
+
 from detectors.base import Detector, Finding, Profile
 from detectors.compact import DAY_S
 from detectors.events import Event
@@ -79,12 +81,17 @@ def anscombe_z(count: float, expected: float) -> float:
     return 2.0 * (math.sqrt(count + 0.375) - math.sqrt(expected + 0.375))
 
 
+#: _DayState's attributes, in the order its pickled state lists them (compiled classes have no ``__slots__``)
+_DAY_STATE = (
+    "day", "exports", "others", "records", "first_event",
+    "ew_exports", "ew_others", "ew_records", "ew_z2", "days", "cusum", "run", "run_first", "fired_day",
+    "mix", "weekend_days", "off_day", "off_count", "off_resource",
+)
+
+
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)  # see detectors/native.py
 class _DayState:
-    __slots__ = (
-        "day", "exports", "others", "records", "first_event",
-        "ew_exports", "ew_others", "ew_records", "ew_z2", "days", "cusum", "run", "run_first", "fired_day",
-        "mix", "weekend_days", "off_day", "off_count", "off_resource",
-    )
+    __slots__ = _DAY_STATE
 
     def __init__(self, day: int) -> None:
         self.day = day
@@ -108,10 +115,10 @@ class _DayState:
         self.off_resource = ""
 
     def __getstate__(self) -> tuple:
-        return tuple(getattr(self, name) for name in self.__slots__)
+        return tuple(getattr(self, name) for name in _DAY_STATE)
 
     def __setstate__(self, state: tuple) -> None:
-        for name, value in zip(self.__slots__, state, strict=True):
+        for name, value in zip(_DAY_STATE, state, strict=True):
             setattr(self, name, value)
 
     def expected(self, others: int, floor: float = 1.0) -> float:

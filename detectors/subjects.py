@@ -13,14 +13,21 @@ weight, as in a sliding-window rate limiter.
 from __future__ import annotations
 
 import math
+from typing import Any
+
+from mypy_extensions import mypyc_attr
 
 from detectors.base import Detector, Finding, Profile
-from detectors.compact import DAY_S, EW, HOUR_S, DistinctCounter
+from detectors.compact import DAY_S, EW, HOUR_S, DistinctCounter, restore_slots, slot_state
 from detectors.events import Event
 
+#: _Window's attributes (its ``__slots__``; also what its pickled state names)
+_WINDOW_SLOTS = ("start", "counter", "plain", "prev", "flagged", "first_event")
 
+
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)  # see detectors/native.py
 class _Window:
-    __slots__ = ("start", "counter", "plain", "prev", "flagged", "first_event")
+    __slots__ = _WINDOW_SLOTS
 
     def __init__(self, start: float) -> None:
         self.start = start
@@ -30,6 +37,12 @@ class _Window:
         self.flagged = False
         self.first_event = ""
 
+    def __getstate__(self) -> dict[str, Any]:
+        return slot_state(self, _WINDOW_SLOTS)
+
+    def __setstate__(self, state: Any) -> None:
+        restore_slots(self, state)
+
     def estimate(self, extra_ones: int = 0, extra_plain: int = 0) -> float:
         return self.counter.estimate(extra_ones) + self.plain + extra_plain
 
@@ -37,14 +50,25 @@ class _Window:
 _EMPTY = DistinctCounter()  # never mutated
 
 
+#: _SubjectState's attributes (its ``__slots__``; also what its pickled state names)
+_SUBJECT_STATE_SLOTS = ("hour", "day", "hour_base", "day_base")
+
+
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)  # see detectors/native.py
 class _SubjectState:
-    __slots__ = ("hour", "day", "hour_base", "day_base")
+    __slots__ = _SUBJECT_STATE_SLOTS
 
     def __init__(self, ts: float) -> None:
         self.hour = _Window(ts - ts % HOUR_S)
         self.day = _Window(ts - ts % DAY_S)
         self.hour_base = EW()
         self.day_base = EW()
+
+    def __getstate__(self) -> dict[str, Any]:
+        return slot_state(self, _SUBJECT_STATE_SLOTS)
+
+    def __setstate__(self, state: Any) -> None:
+        restore_slots(self, state)
 
 
 class Subjects(Detector):

@@ -27,6 +27,7 @@ from typing import Any
 import orjson
 from prometheus_client import CollectorRegistry
 
+from detectors import native
 from detectors.registry import REGISTRY
 from stream import bench_latency, kafka_io
 from stream.bench_state import state_bytes_per_principal
@@ -223,7 +224,7 @@ def run_pipeline(settings: Settings, n: int, latency_args: dict[str, Any]) -> tu
 def run(args: argparse.Namespace) -> int:
     load_before = os.getloadavg()
     result: dict[str, Any] = {"events": args.events, "principals": args.principals, "partitions": args.partitions,
-                              "crc32c": crc32c_check()}
+                              "crc32c": crc32c_check(), "detectors": native.status}
     events = simulated(args.events, args.principals, args.seed)
     topics = create_topics(args.bootstrap_servers, args.partitions)
     try:
@@ -273,6 +274,7 @@ def table(r: dict[str, Any]) -> str:
                          + " ".join(f"{x:.2f}" for x in r["load_average"]["after"])
                          + f" on {r['load_average']['cpus']} CPUs"),
         ("crc32c (C) used by kafka-python", str(r["crc32c"]["used_by_kafka_python"])),
+        ("detectors", r.get("detectors", "?")),
     ]
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)

@@ -88,7 +88,9 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
 def _from_env(environ: Mapping[str, str]) -> dict[str, str]:
     known = {ENV_PREFIX + name.upper(): name for name in Settings.model_fields}
     ignored = (ENV_PREFIX + "CONFIG", ENV_PREFIX + "TEST_")  # the config path itself; test-suite knobs
-    unknown = [k for k in environ if k.startswith(ENV_PREFIX) and k not in known and not k.startswith(ignored)]
+    not_settings = {ENV_PREFIX + "PURE"}  # read at import by detectors/native.py: run the pure-Python build
+    unknown = [k for k in environ
+               if k.startswith(ENV_PREFIX) and k not in known and k not in not_settings and not k.startswith(ignored)]
     if unknown:
         raise ConfigError(f"unknown environment variable(s): {', '.join(sorted(unknown))}")
     return {known[k]: v for k, v in environ.items() if k in known}

@@ -8,6 +8,7 @@ from dataclasses import replace
 import pytest
 from detector_streams import DAY, HOUR, T0, access, grant, last_of, pages, routine, run_engine
 
+from detectors.base import Profile
 from detectors.events import Event
 
 DAYS = 12
@@ -205,7 +206,7 @@ def test_novelty_forgets_a_principal_out_of_its_group_counts() -> None:
         for i in range(3)
     ]
     for e in events:
-        d.learn_one(e, None)  # type: ignore[arg-type]
+        d.learn_one(e, Profile(first_ts=e.ts, last_ts=e.ts, peer_group=e.peer_group))  # compiled: a real Profile
     assert d.group_size_["peer:hr/partner"] == 3
     d.forget("u0")
     assert d.group_size_["peer:hr/partner"] == 2
@@ -425,7 +426,7 @@ def test_export_mix_is_bounded_and_keeps_what_matters() -> None:
 def test_a_peer_group_shift_damps_a_big_export_but_not_one_a_hundred_times_the_usual() -> None:
     """While the drift detector says the whole peer group is shifting, a volume finding is damped to
     a report, unless it is far beyond what any shift explains (``beyond_shift``)."""
-    from detectors.base import Detector, Finding, Profile
+    from detectors.base import Detector, Finding
     from detectors.calibrate import PAGING_LEVELS
     from detectors.engine import Engine, EngineConfig
     from detectors.volume import Volume

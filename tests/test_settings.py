@@ -22,6 +22,13 @@ def test_unknown_keys_are_rejected(tmp_path):
         load_settings({"config": str(cfg)}, {})
     with pytest.raises(ConfigError, match="PRIVWATCH_BOOTSTRAP"):
         load_settings({}, {"PRIVWATCH_BOOTSTRAP": "x"})
+    with pytest.raises(ConfigError, match="PRIVWATCH_PURE_"):
+        load_settings({}, {"PRIVWATCH_PURE_": "1"})
+
+
+def test_the_pure_python_switch_is_not_a_setting():
+    """PRIVWATCH_PURE=1 (detectors/native.py) must not stop the service at start-up."""
+    assert load_settings({}, {"PRIVWATCH_PURE": "1"}) == load_settings({}, {})
 
 
 def test_invalid_values_are_reported_clearly():
