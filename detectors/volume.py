@@ -33,10 +33,12 @@ class Volume(Detector):
     ``peer_slack`` (both must agree that it is big), gated by ``min_records`` and by a ratio to the top of the
     usual range (``min_ratio``), so that a usual export that is merely large stays quiet. A principal
     with little history in the action class is judged against its peer group's, with a higher bar
-    (``young_extra_z``). An export (not a query) both ``page_typical_ratio`` times the typical size and ``page_ratio``
-    times the usual top (of the principal and of the resource) is *huge*: it needs no z-score, because
-    a wide spread of sizes keeps z modest on the log scale even for an export five hundred times the
-    typical one, and it pages at least at ``huge_min_severity``. The resource's
+    (``young_extra_z``). An export (not a query) both ``page_typical_ratio`` times the typical size and
+    ``huge_ratio`` times the usual top (of the principal and of the resource) is *huge*: it needs no
+    z-score, because a wide spread of sizes keeps z modest on the log scale even for an export five
+    hundred times the typical one, and it pages at least at ``huge_min_severity``. On fifteen simulated
+    seeds, huge exports 14-21x the usual top were benign (three of them) and those 33-37x were bulk
+    exports (two, missed without this rule). The resource's
     own baseline (sizes moved from it by everyone, one small object per resource and action class)
     must agree too, within ``resource_slack``: an export several times this principal's usual size
     from a table whose exports are normally that big is not bulk. Record counts are heavy-tailed
@@ -68,6 +70,7 @@ class Volume(Detector):
         min_history: int = 20,
         min_class_history: int = 8,
         young_extra_z: float = 1.5,
+        huge_ratio: float = 25.0,
         huge_min_severity: float = 65.0,
         std_floor: float = 0.5,
         peer_slack: float = 0.5,
@@ -83,6 +86,7 @@ class Volume(Detector):
         self.min_ratio = min_ratio
         self.min_history = min_history
         self.min_class_history = min_class_history
+        self.huge_ratio = huge_ratio
         self.huge_min_severity = huge_min_severity
         self.young_extra_z = young_extra_z
         self.std_floor = std_floor
@@ -131,7 +135,7 @@ class Volume(Detector):
         # an export so far beyond both the typical size and the usual top that a wide spread of sizes
         # (which keeps z modest on the log scale) cannot make it ordinary (queries have heavier tails)
         huge = cls == "export" and event.records >= max(self.page_typical_ratio * max(typical, 1.0),
-                                                        self.page_ratio * usual)
+                                                        self.huge_ratio * usual)
         if (z_own < self.min_z and not huge) or event.records < self.min_ratio * usual:
             return None
         z_peer = peers.z(x, self.std_floor) if peers is not None and has_peers else z_own
@@ -144,7 +148,7 @@ class Volume(Detector):
         z_res = res.z(x, self.std_floor) if res is not None and has_res else score
         res_usual = math.expm1(res.upper()) if res is not None and has_res else peer_usual
         score = min(score, z_res + self.resource_slack)
-        huge = huge and event.records >= self.page_ratio * res_usual
+        huge = huge and event.records >= self.huge_ratio * res_usual
         # queries return many rows by nature (heavy-tailed sizes): a higher bar than exports
         if score < self.min_z + (0.0 if cls == "export" else self.non_export_extra_z) and not huge:
             return None
