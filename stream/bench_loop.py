@@ -4,9 +4,10 @@
 through the real :meth:`~stream.service.Service.poll_once` (decode, merge, engine per partition,
 alerts, dead letters, checkpoint, metrics) with an in-memory consumer and producer and an injected
 clock that advances 10 ms per poll, so every output is deterministic. It prints µs/event for the
-loop, for decode alone and for the engines alone (same records, same partitions), the loop's
-overhead (loop − decode − engine), and a SHA-256 of every output (records produced, offsets
-committed, metric values except timings): a speed change to the loop must leave it unchanged.
+loop (and the part of it spent in the garbage collector), for decode alone and for the engines
+alone (same records, same partitions), the loop's overhead (loop − decode − engine), and a SHA-256
+of every output (records produced, offsets committed, metric values except timings): a speed change
+to the loop must leave it unchanged.
 Times are the process's CPU time (less disturbed by other load on a shared machine than wall time).
 Every run is under the service's garbage-collector settings (:mod:`stream.gctune`), unless
 ``--default-gc``; ``--profile`` prints cProfile's top entries by own time for the loop run.
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import cProfile
+import gc
 import hashlib
 import io
 import pstats
@@ -117,6 +119,27 @@ class FakeProducer:
         pass
 
 
+class GcTimer:
+    """Time spent in the cyclic garbage collector while active (a gc callback)."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self._started = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.seconds += time.perf_counter() - self._started
+
+    def __enter__(self) -> GcTimer:
+        gc.callbacks.append(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        gc.callbacks.remove(self)
+
+
 class Clock:
     def __init__(self, start: float) -> None:
         self.now = start
@@ -137,11 +160,12 @@ def run_loop(lines: list[bytes], partitions: int, profile: cProfile.Profile | No
     started = time.process_time()
     if profile is not None:
         profile.enable()
-    while not consumer.done() or len(service.merger):
-        service.poll_once()
-        clock.now += POLL_STEP_S
-    service.handle_items(drain=True)
-    service.commit()
+    with GcTimer() as in_gc:
+        while not consumer.done() or len(service.merger):
+            service.poll_once()
+            clock.now += POLL_STEP_S
+        service.handle_items(drain=True)
+        service.commit()
     if profile is not None:
         profile.disable()
     took = time.process_time() - started
@@ -152,7 +176,8 @@ def run_loop(lines: list[bytes], partitions: int, profile: cProfile.Profile | No
     for doc in (producer.sent, consumer.committed):
         h.update(repr(doc).encode())
     h.update(metrics)
-    return {"us_per_event": round(1e6 * took / len(lines), 2), "handled": service.handled_total,
+    return {"us_per_event": round(1e6 * took / len(lines), 2),
+            "gc_us_per_event": round(1e6 * in_gc.seconds / len(lines), 2), "handled": service.handled_total,
             "produced": len(producer.sent), "outputs_sha256": h.hexdigest()}
 
 

@@ -181,7 +181,7 @@ def test_bench_loop_runs_the_service_loop_deterministically(tmp_path, capsys) ->
 
     records = [*lines(routine_then_bulk()), b"{not json", b""]
     first = bench_loop.run_loop(records, partitions=2)
-    assert first["handled"] == len(records)
+    assert first["handled"] == len(records) and first["gc_us_per_event"] >= 0
     assert first["produced"] >= 3  # at least one alert and both dead letters
     thresholds = gc.get_threshold()
     with loop_gc(1_000):
