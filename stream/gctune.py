@@ -14,16 +14,23 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import threading
 from collections.abc import Iterator
 
 #: Container allocations between young collections (CPython's default is 700): one every few
 #: thousand events, each over at most this many young objects (well under a millisecond).
 GEN0_THRESHOLD = 50_000
 
+# The settings are process-wide; services sharing a process (tests run several in threads) share
+# them: the first to enter sets them, the last to leave restores what was there before.
+_lock = threading.Lock()
+_active = 0
+_previous: tuple[int, int, int] = (0, 0, 0)
+
 
 @contextlib.contextmanager
 def loop_gc(gen0_threshold: int = GEN0_THRESHOLD) -> Iterator[None]:
-    """Collect less often inside the block; the previous thresholds come back on exit.
+    """Collect less often inside the block; the previous thresholds come back when the last block exits.
 
     >>> before = gc.get_threshold()
     >>> with loop_gc(10_000):
@@ -32,11 +39,18 @@ def loop_gc(gen0_threshold: int = GEN0_THRESHOLD) -> Iterator[None]:
     >>> gc.get_threshold() == before
     True
     """
-    previous = gc.get_threshold()
-    gc.freeze()  # what is alive now lives as long as the process: stop traversing it
-    gc.set_threshold(gen0_threshold, previous[1], previous[2])
+    global _active, _previous
+    with _lock:
+        if not _active:
+            _previous = gc.get_threshold()
+            gc.freeze()  # what is alive now lives as long as the process: stop traversing it
+            gc.set_threshold(gen0_threshold, _previous[1], _previous[2])
+        _active += 1
     try:
         yield
     finally:
-        gc.set_threshold(*previous)
-        gc.unfreeze()
+        with _lock:
+            _active -= 1
+            if not _active:
+                gc.set_threshold(*_previous)
+                gc.unfreeze()

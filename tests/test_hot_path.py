@@ -191,3 +191,19 @@ def test_bench_loop_runs_the_service_loop_deterministically(tmp_path, capsys) ->
     events.write_bytes(b"\n".join(records[:-1]) + b"\n")
     assert bench_loop.main([str(events), "--partitions", "2"]) == 0
     assert '"loop_overhead_us"' in capsys.readouterr().out
+
+
+def test_loop_gc_nests_across_services() -> None:
+    import gc
+
+    from stream.gctune import loop_gc
+
+    before = gc.get_threshold()
+    first, second = loop_gc(20_000), loop_gc(30_000)
+    first.__enter__()
+    second.__enter__()  # a second service in the same process keeps the first one's settings
+    assert gc.get_threshold()[0] == 20_000
+    first.__exit__(None, None, None)  # the first leaves while the second still runs
+    assert gc.get_threshold()[0] == 20_000
+    second.__exit__(None, None, None)
+    assert gc.get_threshold() == before
