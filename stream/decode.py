@@ -25,6 +25,10 @@ MIN_TS = 946_684_800.0
 
 Catalog = dict[str, tuple[str | None, tuple[str, ...]]]
 
+#: pydantic-core's validator itself: ``TypeAdapter.validate_json`` only forwards its default options
+#: to it, one Python frame per record (about 0.5 us)
+_validate_json = INPUT_ADAPTER.validator.validate_json
+
 
 def decode(value: bytes | None, now: float, catalog: Catalog | None = None) -> Event:
     """Validate one record and flatten it into an :class:`Event`.
@@ -36,7 +40,7 @@ def decode(value: bytes | None, now: float, catalog: Catalog | None = None) -> E
     if len(value) > MAX_RECORD_BYTES:
         raise BadRecord("too_large", f"{len(value)} bytes > {MAX_RECORD_BYTES}")
     try:
-        doc = INPUT_ADAPTER.validate_json(value)
+        doc = _validate_json(value)
     except ValidationError as exc:
         raise _bad(exc) from None
     event = to_event(doc, catalog)

@@ -57,10 +57,17 @@ class Merger:
         self.queues: dict[int, dict[str, deque[Item]]] = {}
 
     def add(self, item: Item) -> None:
-        queues = self.queues.get(item.partition)
+        self._queue(item.topic, item.partition).append(item)
+
+    def extend(self, topic: str, partition: int, items: list[Item]) -> None:
+        """Add records of one topic-partition, in offset order (what one poll returned for it)."""
+        self._queue(topic, partition).extend(items)
+
+    def _queue(self, topic: str, partition: int) -> deque[Item]:
+        queues = self.queues.get(partition)
         if queues is None:
-            queues = self.queues[item.partition] = {t: deque() for t in self.topics}
-        queues[item.topic].append(item)
+            queues = self.queues[partition] = {t: deque() for t in self.topics}
+        return queues[topic]
 
     def __len__(self) -> int:
         return sum(len(q) for queues in self.queues.values() for q in queues.values())

@@ -28,6 +28,7 @@ from stream.deadletter import DeadLetter
 from stream.decode import Catalog, decode, dumps
 from stream.errors import BadRecord
 from stream.feedback import FeedbackReader
+from stream.gctune import loop_gc
 from stream.http import Health
 from stream.merge import Item, Merger
 from stream.metrics import Metrics
@@ -117,11 +118,12 @@ class Service(PartitionOwnership):
                 self.store.check()
             self.consumer.subscribe(self.inputs, listener=RebalanceListener(self))
             idle_since = self.clock()
-            while not self.stopping:
-                if self.poll_once():
-                    idle_since = self.clock()
-                elif max_idle_s is not None and self.clock() - idle_since > max_idle_s and self.caught_up():
-                    break
+            with loop_gc():
+                while not self.stopping:
+                    if self.poll_once():
+                        idle_since = self.clock()
+                    elif max_idle_s is not None and self.clock() - idle_since > max_idle_s and self.caught_up():
+                        break
             self.handle_items(drain=True)
             self.commit(snapshot=True)
             log.info("stopped cleanly handled=%d", self.handled_total)
@@ -156,8 +158,7 @@ class Service(PartitionOwnership):
         now = self.clock()
         for tp, records in batch.items():
             n += len(records)
-            for record in records:
-                self.merger.add(self._item(tp, record, now))
+            self.merger.extend(tp.topic, tp.partition, self._items(tp, records, now))
         handled = self.handle_items()
         if n:
             self.metrics.batch_records.observe(n)
@@ -178,12 +179,19 @@ class Service(PartitionOwnership):
         highwater = self.consumer.highwater(tp)
         return highwater is not None and self.consumer.position(tp) >= highwater
 
-    def _item(self, tp: TopicPartition, record: Any, now: float) -> Item:
-        try:
-            event = decode(record.value, now, self.catalog)
-        except BadRecord as bad:
-            return Item(float("-inf"), tp.topic, tp.partition, record.offset, record, bad, now)
-        return Item(event.ts, tp.topic, tp.partition, record.offset, record, event, now)
+    def _items(self, tp: TopicPartition, records: list[Any], now: float) -> list[Item]:
+        """Decode one topic-partition's records (in offset order); refused ones carry their BadRecord."""
+        topic, partition, catalog = tp.topic, tp.partition, self.catalog
+        items: list[Item] = []
+        append = items.append
+        for record in records:
+            try:
+                event = decode(record.value, now, catalog)
+            except BadRecord as bad:
+                append(Item(float("-inf"), topic, partition, record.offset, record, bad, now))
+            else:
+                append(Item(event.ts, topic, partition, record.offset, record, event, now))
+        return items
 
     def handle_items(self, drain: bool = False) -> int:
         """Handle what the merger releases; offsets and metrics are updated once per batch."""
@@ -197,7 +205,7 @@ class Service(PartitionOwnership):
         for i, item in enumerate(items):
             if isinstance(item.payload, BadRecord):
                 self.dead_letter(item, item.payload)
-            elif self.process(item, now, observe_lag=not i % LAG_SAMPLE_EVERY):
+            elif self.process(item, now, not i % LAG_SAMPLE_EVERY):
                 processed[item.payload.kind] += 1
             handled_to[item.topic, item.partition] = item.offset  # offset order within a topic-partition
         for (topic, partition), offset in handled_to.items():

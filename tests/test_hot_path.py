@@ -169,3 +169,41 @@ def test_bench_replay_saves_and_checks_digests(tmp_path, capsys) -> None:
     ref.write_bytes(orjson.dumps({**saved, "findings_sha256": "0" * 64}))
     assert bench_replay.main([str(events), "--check", str(ref)]) == 1
     assert "DIFFERENT: findings_sha256" in capsys.readouterr().err
+
+
+def test_bench_loop_runs_the_service_loop_deterministically(tmp_path, capsys) -> None:
+    import gc
+
+    from factories import lines, routine_then_bulk
+
+    from stream import bench_loop
+    from stream.gctune import loop_gc
+
+    records = [*lines(routine_then_bulk()), b"{not json", b""]
+    first = bench_loop.run_loop(records, partitions=2)
+    assert first["handled"] == len(records) and first["gc_us_per_event"] >= 0
+    assert first["produced"] >= 3  # at least one alert and both dead letters
+    thresholds = gc.get_threshold()
+    with loop_gc(1_000):
+        assert bench_loop.run_loop(records, partitions=2)["outputs_sha256"] == first["outputs_sha256"]
+    assert gc.get_threshold() == thresholds
+    events = tmp_path / "events.jsonl"
+    events.write_bytes(b"\n".join(records[:-1]) + b"\n")
+    assert bench_loop.main([str(events), "--partitions", "2"]) == 0
+    assert '"loop_overhead_us"' in capsys.readouterr().out
+
+
+def test_loop_gc_nests_across_services() -> None:
+    import gc
+
+    from stream.gctune import loop_gc
+
+    before = gc.get_threshold()
+    first, second = loop_gc(20_000), loop_gc(30_000)
+    first.__enter__()
+    second.__enter__()  # a second service in the same process keeps the first one's settings
+    assert gc.get_threshold()[0] == 20_000
+    first.__exit__(None, None, None)  # the first leaves while the second still runs
+    assert gc.get_threshold()[0] == 20_000
+    second.__exit__(None, None, None)
+    assert gc.get_threshold() == before
