@@ -72,9 +72,14 @@ def ip_prefix(ip: str | None) -> str | None:
     return ip.rsplit(".", 1)[0]
 
 
-def is_weekend(ts: float, tz_offset_s: int) -> bool:
+def is_weekend_day(day: int) -> bool:
+    """Whether day number ``day`` (days since the epoch) is a Saturday or Sunday."""
     # 1970-01-01 was a Thursday: day 0 -> weekday 3 (Monday = 0)
-    return (int((ts + tz_offset_s) // DAY_S) + 3) % 7 >= 5
+    return (day + 3) % 7 >= 5
+
+
+def is_weekend(ts: float, tz_offset_s: int) -> bool:
+    return is_weekend_day(int((ts + tz_offset_s) // DAY_S))
 
 
 def slot_state(obj: object, names: tuple[str, ...]) -> dict[str, Any]:

@@ -52,14 +52,9 @@ import math
 from mypy_extensions import mypyc_attr
 
 from detectors.base import Detector, Finding, Profile
-from detectors.compact import DAY_S
+from detectors.compact import DAY_S, is_weekend_day
 from detectors.events import Event
 from detectors.export_mix import ExportMix
-
-
-def is_weekend_day(day: int) -> bool:
-    """Local Saturday or Sunday (day 0, 1970-01-01, was a Thursday)."""
-    return (day + 3) % 7 >= 5
 
 
 def weekend_days_between(first: int, end: int) -> int:
@@ -261,12 +256,13 @@ class SlowExfiltration(Detector):
     def _off_day(self, event: Event, profile: Profile, st: _DayState, day: int) -> Finding | None:
         """Exports of one table and nothing else on weekend days of a principal that does not work
         weekends, counted over consecutive such days."""
-        exports, others = (st.exports + 1, st.others) if st.day == day else (1, 0)
+        today = st.day == day
+        exports, others = (st.exports + 1, st.others) if today else (1, 0)
         if others:
             return None
-        if (st.mix.today(event.resource_id) if st.day == day else 0) + 1 < exports:
+        if (st.mix.today(event.resource_id) if today else 0) + 1 < exports:
             return None  # exports of several tables: not one dataset taken
-        off_day, off_count, off_resource = (st.off_day, st.off_count, st.off_resource) if st.day == day \
+        off_day, off_count, off_resource = (st.off_day, st.off_count, st.off_resource) if today \
             else self._off_chain(st)
         carried = off_count if off_day == day - 1 and off_resource == event.resource_id else 0
         if carried + exports < self.off_day_exports:
@@ -276,7 +272,7 @@ class SlowExfiltration(Detector):
         worked = st.weekend_days + (1 if st.day < day and is_weekend_day(st.day) else 0)
         if weekends < 2 or worked - (1 if carried else 0) > self.off_day_rate * weekends:
             return None
-        records = (st.records if st.day == day else 0.0) + event.records
+        records = (st.records if today else 0.0) + event.records
         if records < self.min_daily_records:
             return None
         return Finding(
@@ -290,7 +286,7 @@ class SlowExfiltration(Detector):
                 f"active on {worked} of the {weekends} weekend days since first seen; "
                 f"usually {st.ew_exports:.1f} exports among {st.ew_others:.0f} other accesses a working day",
             ],
-            evidence_event_ids=[e for e in dict.fromkeys((st.first_event if st.day == day else "",
+            evidence_event_ids=[e for e in dict.fromkeys((st.first_event if today else "",
                                                            event.event_id)) if e],
             baseline={
                 "weekend_days_active": worked,
