@@ -43,6 +43,8 @@ STATE_PRINCIPALS = 100_000
 #: Quick mode: feeding 100k principals alone takes minutes on a shared 2-core machine.
 QUICK_EVENTS = 50_000
 QUICK_STATE_PRINCIPALS = 10_000
+#: Upper bound of the latency phase's rate (half the pipeline's maximum), for sizing its history.
+MAX_LATENCY_RATE = 50_000
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -76,23 +78,36 @@ def crc32c_check() -> dict[str, Any]:
     return {"package": True, "used_by_kafka_python": util._crc32c is crc32c.crc32c}
 
 
-def simulated(n: int, principals: int, seed: int) -> list[dict[str, Any]]:
-    """At least ``n`` simulated events (the first ``n`` of an organisation's history).
+def simulated(n: int, principals: int, seed: int, weeks_before: int = 0) -> list[dict[str, Any]]:
+    """The first ``n`` events of a simulated organisation's history, ending ``weeks_before`` weeks
+    before yesterday (UTC).
 
-    The history ends yesterday (UTC), so the latency phase's events, stamped with the wall clock,
-    continue it. Before, it started on the simulator's fixed date (2026-10-01): the live events came
-    weeks after every principal's last one, and the latency phase measured a mass dormancy wake-up
-    (hundreds of alerts in its first seconds, each logged and produced) instead of steady state.
+    The latency phase continues this history by replaying its last week ``weeks_before`` times, one
+    week later each time (:mod:`stream.bench_latency`): the history must end early enough that the
+    replayed weeks are still in the past (the service refuses events far ahead of the wall clock).
     """
     from stream.simulate import simulate
 
     days = max(3, math.ceil(n / (principals * EVENTS_PER_PRINCIPAL_DAY)) + 1)
+    end = datetime.now(UTC).date() - timedelta(days=1 + 7 * weeks_before)
     while True:
-        start = (datetime.now(UTC).date() - timedelta(days=days)).isoformat()
+        start = (end - timedelta(days=days - 1)).isoformat()
         events, _ = simulate(seed, principals, days, baseline_days=min(8, days - 1), start=start)
         if len(events) >= n:
             return events[:n]
         days *= 2
+
+
+def weeks_for_latency(events: int, principals: int, seconds: float) -> int:
+    """Weeks of replayed history the latency phase may need: at most ``MAX_LATENCY_RATE`` events/s for
+    ``seconds``, out of a replayed week of about ``EVENTS_PER_PRINCIPAL_DAY`` per principal and day (the
+    whole history when it is shorter), with a quarter and one week to spare.
+
+    >>> weeks_for_latency(200_000, 500, 20.0)
+    15
+    """
+    per_replay = min(events, principals * EVENTS_PER_PRINCIPAL_DAY * 7)
+    return math.ceil(1.25 * MAX_LATENCY_RATE * seconds / per_replay) + 1
 
 
 def create_topics(bootstrap: str, partitions: int) -> dict[str, str]:
@@ -180,6 +195,7 @@ class BenchService(Service):
         self.start_latency = start_latency
         self.latency_proc: Any = None
         self.alerts_published = 0
+        self.alerts_before_latency = 0
 
     def publish(self, alert: dict[str, Any]) -> None:
         self.alerts_published += 1
@@ -189,6 +205,7 @@ class BenchService(Service):
         n = super().poll_once()
         if self.latency_proc is None:
             if self.rate.batch(self.handled_total):
+                self.alerts_before_latency = self.alerts_published
                 self.latency_proc = self.start_latency(self.rate.result()["events_per_s"])
         elif not self.latency_proc.is_alive():
             self.stopping = True
@@ -214,10 +231,12 @@ def run_pipeline(settings: Settings, n: int, latency_args: dict[str, Any]) -> tu
     service.run(max_idle_s=latency_args["seconds"] + 60.0)
     if not service.rate.t_done:
         raise RuntimeError(f"pipeline handled only {service.handled_total} of {n} records")
-    throughput = {**service.rate.result(), "alerts": service.alerts_published}
+    throughput = {**service.rate.result(), "alerts": service.alerts_before_latency}
     if service.latency_proc is not None:
         service.latency_proc.join(timeout=30)
         latency.update(queue.get(timeout=30))
+        # every alert of the phase, probes' included: the service's steady state, not an alert storm
+        latency["alerts"] = service.alerts_published - service.alerts_before_latency
     return throughput, latency
 
 
@@ -225,7 +244,8 @@ def run(args: argparse.Namespace) -> int:
     load_before = os.getloadavg()
     result: dict[str, Any] = {"events": args.events, "principals": args.principals, "partitions": args.partitions,
                               "crc32c": crc32c_check(), "detectors": native.status}
-    events = simulated(args.events, args.principals, args.seed)
+    weeks = weeks_for_latency(args.events, args.principals, args.latency_seconds)
+    events = simulated(args.events, args.principals, args.seed, weeks_before=weeks)
     topics = create_topics(args.bootstrap_servers, args.partitions)
     try:
         started = time.perf_counter()
@@ -235,7 +255,7 @@ def run(args: argparse.Namespace) -> int:
         result["prefill_seconds"] = round(time.perf_counter() - started, 2)
         settings = settings_for(args.bootstrap_servers, topics, f"pwbench-{uuid.uuid4().hex[:8]}")
         result["bare"] = bare_consumer(settings, args.events, timeout_s=120 + args.events / 1000)
-        latency_args = {"background": events[:20_000], "probe_rate": args.probe_rate,
+        latency_args = {"background": bench_latency.templates(events), "probe_rate": args.probe_rate,
                         "seconds": args.latency_seconds}
         del events
         result["pipeline"], result["latency"] = run_pipeline(settings, args.events, latency_args)
@@ -263,7 +283,8 @@ def table(r: dict[str, Any]) -> str:
         ("(b) privwatch, all detectors", f"{r['pipeline']['events_per_s']:,.0f} events/s"),
         ("ratio (b)/(a)", f"{r['ratio']:.3f}  (target >= 0.5)"),
         ("(c) latency at rate", f"{lat.get('rate_events_per_s', 0):,.0f} events/s requested, "
-                                f"{lat.get('achieved_rate_events_per_s', 0):,.0f} achieved"),
+                                f"{lat.get('achieved_rate_events_per_s', 0):,.0f} achieved, "
+                                f"{lat.get('alerts', 0):,} alerts in all"),
         ("    p50 / p99 / max", f"{lat.get('p50_ms', float('nan')):.0f} / {lat.get('p99_ms', float('nan')):.0f} / "
                                 f"{lat.get('max_ms', float('nan')):.0f} ms  (target p99 <= 500 ms; "
                                 f"{lat.get('probe_alerts_received', 0)}/{lat.get('probes_sent', 0)} probes)"),

@@ -26,6 +26,8 @@ def test_quick_bench_writes_a_complete_result(kafka_bootstrap: str, tmp_path, ca
     lat = r["latency"]
     assert lat["probes_sent"] > 0 and lat["probe_alerts_received"] > 0
     assert lat["p99_ms"] >= lat["p50_ms"] > 0
+    assert len(lat["latencies_ms"]) == lat["probe_alerts_received"]
+    assert lat["alerts"] >= lat["probe_alerts_received"]  # every alert of the phase, the probes' among them
     assert r["state"]["principals"] > 0 and r["state"]["bytes_per_principal"] > 0
     assert r["peak_rss_mb"] >= r["peak_rss_mb_after_pipeline"] > 0
     assert len(r["load_average"]["before"]) == 3
