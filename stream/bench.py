@@ -2,7 +2,9 @@
 
 1. Fresh topics (access and permission co-partitioned, alerts, dead letters, feedback, state),
    pre-filled with N simulated events keyed like the contract says.
-2. (a) a bare kafka-python consumer that only decodes JSON (orjson) reads all N;
+2. (a) a bare kafka-python consumer that only decodes JSON (orjson) reads all N, ``BARE_RUNS`` times
+   (its rate varies by a third between back-to-back runs on a 2-core machine; the ratio uses the
+   fastest run, so noise can only make it look worse);
    (b) the full service (every detector, alerts produced) reads the same N with a fresh group.
    Rates are counted from the end of the first non-empty poll (group join excluded) to the N-th record.
 3. (c) the same service keeps running while a separate process produces at half of (b)'s rate with
@@ -31,6 +33,7 @@ from detectors import native
 from detectors.registry import REGISTRY
 from stream import bench_latency, kafka_io
 from stream.bench_state import state_bytes_per_principal
+from stream.gctune import loop_gc
 from stream.metrics import Metrics
 from stream.service import Service
 from stream.settings import Settings
@@ -43,6 +46,8 @@ STATE_PRINCIPALS = 100_000
 #: Quick mode: feeding 100k principals alone takes minutes on a shared 2-core machine.
 QUICK_EVENTS = 50_000
 QUICK_STATE_PRINCIPALS = 10_000
+#: Runs of the bare consumer (a); the fastest is the ratio's baseline.
+BARE_RUNS = 3
 #: Upper bound of the latency phase's rate (half the pipeline's maximum), for sizing its history.
 MAX_LATENCY_RATE = 50_000
 
@@ -166,6 +171,16 @@ class _Rate:
         return {"events_per_s": round(counted / seconds, 1), "seconds": round(seconds, 3), "counted": counted}
 
 
+def bare_runs(settings: Settings, n: int, runs: int, timeout_s: float) -> dict[str, Any]:
+    """(a) ``runs`` times, under the service loop's collector settings (the pre-filled history is still in
+    memory: with CPython's defaults, full collections over it slowed the bare consumer, not the service);
+    the fastest run, with every run's rate."""
+    with loop_gc():
+        results = [bare_consumer(settings, n, timeout_s) for _ in range(runs)]
+    best = max(results, key=lambda r: r["events_per_s"])
+    return {**best, "runs_events_per_s": [r["events_per_s"] for r in results]}
+
+
 def bare_consumer(settings: Settings, n: int, timeout_s: float) -> dict[str, Any]:
     """(a) kafka-python + orjson only, with the service's consumer settings and a fresh group."""
     consumer = kafka_io.consumer(settings, group_id=f"pwbench-bare-{uuid.uuid4().hex[:8]}")
@@ -254,7 +269,7 @@ def run(args: argparse.Namespace) -> int:
         produce_to_kafka(events, args.bootstrap_servers, topics["access"], topics["permission"])
         result["prefill_seconds"] = round(time.perf_counter() - started, 2)
         settings = settings_for(args.bootstrap_servers, topics, f"pwbench-{uuid.uuid4().hex[:8]}")
-        result["bare"] = bare_consumer(settings, args.events, timeout_s=120 + args.events / 1000)
+        result["bare"] = bare_runs(settings, args.events, BARE_RUNS, timeout_s=120 + args.events / 1000)
         latency_args = {"background": bench_latency.templates(events), "probe_rate": args.probe_rate,
                         "seconds": args.latency_seconds}
         del events
@@ -279,7 +294,8 @@ def run(args: argparse.Namespace) -> int:
 def table(r: dict[str, Any]) -> str:
     lat, state = r["latency"], r["state"]
     rows = [
-        ("(a) bare kafka-python + orjson", f"{r['bare']['events_per_s']:,.0f} events/s"),
+        ("(a) bare kafka-python + orjson", f"{r['bare']['events_per_s']:,.0f} events/s (fastest of "
+                                           + ", ".join(f"{x:,.0f}" for x in r["bare"]["runs_events_per_s"]) + ")"),
         ("(b) privwatch, all detectors", f"{r['pipeline']['events_per_s']:,.0f} events/s"),
         ("ratio (b)/(a)", f"{r['ratio']:.3f}  (target >= 0.5)"),
         ("(c) latency at rate", f"{lat.get('rate_events_per_s', 0):,.0f} events/s requested, "
