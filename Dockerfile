@@ -1,11 +1,20 @@
 # privwatch service image: `docker build -t privwatch:0.1.0 .` (deploy/docker-compose.yml builds it too).
-# Two stages: build a wheel of the project, then install it (with its dependencies' binary wheels) into a
-# clean slim image that runs as an unprivileged user.
+# Two stages: compile the hot detector modules with mypyc (deploy/native/build.py; gcc is needed here
+# only) and build a wheel of the project, then install the wheel (with its dependencies' binary wheels)
+# and the compiled modules into a clean slim image that runs as an unprivileged user. Both stages must
+# use the same interpreter: the compiled modules are used only if their manifest matches it and the
+# installed sources (detectors/native.py), and the image build fails if they are not.
 FROM python:3.11-slim AS build
+RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev \
+    && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY stream ./stream
 COPY detectors ./detectors
+COPY deploy/native ./deploy/native
+RUN pip install --no-cache-dir . "mypy>=2.4,<3" setuptools \
+    && python deploy/native/build.py \
+    && python -c "import detectors.native as n; assert n.status == 'compiled', n.status"
 RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels .
 
 FROM python:3.11-slim
@@ -19,6 +28,9 @@ RUN groupadd --system --gid 10001 privwatch \
        --shell /usr/sbin/nologin privwatch
 COPY --from=build /wheels /wheels
 RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels
+# detectors/native.py looks for the build beside the installed package: <site-packages>/.cache/mypyc/lib
+COPY --from=build /src/.cache/mypyc/lib /usr/local/lib/python3.11/site-packages/.cache/mypyc/lib
+RUN python -c "import detectors.native as n; assert n.status == 'compiled', n.status"
 WORKDIR /tmp
 USER 10001:10001
 EXPOSE 9464

@@ -5,6 +5,7 @@ No Docker here, so compose and Kubernetes files are checked by parsing and cross
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import re
 import tomllib
@@ -312,12 +313,43 @@ def test_dockerfile() -> None:
     assert "privwatch" in scripts
 
 
+def _dockerignored(path: str, patterns: list[str]) -> bool:
+    """Whether Docker leaves ``path`` out of the build context: the last pattern that matches it or
+    one of its parent directories decides, and a ``!`` pattern brings it back."""
+    parts = path.strip("/").split("/")
+    candidates = ["/".join(parts[:i]) for i in range(1, len(parts) + 1)]
+    ignored = False
+    for pattern in patterns:
+        negated = pattern.startswith("!")
+        if any(fnmatch.fnmatch(c, pattern.lstrip("!")) for c in candidates):
+            ignored = not negated
+    return ignored
+
+
 def test_dockerignore_keeps_what_the_dockerfile_copies() -> None:
-    ignored = {line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()
-               if line.strip() and not line.startswith("#")}
+    patterns = [line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()
+                if line.strip() and not line.startswith("#")]
+    assert _dockerignored("tests/test_x.py", patterns) and _dockerignored("deploy/k8s", patterns)
     for name, args in dockerfile_instructions():
         if name.upper() == "COPY" and not args.startswith("--from"):
-            assert not set(args.split()[:-1]) & ignored
+            for source in args.split()[:-1]:
+                assert not _dockerignored(source, patterns), f"{source} is copied but .dockerignore drops it"
+
+
+def test_dockerfile_ships_the_compiled_detectors() -> None:
+    """The build stage compiles (deploy/native/build.py); the image puts the result where
+    detectors/native.py looks for it beside an installed package, and refuses to build without it."""
+    from detectors import native
+
+    instructions = dockerfile_instructions()
+    runs = [args for name, args in instructions if name.upper() == "RUN"]
+    assert any("deploy/native/build.py" in args for args in runs)
+    lib = native.LIB_DIR.parent.relative_to(ROOT)  # .cache/mypyc/lib, relative to the package's parent
+    stage = max(i for i, (name, _) in enumerate(instructions) if name.upper() == "FROM")
+    copies = [args.split() for name, args in instructions[stage:] if name.upper() == "COPY"]
+    assert ["--from=build", f"/src/{lib}", f"/usr/local/lib/python3.11/site-packages/{lib}"] in copies
+    final_runs = [args for name, args in instructions[stage:] if name.upper() == "RUN"]
+    assert any("n.status == 'compiled'" in args for args in final_runs)
 
 
 # --------------------------------------------------------------------------- Kubernetes
