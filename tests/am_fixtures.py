@@ -141,3 +141,17 @@ def alertmanager_fixture(alertmanager_factory: Callable[..., AlertmanagerProcess
     am = alertmanager_factory()
     am.start()
     return am
+
+
+def make_alert(n: int = 1, principal: str = "u-4821", detector: str = "volume", level: str = "critical",
+               ts: str = "2026-11-26T09:31:12.500Z", **extra: Any) -> dict[str, Any]:
+    """A contract alert (``extra`` overrides or adds fields)."""
+    alert = {
+        "type": "alert", "alert_id": f"{detector}:{principal}:e{n}", "ts": ts,
+        "detected_at": ts, "detector": detector, "principal_id": principal,
+        "related_principal_ids": ["u-9"], "resource_ids": ["customers.payment_methods"],
+        "severity": 91.5, "level": level, "score": 7.3, "title": f"{detector} finding {n}",
+        "reasons": [f"{detector} reason {n}"], "evidence_event_ids": [f"e{n}"], "model_version": "0.1.0",
+    }
+    alert.update(extra)
+    return alert
