@@ -47,11 +47,11 @@ class Template(NamedTuple):
     key: bytes
     ts: float
     head: bytes  # b'{"type":"access"'
-    body: bytes  # the remaining members, after a comma, through the closing brace
+    tail: bytes  # b',"principal":{...},...}': the other members, through the closing brace
 
     def value(self, event_id: str, stamp: str) -> bytes:
-        return b"".join((self.head, b',"event_id":"', event_id.encode(), b'","ts":"', stamp.encode(), b'",',
-                         self.body))
+        return b"".join((self.head, b',"event_id":"', event_id.encode(), b'","ts":"', stamp.encode(), b'"',
+                         self.tail))
 
 
 def templates(history: list[dict[str, Any]]) -> list[Template]:
@@ -61,6 +61,8 @@ def templates(history: list[dict[str, Any]]) -> list[Template]:
     ...                 "principal": {"id": "u1"}, "action": "read"}])[0]
     >>> orjson.loads(t.value("x", "2026-10-08T00:00:00Z"))["ts"], t.key, t.topic
     ('2026-10-08T00:00:00Z', b'u1', 0)
+    >>> orjson.loads(Template(1, b"u1", 0.0, b'{"type":"permission"', b"}").value("x", "T"))
+    {'type': 'permission', 'event_id': 'x', 'ts': 'T'}
     """
     def ts_of(doc: dict[str, Any]) -> float:
         return datetime.fromisoformat(doc["ts"].replace("Z", "+00:00")).timestamp()
@@ -73,8 +75,9 @@ def templates(history: list[dict[str, Any]]) -> list[Template]:
             continue
         who = doc["principal"] if doc["type"] == "access" else doc["target"]
         rest = {k: v for k, v in doc.items() if k not in ("type", "event_id", "ts")}
+        tail = b"," + orjson.dumps(rest)[1:] if rest else b"}"
         out.append(Template(0 if doc["type"] == "access" else 1, who["id"].encode(), ts,
-                            orjson.dumps({"type": doc["type"]})[:-1], orjson.dumps(rest)[1:]))
+                            orjson.dumps({"type": doc["type"]})[:-1], tail))
     out.sort(key=lambda t: t.ts)
     return out
 
