@@ -156,9 +156,9 @@ class BenchService(Service):
         self.alerts_published = 0
         self.alerts_before_latency = 0
 
-    def publish(self, alert: dict[str, Any]) -> None:
+    def publish(self, alert: dict[str, Any], partition: int = -1) -> None:
         self.alerts_published += 1
-        super().publish(alert)
+        super().publish(alert, partition)
 
     def poll_once(self) -> int:
         n = super().poll_once()

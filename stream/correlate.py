@@ -5,11 +5,15 @@ should get one page that is updated as evidence arrives. The incident keeps the 
 alert (hashed), so the Alertmanager labels stay the same and Alertmanager keeps it as one alert.
 
 Pure and deterministic: no I/O, no wall clock; memory is bounded by expiring incidents by event time
-and by a cap on open incidents.
+and by a cap on open incidents. Each incident remembers the input partition of its principal, so the
+open incidents of a partition are snapshotted with its detector state (:meth:`Correlator.export`,
+:meth:`Correlator.restore`) and move with it: after a restart or a rebalance, an alert on an open
+incident updates it instead of opening (and paging) a new one.
 """
 
 from __future__ import annotations
 
+import copy
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,6 +49,7 @@ class _Incident:
     resource_ids: list[str] = field(default_factory=list)
     related: list[str] = field(default_factory=list)
     updates: int = 0
+    partition: int = -1  # the input partition of the principal's events (-1: not known)
 
     def merge(self, alert: dict[str, Any], ts: float) -> None:
         self.first_ts = min(self.first_ts, ts)
@@ -112,8 +117,9 @@ class Correlator:
         self._open: OrderedDict[str, _Incident] = OrderedDict()  # by principal, least recently updated first
         self._watermark = float("-inf")
 
-    def add(self, alert: dict[str, Any]) -> dict[str, Any]:
-        """Merge one contract alert; return its incident (a fresh dict the caller may keep)."""
+    def add(self, alert: dict[str, Any], partition: int = -1) -> dict[str, Any]:
+        """Merge one contract alert, raised on input ``partition``; return its incident (a fresh dict
+        the caller may keep)."""
         ts = event_time(alert["ts"])
         principal = str(alert["principal_id"])
         self._watermark = max(self._watermark, ts)
@@ -121,6 +127,7 @@ class Correlator:
         incident = self._open.get(principal)
         if incident is None or not self._within(incident, ts):
             incident = self._open_incident(alert, ts)
+        incident.partition = partition
         if str(alert["alert_id"]) not in incident.alert_ids:  # re-processing re-emits the same alert
             incident.merge(alert, ts)
         self._open.move_to_end(principal)
@@ -138,6 +145,28 @@ class Correlator:
             del self._open[principal]
             n += 1
         return n
+
+    def export(self, partition: int) -> list[_Incident]:
+        """Copies of the open incidents of ``partition``'s principals (for its snapshot)."""
+        return [copy.deepcopy(i) for i in self._open.values() if i.partition == partition]
+
+    def restore(self, partition: int, incidents: list[_Incident]) -> None:
+        """Take back ``partition``'s open incidents from its snapshot (replacing any held for it)."""
+        self.drop({partition})
+        for incident in incidents:
+            incident.partition = partition
+            current = self._open.get(incident.principal_id)
+            if current is None or current.last_ts < incident.last_ts:
+                self._open[incident.principal_id] = incident
+        # least recently updated first again, as expire() expects
+        self._open = OrderedDict(sorted(self._open.items(), key=lambda item: item[1].last_ts))
+        while len(self._open) > self.max_incidents:
+            self._open.popitem(last=False)
+
+    def drop(self, partitions: set[int]) -> None:
+        """Forget the open incidents of revoked partitions (their new owner restores them)."""
+        for principal in [p for p, i in self._open.items() if i.partition in partitions]:
+            del self._open[principal]
 
     def _within(self, incident: _Incident, ts: float) -> bool:
         return incident.first_ts - self.window_s <= ts <= incident.last_ts + self.window_s

@@ -1,4 +1,5 @@
 """Partition ownership: restoring state when partitions arrive, handing it off when they leave.
+A partition's state is its engine and its principals' open correlated incidents (``stream.correlate``).
 
 Kept apart from the run loop (``stream.service``): rebalance callbacks run on kafka-python's IO
 thread and must stay quick and non-blocking, restores run in the poll loop with the partitions
@@ -18,6 +19,7 @@ from kafka.errors import KafkaError
 from detectors.engine import Engine
 from stream import kafka_io
 from stream.checkpoint import Checkpoint
+from stream.correlate import Correlator
 from stream.errors import ConfigError
 from stream.http import Health
 from stream.merge import Merger
@@ -58,6 +60,7 @@ class PartitionOwnership:
     checkpoint: Checkpoint
     merger: Merger
     partitions: Partitions
+    correlator: Correlator
     inputs: list[str]
     pending_restore: set[int]
     start_offsets: dict[TopicPartition, int]
@@ -96,7 +99,7 @@ class PartitionOwnership:
             engine = self.partitions.engines[p]
             offsets = {topic: self._next_offset(TopicPartition(topic, p)) for topic in self.inputs}
             try:
-                written.append((self.store.write(p, engine, offsets), offsets))
+                written.append((self.store.write(p, engine, offsets, self.correlator.export(p)), offsets))
             except Exception as exc:  # a failed snapshot must not stop processing; the next one retries
                 self.metrics.snapshots.labels("failed").inc()
                 log.error("snapshot failed partition=%d error=%s", p, type(exc).__name__)
@@ -158,6 +161,7 @@ class PartitionOwnership:
                 log.info("partition cold start partition=%d", p)
             else:
                 self.partitions.engines[p] = self._with_feedback(restored.engine)
+                self.correlator.restore(p, restored.incidents)
                 restored.engine._state_bytes = restored.snapshot_bytes
                 self.metrics.restores.labels("restored").inc()
                 self.snapshot_times[p] = self.clock()
@@ -192,6 +196,7 @@ class PartitionOwnership:
                 log.warning("hand-off on revoke failed error=%s", type(exc).__name__)
         self.merger.drop(numbers)
         self.partitions.revoke(numbers)
+        self.correlator.drop(numbers)
         self.pending_restore -= numbers
         self.dirty -= numbers
         for p in numbers:

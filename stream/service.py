@@ -233,10 +233,12 @@ class Service(PartitionOwnership):
         if event.ts > self.newest_ts:
             self.newest_ts = event.ts
         for alert in alerts:
-            self.publish(alert)
+            self.publish(alert, item.partition)
         return True
 
-    def publish(self, alert: dict[str, Any]) -> None:
+    def publish(self, alert: dict[str, Any], partition: int = -1) -> None:
+        """Produce an alert raised on input ``partition``; a paging one also goes to Alertmanager,
+        merged into its principal's open incident."""
         self.producer.send(self.settings.alerts_topic, key=alert["alert_id"].encode(), value=dumps(alert))
         detector = alert["detector"]
         self.metrics.alerts.labels(detector, alert["level"]).inc()
@@ -247,7 +249,7 @@ class Service(PartitionOwnership):
         log.log(logging.INFO if paging else logging.DEBUG, "alert detector=%s level=%s severity=%.1f", detector,
                 alert["level"], alert["severity"])
         if self.sink is not None and paging:
-            incident = self.correlator.add(alert)
+            incident = self.correlator.add(alert, partition)
             if incident["updates"] > 1:
                 self.metrics.suppressed.labels("correlated").inc()
             self.sink.submit(incident)

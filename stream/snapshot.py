@@ -1,6 +1,7 @@
 """Snapshot encoding: versioned, chunked, authenticated. Pure functions, no Kafka.
 
-A snapshot of one partition's engine is ``zlib(pickle(engine))`` cut into chunks, plus a manifest::
+A snapshot of one partition is ``zlib(pickle({"engine": engine, "incidents": [...]}))`` (its detector
+state and its open correlated incidents) cut into chunks, plus a manifest::
 
     b"privwatch-snapshot\\n" + hex(HMAC-SHA256(key, body)) + b"\\n" + body
 
@@ -11,9 +12,10 @@ versions, then every chunk's hash; only then is anything unpickled. Pickle is co
 topic is not trusted by itself: a corrupt, foreign or unauthenticated snapshot raises
 :class:`~stream.errors.SnapshotError` and is never loaded.
 
-Compatibility: the format, the model version and the River version must match exactly (River
-models pickle their internals); privwatch versions must agree on ``major.minor``, so a patch
-release keeps its learned state across a deploy.
+Compatibility: the model version and the River version must match exactly (River models pickle
+their internals); privwatch versions must agree on ``major.minor``, so a patch release keeps its
+learned state across a deploy. Formats in ``READABLE`` load: format 2 held the engine alone (no
+incidents).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import hashlib
 import hmac
 import pickle
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,7 +35,9 @@ from detectors.engine import MODEL_VERSION, Engine
 from stream import __version__
 from stream.errors import SnapshotError
 
-FORMAT = 2
+FORMAT = 3
+#: formats this version restores (2: the pickled engine alone)
+READABLE = (2, 3)
 MAGIC = b"privwatch-snapshot\n"
 CHUNK_BYTES = 512 * 1024  # well under Kafka's default 1 MiB message limit
 MIN_KEY_BYTES = 16
@@ -68,21 +73,25 @@ def _minor(version: Any) -> str:
 
 def _incompatible(body: dict[str, Any]) -> dict[str, Any]:
     ours = versions()
-    bad = {k: (body.get(k), ours[k]) for k in ("format", "model", "river") if body.get(k) != ours[k]}
+    bad = {k: (body.get(k), ours[k]) for k in ("model", "river") if body.get(k) != ours[k]}
+    if body.get("format") not in READABLE:
+        bad["format"] = (body.get("format"), ours["format"])
     if _minor(body.get("privwatch")) != _minor(ours["privwatch"]):
         bad["privwatch"] = (body.get("privwatch"), ours["privwatch"])
     return bad
 
 
-def encode_payload(engine: Engine) -> bytes:
-    return zlib.compress(pickle.dumps(engine, protocol=pickle.HIGHEST_PROTOCOL), 1)
+def encode_payload(engine: Engine, incidents: Sequence[Any] = ()) -> bytes:
+    state = {"engine": engine, "incidents": list(incidents)}
+    return zlib.compress(pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL), 1)
 
 
 def encode(engine: Engine, offsets: dict[str, int], partition: int, generation: int, key: bytes,
-           group: str = "", chunk_bytes: int = CHUNK_BYTES) -> Snapshot:
-    """Serialise ``engine`` with the input ``offsets`` (next offset per topic) it reflects."""
+           group: str = "", chunk_bytes: int = CHUNK_BYTES, incidents: Sequence[Any] = ()) -> Snapshot:
+    """Serialise ``engine`` and the partition's open ``incidents`` (:mod:`stream.correlate`) with the
+    input ``offsets`` (next offset per topic) they reflect."""
     _check_key(key)
-    payload = encode_payload(engine)
+    payload = encode_payload(engine, incidents)
     chunks = [payload[i:i + chunk_bytes] for i in range(0, len(payload), chunk_bytes)] or [b""]
     body = {
         **versions(),
@@ -137,15 +146,23 @@ def read_manifest(manifest: bytes, key: bytes) -> dict[str, Any]:
 
 def decode(manifest: dict[str, Any], chunks: list[bytes | None]) -> Engine:
     """Rebuild the engine from a *verified* manifest and its chunks (in order)."""
+    return decode_state(manifest, chunks)[0]
+
+
+def decode_state(manifest: dict[str, Any], chunks: list[bytes | None]) -> tuple[Engine, list[Any]]:
+    """The engine and the open incidents of a *verified* manifest and its chunks (in order)."""
     if len(chunks) != len(manifest["chunks"]) or any(c is None for c in chunks):
         raise SnapshotError("snapshot incomplete: chunks missing")
     for i, (chunk, digest) in enumerate(zip(chunks, manifest["chunks"], strict=True)):
         if not hmac.compare_digest(hashlib.sha256(chunk or b"").hexdigest(), digest):
             raise SnapshotError(f"chunk {i} does not match its hash")
     try:
-        engine = pickle.loads(zlib.decompress(b"".join(c or b"" for c in chunks)))
+        state = pickle.loads(zlib.decompress(b"".join(c or b"" for c in chunks)))
     except Exception as exc:  # verified bytes that still fail to load: a bug, refuse loudly
         raise SnapshotError(f"snapshot does not load ({type(exc).__name__})") from None
-    if not isinstance(engine, Engine):
+    if manifest.get("format") == 2:  # the engine alone
+        state = {"engine": state, "incidents": []}
+    if not isinstance(state, dict) or not isinstance(state.get("engine"), Engine):
         raise SnapshotError("snapshot does not hold an engine")
-    return engine
+    incidents = state.get("incidents")
+    return state["engine"], list(incidents) if isinstance(incidents, list) else []

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,6 +40,8 @@ class Restored:
     offsets: dict[str, int]
     seq: int
     snapshot_bytes: int
+    #: the partition's open correlated incidents (:meth:`stream.correlate.Correlator.export`)
+    incidents: list[Any] = field(default_factory=list)
 
 
 @dataclass
@@ -110,10 +112,10 @@ class StateStore:
         return self._n_state_partitions
 
     # -- writing ---------------------------------------------------------------------------------
-    def write(self, p: int, engine: Engine, offsets: dict[str, int]) -> Written:
+    def write(self, p: int, engine: Engine, offsets: dict[str, int], incidents: Sequence[Any] = ()) -> Written:
         """Send one snapshot (not flushed: the caller flushes, then checks ``Written.durable()``)."""
         seq = self.seq.get(p, 0) + 1
-        snap = snapshot.encode(engine, offsets, p, seq, self.key, self.group, self.chunk_bytes)
+        snap = snapshot.encode(engine, offsets, p, seq, self.key, self.group, self.chunk_bytes, incidents)
         n = self._n_state_partitions or self._count_partitions()
         state_partition = p % n
         send = self.producer.send
@@ -161,7 +163,7 @@ class StateStore:
                     raise SnapshotError("manifest is for another partition or group")
                 seq = manifest["generation"]
                 keys = [f"{prefix}g{seq}/c{i}" for i in range(len(manifest["chunks"]))]
-                engine = snapshot.decode(manifest, [state_log.chunks.get(k) for k in keys])
+                engine, incidents = snapshot.decode_state(manifest, [state_log.chunks.get(k) for k in keys])
             except SnapshotError as exc:
                 log.error("snapshot refused partition=%d generation=%d reason=%s; falling back", p, claimed, exc)
                 self.refused("refused")
@@ -171,7 +173,7 @@ class StateStore:
             self.seq[p] = seq
             log.info("snapshot restored partition=%d generation=%d bytes=%d seconds=%.2f", p, seq,
                      manifest["payload_bytes"], time.perf_counter() - started)
-            return Restored(engine, manifest["offsets"], seq, manifest["payload_bytes"])
+            return Restored(engine, manifest["offsets"], seq, manifest["payload_bytes"], incidents)
         if candidates:
             log.error("no usable snapshot partition=%d refused=%d; cold start", p, len(candidates))
         # continue above whatever is on the log, so nothing refused is mistaken for ours later

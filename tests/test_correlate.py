@@ -121,3 +121,32 @@ def test_deterministic() -> None:
 def test_bad_arguments(bad: dict[str, float]) -> None:
     with pytest.raises(ValueError):
         Correlator(**bad)  # type: ignore[arg-type]
+
+
+def test_a_partitions_open_incidents_move_with_it() -> None:
+    """Exported into the partition's snapshot, restored by its next owner: a later alert updates the
+    same incident (same id, no second page) instead of opening a new one."""
+    old = Correlator(window_s=3600)
+    first = old.add(alert(1, 0, principal="u-1", detector="privilege"), partition=0)
+    old.add(alert(2, 1, principal="u-2"), partition=1)
+    exported = old.export(0)
+    assert [i.principal_id for i in exported] == ["u-1"]
+    new = Correlator(window_s=3600)
+    new.add(alert(3, 2, principal="u-3"), partition=1)
+    new.restore(0, copy.deepcopy(exported))
+    later = new.add(alert(4, 30, principal="u-1", detector="volume", level="critical"), partition=0)
+    assert later["incident_id"] == first["incident_id"] and later["updates"] == 2
+    assert later["detectors"] == ["privilege", "volume"]
+    new.drop({0})
+    assert len(new) == 1  # u-3's incident, of partition 1, stays
+    assert new.add(alert(5, 31, principal="u-1"), partition=0)["incident_id"] != first["incident_id"]
+
+
+def test_restored_incidents_expire_in_event_time_order() -> None:
+    old = Correlator(window_s=600)
+    old.add(alert(1, 0, principal="u-1"), partition=0)
+    old.add(alert(2, 5, principal="u-2"), partition=0)
+    new = Correlator(window_s=600)
+    new.add(alert(3, 8, principal="u-3"), partition=1)
+    new.restore(0, old.export(0))
+    assert new.expire(T0 + 60 * 12) == 1 and len(new) == 2  # u-1 (last alert at minute 0) only

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import pickle
 import zlib
@@ -17,6 +18,7 @@ from detectors.engine import Engine
 from detectors.events import Event
 from stream import snapshot
 from stream.checkpoint import Checkpoint
+from stream.correlate import Correlator
 from stream.errors import SnapshotError, TopologyError
 from stream.statebench import run_state_benchmark
 from stream.statestore import StateStore
@@ -63,6 +65,27 @@ def test_round_trip_keeps_state_and_offsets():
     restored = snapshot.decode(manifest, list(snap.chunks))
     assert {p: v.n_events for p, v in restored.profiles.items()} == {p: v.n_events for p, v in engine.profiles.items()}
     assert restored.process(Event(kind="access", event_id="x", ts=1.8e9, principal_id="u-1", action="read")) == []
+
+
+def test_round_trip_keeps_the_partitions_open_incidents():
+    correlator = Correlator()
+    correlator.add({"alert_id": "privilege:u-1:e1", "ts": "2026-11-26T09:00:00Z", "principal_id": "u-1",
+                    "detector": "privilege", "severity": 70.0, "level": "high", "title": "t", "reasons": ["r"],
+                    "evidence_event_ids": ["e1"]}, partition=2)
+    snap = snapshot.encode(_engine(), OFFSETS, 2, 5, KEY, "g", incidents=correlator.export(2))
+    engine, incidents = snapshot.decode_state(snapshot.read_manifest(snap.manifest, KEY), list(snap.chunks))
+    assert isinstance(engine, Engine)
+    assert [(i.principal_id, i.alert_ids, i.partition) for i in incidents] == [("u-1", ["privilege:u-1:e1"], 2)]
+
+
+def test_format_2_snapshots_the_engine_alone_still_restore():
+    """What the previous release wrote: the pickled engine as the payload, format 2."""
+    engine = _engine()
+    payload = zlib.compress(pickle.dumps(engine), 1)
+    body = {**snapshot.versions(), "format": 2, "group": "g", "partition": 0, "generation": 1,
+            "offsets": OFFSETS, "chunks": [hashlib.sha256(payload).hexdigest()], "payload_bytes": len(payload)}
+    restored, incidents = snapshot.decode_state(snapshot.read_manifest(_signed(body), KEY), [payload])
+    assert incidents == [] and restored.n_principals() == engine.n_principals()
 
 
 def _flip(data: bytes, at: int) -> bytes:
