@@ -3,6 +3,8 @@ resource; slow exfiltration over days and on days off; the export mix; peer-shif
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from detector_streams import DAY, HOUR, T0, access, last_of, pages, routine, run_engine
 
 from detectors.base import Profile
@@ -24,6 +26,25 @@ def test_slow_exfiltration_pages_on_a_rising_week() -> None:
     alerts = run_engine(sorted([*base, *extra], key=lambda e: e.ts))
     assert pages(alerts, "fi-000", "slow_exfiltration")
     assert not pages(run_engine(base), detector="slow_exfiltration")
+
+
+def test_slow_exfiltration_needs_a_handful_of_exports_on_the_day_it_pages() -> None:
+    """A principal that never exports: three exports a day for a week pile up a surplus against a
+    usual share of 0%, but a few a day are anyone's noise; four a day page."""
+    base = [replace(e, action="read") if e.principal_id == "fi-000" and e.action == "export" else e
+            for e in routine(seed=9, days=24)]
+    who = last_of(base, "fi-000")
+
+    def slow_pages(per_day: int, **params: int) -> list[dict]:
+        extra = [access(who, f"x{day}-{j}", T0 + day * DAY + 10 * HOUR + j * 1200, action="export",
+                        records=700, resource_id="finance.invoices")
+                 for day in (14, 15, 18, 19, 20, 21, 22) for j in range(per_day)]
+        alerts = run_engine([*base, *extra], detector_params={"slow_exfiltration": params} if params else {})
+        return pages(alerts, "fi-000", "slow_exfiltration")
+
+    assert slow_pages(3, min_today_exports=1)  # what paged before the floor
+    assert not slow_pages(3)
+    assert slow_pages(4)
 
 
 def test_slow_exfiltration_pages_exports_of_one_table_on_days_off() -> None:
