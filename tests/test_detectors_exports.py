@@ -74,6 +74,26 @@ def test_slow_exfiltration_pages_exports_of_one_table_on_days_off() -> None:
     assert not slow_pages(weekend((3, 0)))
 
 
+def test_slow_exfiltration_counts_a_table_taken_on_days_off_as_concentrated() -> None:
+    """A principal that only ever exports one table cannot concentrate on it any further; one export
+    on a Saturday and two on a Sunday (below the days-off bar), then a week of five a day: the
+    weekend says the table is being taken, so the run pages."""
+    base = [replace(e, resource_id="finance.invoices") if e.principal_id == "fi-000" and e.action == "export"
+            else e for e in routine(seed=9, days=24)]
+    who = last_of(base, "fi-000")
+    extra = [access(who, f"w{day}-{j}", T0 + day * DAY + 11 * HOUR + j * 1200, action="export", records=900,
+                    resource_id="finance.invoices")
+             for day, n in ((16, 1), (17, 2), (18, 5), (19, 5), (20, 5), (21, 5), (22, 5)) for j in range(n)]
+
+    def slow_pages(**params: int) -> list[dict]:
+        alerts = run_engine([*base, *extra], detector_params={"slow_exfiltration": params} if params else {})
+        return pages(alerts, "fi-000", "slow_exfiltration")
+
+    assert not slow_pages(off_day_lift_waiver=0)  # the same mix as ever: held back without the weekend
+    found = slow_pages()
+    assert found and "exports out of proportion" in found[0]["title"].lower()
+
+
 def test_volume_judges_an_export_against_the_resource_it_comes_from() -> None:
     """6x this principal's usual export, but the table's exports by everyone are usually that big:
     no finding; far above both, a finding."""
