@@ -82,6 +82,16 @@ def is_weekend(ts: float, tz_offset_s: int) -> bool:
     return is_weekend_day(int((ts + tz_offset_s) // DAY_S))
 
 
+def weekend_days_between(first: int, end: int) -> int:
+    """Weekend days in ``[first, end)``.
+
+    >>> weekend_days_between(0, 7), weekend_days_between(2, 4), weekend_days_between(5, 5)
+    (2, 2, 0)
+    """
+    weeks, rest = divmod(max(0, end - first), 7)
+    return 2 * weeks + sum(is_weekend_day(first + 7 * weeks + i) for i in range(rest))
+
+
 def slot_state(obj: object, names: tuple[str, ...]) -> dict[str, Any]:
     """The pickled state of a small ``__slots__`` class, by attribute name (see :func:`restore_slots`)."""
     return {name: getattr(obj, name) for name in names}

@@ -64,19 +64,9 @@ import math
 from mypy_extensions import mypyc_attr
 
 from detectors.base import Detector, Finding, Profile
-from detectors.compact import DAY_S, is_weekend_day
+from detectors.compact import DAY_S, is_weekend_day, weekend_days_between
 from detectors.events import Event
 from detectors.export_mix import ExportMix
-
-
-def weekend_days_between(first: int, end: int) -> int:
-    """Weekend days in ``[first, end)``.
-
-    >>> weekend_days_between(0, 7), weekend_days_between(2, 4), weekend_days_between(5, 5)
-    (2, 2, 0)
-    """
-    weeks, rest = divmod(max(0, end - first), 7)
-    return 2 * weeks + sum(is_weekend_day(first + 7 * weeks + i) for i in range(rest))
 
 
 def anscombe_z(count: float, expected: float) -> float:
