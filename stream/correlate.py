@@ -13,7 +13,6 @@ incident updates it instead of opening (and paging) a new one.
 
 from __future__ import annotations
 
-import copy
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
@@ -147,8 +146,9 @@ class Correlator:
         return n
 
     def export(self, partition: int) -> list[_Incident]:
-        """Copies of the open incidents of ``partition``'s principals (for its snapshot)."""
-        return [copy.deepcopy(i) for i in self._open.values() if i.partition == partition]
+        """The open incidents of ``partition``'s principals, for its snapshot (which pickles them at
+        once, so they are not copied here)."""
+        return [i for i in self._open.values() if i.partition == partition]
 
     def restore(self, partition: int, incidents: list[_Incident]) -> None:
         """Take back ``partition``'s open incidents from its snapshot (replacing any held for it)."""
