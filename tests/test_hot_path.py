@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import pickle
 import random
+from array import array
 from dataclasses import astuple, replace
 
 import orjson
@@ -83,6 +84,42 @@ def test_seen_set_add_all_is_add_in_turn() -> None:
                 one.add(k, day)
         many.add_all(keys, day)
         assert pickle.dumps(one) == pickle.dumps(many)
+
+
+class _TwoArraySeenSet:
+    """SeenSet as snapshot formats 2 and 3 held it (days and counts in two arrays): the reference."""
+
+    def __init__(self, cap: int) -> None:
+        self.cap, self.keys, self.last, self.counts = cap, array("I"), array("H"), array("H")
+
+    def add(self, key: int, day: int) -> None:
+        if key in self.keys:
+            i = self.keys.index(key)
+            self.last[i] = day
+            self.counts[i] = min(self.counts[i] + 1, 0xFFFF)
+        elif len(self.keys) < self.cap:
+            self.keys.append(key), self.last.append(day), self.counts.append(1)
+        else:
+            i = min(range(len(self.last)), key=self.last.__getitem__)
+            self.keys[i], self.last[i], self.counts[i] = key, day, 1
+
+
+def test_seen_set_keeps_days_and_counts_like_the_two_array_layout_and_restores_it() -> None:
+    rng = random.Random(11)
+    new, old = SeenSet(cap=5), _TwoArraySeenSet(cap=5)
+    for day in range(20_000, 20_600):
+        for _ in range(rng.randrange(4)):
+            key = rng.choice(range(2**32 - 9, 2**32)) if rng.random() < 0.3 else rng.randrange(9)
+            new.add(key, day), old.add(key, day)
+            assert list(new.keys) == list(old.keys)
+            assert [new.count(k) for k in old.keys] == list(old.counts)
+        if day == 20_300:  # a snapshot of the previous format restores into the new layout
+            new = SeenSet()
+            new.__setstate__((old.cap, array("I", old.keys), array("H", old.last), array("H", old.counts)))
+    saturated = SeenSet(cap=2)
+    for _ in range(0x10005):
+        saturated.add(7, 20_000)
+    assert saturated.count(7) == 0xFFFF and not saturated.add(7, 20_001) and saturated.count(7) == 0xFFFF
 
 
 def test_ew_update_is_the_textbook_formula() -> None:
