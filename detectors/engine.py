@@ -8,7 +8,7 @@ event time, so replay output is deterministic).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -86,16 +86,15 @@ class Engine:
         self._plan()
 
     def _plan(self) -> None:
-        """Per event kind, the (score_one, learn_one, calibrator) of each detector that looks at it:
-        bound methods and calibrators resolved once, not per event (the hot loop runs them ~20 times
-        per event). Derived from ``detectors`` and ``calibrators``: not pickled, rebuilt on restore."""
-        self._steps: dict[str, list[tuple[Callable, Callable, Calibrator]]] = {
-            kind: [
-                (d.score_one, d.learn_one, self.calibrators[d.name]) for d in self.detectors if kind in d.event_kinds
-            ]
+        """Per event kind, the (detector, calibrator) pairs that look at it, resolved once rather than
+        per event. Derived from ``detectors`` and ``calibrators``: not pickled, rebuilt on restore.
+        Methods are called on the detector, not through stored bound methods: compiled, that is a
+        native call; a bound method is a Python call that parses its arguments each time."""
+        self._steps: dict[str, list[tuple[Detector, Calibrator]]] = {
+            kind: [(d, self.calibrators[d.name]) for d in self.detectors if kind in d.event_kinds]
             for kind in (ACCESS, PERMISSION)
         }
-        self._all_steps = [(d.score_one, d.learn_one, self.calibrators[d.name]) for d in self.detectors]
+        self._all_steps = [(d, self.calibrators[d.name]) for d in self.detectors]
 
     def __getstate__(self) -> dict[str, Any]:
         # Named attributes, not ``__dict__``: the compiled (mypyc) engine has none. A subclass's own
@@ -142,16 +141,16 @@ class Engine:
             profile = self._profile(event)
         alerts = []
         steps = self._steps.get(event.kind)
-        for score_one, learn_one, calibrator in self._all_steps if steps is None else steps:
-            finding = score_one(event, profile)
+        for detector, calibrator in self._all_steps if steps is None else steps:
+            finding = detector.score_one(event, profile)
             if finding is None:
                 calibrator.n_ += 1  # Calibrator.observe(0.0), inlined: hot path
-                learn_one(event, profile, False)
+                detector.learn_one(event, profile, False)
                 continue
             alert, flagged = self._decide(finding, profile, detected_at)
             if alert is not None:
                 alerts.append(alert)
-            learn_one(event, profile, flagged)
+            detector.learn_one(event, profile, flagged)
         profile.n_events += 1
         if ts > profile.last_ts:
             profile.last_ts = ts

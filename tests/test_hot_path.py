@@ -188,7 +188,7 @@ def test_restored_engine_rebuilds_its_loop() -> None:
     tail = events[2000:]
     assert [a for e in tail for a in restored.process(e)] == [a for e in tail for a in engine.process(e)]
     # the loop drives the restored detectors, not the ones pickled
-    assert all(score.__self__ is d for (score, _, _), d in zip(restored._all_steps, restored.detectors, strict=True))
+    assert all(step is d for (step, _), d in zip(restored._all_steps, restored.detectors, strict=True))
 
 
 def test_bench_replay_saves_and_checks_digests(tmp_path, capsys) -> None:
