@@ -4,6 +4,8 @@
    pre-filled with N simulated events keyed like the contract says.
 2. (a) a bare kafka-python consumer that only decodes JSON (orjson) reads all N three times, in a
    process of its own; the fastest run counts (:mod:`stream.bench_bare`);
+   (b0) the service with no detectors reads the same N with a fresh group: the pipeline's own floor
+   (validation, merge, offsets, metrics), the most (b) could reach;
    (b) the full service (every detector, alerts produced) reads the same N with a fresh group.
    Rates are counted from the end of the first non-empty poll (group join excluded) to the N-th record.
 3. (c) the same service keeps running while a separate process produces at half of (b)'s rate with
@@ -29,11 +31,13 @@ import orjson
 from prometheus_client import CollectorRegistry
 
 from detectors import native
+from detectors.engine import Engine, EngineConfig
 from detectors.registry import REGISTRY
 from stream import bench_latency
 from stream.bench_bare import Rate, bare_runs
 from stream.bench_state import state_bytes_per_principal
 from stream.metrics import Metrics
+from stream.partitions import Partitions
 from stream.service import Service
 from stream.settings import Settings
 
@@ -146,10 +150,17 @@ def settings_for(bootstrap: str, topics: dict[str, str], group: str) -> Settings
 
 
 class BenchService(Service):
-    """The real service, with a hook after each poll: measure (b), then run the latency phase (c)."""
+    """The real service, with a hook after each poll: measure (b), then run the latency phase (c).
 
-    def __init__(self, *args: Any, target: int, start_latency: Any, **kwargs: Any) -> None:
+    ``detectors`` replaces the default suite (``[]``: none, the pipeline's floor); without
+    ``start_latency`` the service stops once the target is reached."""
+
+    def __init__(self, *args: Any, target: int, start_latency: Any = None, detectors: list[str] | None = None,
+                 **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        if detectors is not None:
+            config = EngineConfig(cooldown_s=self.settings.cooldown_s, detectors=detectors)
+            self.partitions = Partitions(lambda: self._with_feedback(Engine(config)))
         self.rate = Rate(target)
         self.start_latency = start_latency
         self.latency_proc: Any = None
@@ -165,10 +176,26 @@ class BenchService(Service):
         if self.latency_proc is None:
             if self.rate.batch(self.handled_total):
                 self.alerts_before_latency = self.alerts_published
+                if self.start_latency is None:
+                    self.stopping = True
+                    return n
                 self.latency_proc = self.start_latency(self.rate.result()["events_per_s"])
         elif not self.latency_proc.is_alive():
             self.stopping = True
         return n
+
+
+def detector_count(service: Service) -> int:
+    return sum(len(engine.detectors) for engine in service.partitions.engines.values())
+
+
+def run_floor(settings: Settings, n: int) -> dict[str, Any]:
+    """(b0): the same service with no detectors (decode, merge, offsets, metrics, commits), stopped at n."""
+    service = BenchService(settings, Metrics(CollectorRegistry(), REGISTRY), target=n, detectors=[])
+    service.run(max_idle_s=60.0)
+    if not service.rate.t_done:
+        raise RuntimeError(f"floor run handled only {service.handled_total} of {n} records")
+    return {**service.rate.result(), "alerts": service.alerts_published, "detectors": detector_count(service)}
 
 
 def run_pipeline(settings: Settings, n: int, latency_args: dict[str, Any]) -> tuple[dict, dict]:
@@ -190,7 +217,8 @@ def run_pipeline(settings: Settings, n: int, latency_args: dict[str, Any]) -> tu
     service.run(max_idle_s=latency_args["seconds"] + 60.0)
     if not service.rate.t_done:
         raise RuntimeError(f"pipeline handled only {service.handled_total} of {n} records")
-    throughput = {**service.rate.result(), "alerts": service.alerts_before_latency}
+    throughput = {**service.rate.result(), "alerts": service.alerts_before_latency,
+                  "detectors": detector_count(service)}
     if service.latency_proc is not None:
         service.latency_proc.join(timeout=30)
         latency.update(queue.get(timeout=30))
@@ -215,6 +243,8 @@ def run(args: argparse.Namespace) -> int:
         settings = settings_for(args.bootstrap_servers, topics, f"pwbench-{uuid.uuid4().hex[:8]}")
         timeout_s = 120 + args.events / 1000
         result["bare"] = bare_runs(settings, args.events, timeout_s)
+        result["floor"] = run_floor(settings_for(args.bootstrap_servers, topics, f"pwfloor-{uuid.uuid4().hex[:8]}"),
+                                    args.events)
         latency_args = {"background": bench_latency.templates(events), "probe_rate": args.probe_rate,
                         "seconds": args.latency_seconds}
         del events
@@ -223,6 +253,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         delete_topics(args.bootstrap_servers, topics)
     result["ratio"] = round(result["pipeline"]["events_per_s"] / result["bare"]["events_per_s"], 3)
+    result["floor_ratio"] = round(result["floor"]["events_per_s"] / result["bare"]["events_per_s"], 3)
     state_principals = args.state_principals or (
         QUICK_STATE_PRINCIPALS if args.events <= QUICK_EVENTS else STATE_PRINCIPALS)
     result["state"] = state_bytes_per_principal(state_principals)
@@ -245,6 +276,8 @@ def table(r: dict[str, Any]) -> str:
     lat, state = r["latency"], r["state"]
     rows = [
         ("(a) bare kafka-python + orjson", _bare_row(r["bare"])),
+        ("(b0) privwatch, no detectors", f"{r['floor']['events_per_s']:,.0f} events/s (ratio {r['floor_ratio']:.3f}: "
+                                         "decode, merge, offsets, metrics; the ceiling of (b))"),
         ("(b) privwatch, all detectors", f"{r['pipeline']['events_per_s']:,.0f} events/s"),
         ("    second half alone", f"{r['pipeline'].get('second_half_events_per_s', 0):,.0f} events/s "
                                 "(past the history's baseline weeks)"),

@@ -23,6 +23,8 @@ def test_quick_bench_writes_a_complete_result(kafka_bootstrap: str, tmp_path, ca
     assert r["bare"]["events_per_s"] == max(r["bare"]["runs_events_per_s"]) > 0
     assert len(r["bare"]["runs_events_per_s"]) == 3
     assert r["pipeline"]["events_per_s"] > 0
+    assert r["pipeline"]["detectors"] > 0 and r["floor"]["detectors"] == 0  # (b0) really ran without detectors
+    assert r["floor"]["events_per_s"] > 0 and r["floor"]["alerts"] == 0 and r["floor_ratio"] > 0
     assert r["ratio"] > 0
     lat = r["latency"]
     assert lat["probes_sent"] > 0 and lat["probe_alerts_received"] > 0
@@ -32,4 +34,5 @@ def test_quick_bench_writes_a_complete_result(kafka_bootstrap: str, tmp_path, ca
     assert r["state"]["principals"] > 0 and r["state"]["bytes_per_principal"] > 0
     assert r["peak_rss_mb"] >= r["peak_rss_mb_after_pipeline"] > 0
     assert len(r["load_average"]["before"]) == 3
-    assert "ratio (b)/(a)" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "ratio (b)/(a)" in printed and "(b0) privwatch, no detectors" in printed
