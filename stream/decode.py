@@ -1,7 +1,8 @@
 """Bytes in, :class:`~detectors.events.Event` out, or a :class:`~stream.errors.BadRecord` saying why not.
 
-Validation is pydantic-core over the raw JSON (one pass, no intermediate Python objects); output
-encoding is orjson. Event-time sanity checks live here because they need the wall clock, which the
+Validation is pydantic-core over the raw JSON (one pass, no intermediate Python objects);
+flattening is :func:`detectors.events.from_document`, compiled with the detectors; output encoding
+is orjson. Event-time sanity checks live here because they need the wall clock, which the
 engine itself never reads.
 """
 
@@ -12,7 +13,7 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
-from detectors.events import ACCESS, PERMISSION, Event
+from detectors.events import Catalog, Event, from_document
 from stream.errors import BadRecord
 from stream.schemas import INPUT_ADAPTER
 
@@ -22,8 +23,6 @@ MAX_RECORD_BYTES = 1 << 20
 MAX_FUTURE_S = 86_400.0
 #: Events older than this epoch second (2000-01-01) are refused as corrupt.
 MIN_TS = 946_684_800.0
-
-Catalog = dict[str, tuple[str | None, tuple[str, ...]]]
 
 #: pydantic-core's validator itself: ``TypeAdapter.validate_json`` only forwards its default options
 #: to it, one Python frame per record (about 0.5 us)
@@ -43,7 +42,7 @@ def decode(value: bytes | None, now: float, catalog: Catalog | None = None) -> E
         doc = _validate_json(value)
     except ValidationError as exc:
         raise _bad(exc) from None
-    event = to_event(doc, catalog)
+    event = from_document(doc, catalog)
     if event.ts > now + MAX_FUTURE_S:
         raise BadRecord("future_timestamp", f"ts is {event.ts - now:.0f} s ahead of the wall clock")
     if event.ts < MIN_TS:
@@ -57,49 +56,6 @@ def _bad(exc: ValidationError) -> BadRecord:
     reason = "malformed_json" if first["type"] == "json_invalid" else "schema"
     where = ".".join(str(p) for p in first["loc"]) or "document"
     return BadRecord(reason, f"{where}: {first['msg']} ({len(errors)} error(s))")
-
-
-_NONE: dict[str, Any] = {}
-
-
-def to_event(doc: Any, catalog: Catalog | None = None) -> Event:
-    """Flatten a validated contract document (dict) into an :class:`Event`.
-
-    Positional construction, in :class:`Event`'s field order: this runs once per record and keyword
-    construction of a 30-field dataclass costs about as much as the validation itself.
-    """
-    ts = doc["ts"]
-    offset = ts.utcoffset()
-    tz_offset_s = int(offset.total_seconds()) if offset else 0
-    source = doc.get("source") or _NONE
-    resource = doc.get("resource") or _NONE
-    sensitivity = resource.get("sensitivity")
-    categories = resource.get("categories")
-    categories = tuple(categories) if categories else ()
-    if catalog and resource and (sensitivity is None or not categories):
-        known_sensitivity, known_categories = catalog.get(resource["id"], (None, ()))
-        sensitivity = sensitivity or known_sensitivity
-        categories = categories or known_categories
-    get = doc.get
-    if doc["type"] == ACCESS:
-        who = doc["principal"]
-        refs = get("subject_refs")
-        return Event(
-            ACCESS, doc["event_id"], ts.timestamp(), who["id"], who.get("kind", "human"), who.get("department"),
-            who.get("role"), tz_offset_s, doc["action"], resource.get("id", ""), resource.get("kind"), sensitivity,
-            categories, get("records", 0), get("bytes", 0), get("subjects", 0), tuple(refs) if refs else (),
-            doc["outcome"], source.get("ip"), source.get("country"), source.get("device_id"),
-            source.get("user_agent"), get("purpose"),
-        )
-    target, actor = doc["target"], doc["actor"]
-    return Event(
-        PERMISSION, doc["event_id"], ts.timestamp(), target["id"], target.get("kind", "human"),
-        target.get("department"), target.get("role"), tz_offset_s, "", resource.get("id", ""),
-        resource.get("kind"), sensitivity, categories, 0, 0, 0, (), doc["outcome"], source.get("ip"),
-        source.get("country"), source.get("device_id"), source.get("user_agent"), None, actor["id"],
-        actor.get("role"), actor.get("department"), doc["change"], doc["permission"], get("privileged", False),
-        get("ticket"),
-    )
 
 
 def dumps(doc: Any) -> bytes:

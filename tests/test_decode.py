@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import MISSING, Field, astuple, fields, replace
+from datetime import datetime
+from typing import Any
 
 import orjson
 import pytest
 from factories import access, example, permission
 
+from detectors.events import Event
 from stream.decode import MAX_RECORD_BYTES, decode
 from stream.errors import BadRecord
 
@@ -77,3 +81,44 @@ def test_time_zone_offset_is_kept_for_local_hours():
     doc = access("e", NOW) | {"ts": "2026-11-26T09:14:03+05:30"}
     event = decode(orjson.dumps(doc), NOW)
     assert event.tz_offset_s == 5 * 3600 + 1800
+
+
+def test_contract_examples_flatten_field_by_field():
+    access_doc, permission_doc = example("access-event"), example("permission-event")
+    e = decode(orjson.dumps(access_doc), NOW)
+    assert astuple(e) == (
+        "access", "01JD8X6T3K7Q", 1_795_684_443.12, "u-4821", "human", "support", "agent", 0, "read",
+        "customers.profile", "table", "restricted", ("pii.contact",), 1, 812, 1, ("s-9f1c2a",), "allowed",
+        "10.1.20.7", "GB", "lt-4821", "Mozilla/5.0", "ticket-88123", None, None, None, None, None, False, None,
+    )
+    p = decode(orjson.dumps(permission_doc), NOW)
+    assert astuple(p) == (
+        "permission", "01JD8X9B0Z2M", 1_795_684_841.0, "u-4821", "human", "support", "agent", 0, "",
+        "customers.payment_methods", "table", "restricted", ("pii.financial",), 0, 0, 0, (), "allowed",
+        "10.9.0.4", "GB", None, None, None, "u-1002", "admin", "it_admin", "grant",
+        "read:customers.payment_methods", False, "CHG-20931",
+    )
+    assert e.ts == datetime.fromisoformat(access_doc["ts"]).timestamp()
+
+
+def _sample(f: Field, i: int) -> Any:
+    """A value of the field's type, distinct from every other field's and from its default."""
+    if f.name == "ts":
+        return float(i)
+    if isinstance(f.default, bool):
+        return not f.default
+    if isinstance(f.default, int):
+        return i
+    return (f.name,) if isinstance(f.default, tuple) else f"{f.name}-{i}"
+
+
+def test_event_constructor_takes_its_fields_in_order_with_their_defaults():
+    """Event's ``__init__`` is written out (compiled natively): it must match the dataclass fields."""
+    fs = fields(Event)
+    values = [_sample(f, i) for i, f in enumerate(fs)]
+    by_position, by_name = Event(*values), Event(**{f.name: v for f, v in zip(fs, values, strict=True)})
+    assert astuple(by_position) == astuple(by_name) == tuple(values)
+    required = [f for f in fs if f.default is MISSING]
+    minimal = Event(*values[: len(required)])
+    assert astuple(minimal)[len(required):] == tuple(f.default for f in fs[len(required):])
+    assert replace(by_position, ip="10.0.0.1").ip == "10.0.0.1" and replace(by_position, ip="x") != by_position
