@@ -8,11 +8,11 @@ the service sees the steady state it reached during the throughput phase, at wha
 every principal did a day's work per second, and the latency phase measured an alert storm of about
 1,200 alerts per second rather than the time to raise one.)
 
-Every ``1 / probe_rate`` seconds a probe goes with them, stamped with the background's current event
-time: a principal that grants itself a privileged role, which the privilege detector pages on
-without any history. Each probe has its own principal, so the per-principal cooldown never hides
-one. Latency is the time from ``send()`` of a probe to the consumption of its alert from the alerts
-topic, both read from this process's clock.
+Every ``rate / probe_rate`` records, one is a probe (:func:`probe_every`), stamped with the
+background's current event time: a principal that grants itself a privileged role, which the
+privilege detector pages on without any history. Each probe has its own principal, so the
+per-principal cooldown never hides one. Latency is the time from ``send()`` of a probe to the
+consumption of its alert from the alerts topic, both read from this process's clock.
 
 It runs in a separate (spawned) process so that producing and listening do not take the GIL from
 the pipeline under test. Records are pre-encoded (only the event id and time are spliced in) and
@@ -147,6 +147,17 @@ class _Sender:
         self.producer.send(self.topics[topic], key=key, value=value, partition=partition)
 
 
+def probe_every(rate: float, probe_rate: float) -> int:
+    """Every how many records a probe takes the slot: probes are counted in the stream, not timed by
+    the wall clock, so a generator that falls behind and catches up in bursts still sends one per
+    ``1 / probe_rate`` seconds of paced traffic (a timed probe was skipped during each long burst).
+
+    >>> probe_every(10_000, 10), probe_every(5, 10)
+    (1000, 2)
+    """
+    return max(2, round(rate / probe_rate))
+
+
 def measure(bootstrap: str, topics: tuple[str, str], alerts_topic: str, background: list[Template],
             rate: float, probe_rate: float, seconds: float, run_id: str) -> dict[str, Any]:
     """Produce at ``rate`` events/s (probes included) for ``seconds``; return the latency summary."""
@@ -161,26 +172,25 @@ def measure(bootstrap: str, topics: tuple[str, str], alerts_topic: str, backgrou
     sent_at: dict[str, float] = {}
     start = time.time()
     sent = replayed = 0
-    next_probe = start
+    every = probe_every(rate, probe_rate)
     event_ts = background[0].ts
     while (now := time.time()) < start + seconds:
         due = int((now - start) * rate) - sent
         for _ in range(max(0, due)):
-            cycle, i = divmod(replayed, len(background))
-            t = background[i]
-            event_ts = t.ts + (cycle + 1) * WEEK_S
-            if event_ts > now:
-                raise RuntimeError(f"the background history ran out after {replayed} events (the next one is "
-                                   "in the future); pre-fill an older history")
-            sender.send(t.topic, t.key, t.value(f"bench-{run_id}-{replayed}", iso(event_ts)))
-            replayed += 1
+            if sent % every == every - 1:
+                probe = probe_event(run_id, len(sent_at), iso(event_ts))
+                sent_at[f"privilege:{probe['target']['id']}:{probe['event_id']}"] = time.time()
+                sender.send(1, probe["target"]["id"].encode(), orjson.dumps(probe))
+            else:
+                cycle, i = divmod(replayed, len(background))
+                t = background[i]
+                event_ts = t.ts + (cycle + 1) * WEEK_S
+                if event_ts > now:
+                    raise RuntimeError(f"the background history ran out after {replayed} events (the next one is "
+                                       "in the future); pre-fill an older history")
+                sender.send(t.topic, t.key, t.value(f"bench-{run_id}-{replayed}", iso(event_ts)))
+                replayed += 1
             sent += 1
-        if now >= next_probe:
-            probe = probe_event(run_id, len(sent_at), iso(event_ts))
-            sent_at[f"privilege:{probe['target']['id']}:{probe['event_id']}"] = time.time()
-            sender.send(1, probe["target"]["id"].encode(), orjson.dumps(probe))
-            sent += 1
-            next_probe += 1.0 / probe_rate
         time.sleep(TICK_S)
     producer.flush()
     producer.close()
