@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+from typing import Annotated
 
-import orjson
 from prometheus_client import CollectorRegistry
+from pydantic import Field, TypeAdapter, ValidationError
+from typing_extensions import TypedDict
 
 from detectors.registry import REGISTRY
 from stream import kafka_io
@@ -14,6 +16,7 @@ from stream.decode import Catalog
 from stream.errors import ConfigError
 from stream.http import Health, serve
 from stream.metrics import EngineCollector, Metrics
+from stream.schemas import Sensitivity
 from stream.service import Service
 from stream.settings import Settings, add_flags, load_settings
 
@@ -28,15 +31,30 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+class _CatalogEntry(TypedDict, total=False):
+    sensitivity: Sensitivity
+    categories: list[Annotated[str, Field(max_length=64)]]
+
+
+_CATALOG: TypeAdapter[dict[str, _CatalogEntry]] = TypeAdapter(dict[str, _CatalogEntry])
+
+
 def load_catalog(path: str | None) -> Catalog | None:
-    """The data catalog: ``{"resource.id": {"sensitivity": ..., "categories": [...]}}`` as JSON."""
+    """The data catalog: ``{"resource.id": {"sensitivity": ..., "categories": [...]}}`` as JSON.
+
+    Checked as a whole when loaded: a wrong type in it (a number for a sensitivity, say) is a
+    configuration error at start-up, not a failure on the first event of that resource."""
     if not path:
         return None
     try:
         with open(path, "rb") as fh:
-            raw = orjson.loads(fh.read())
-    except (OSError, orjson.JSONDecodeError) as exc:
+            raw = _CATALOG.validate_json(fh.read())
+    except OSError as exc:
         raise ConfigError(f"cannot read catalog {path}: {exc}") from exc
+    except ValidationError as exc:
+        first = exc.errors(include_url=False, include_input=False)[0]
+        where = ".".join(str(p) for p in first["loc"]) or "document"
+        raise ConfigError(f"catalog {path} is not valid at {where}: {first['msg']}") from None
     return {rid: (v.get("sensitivity"), tuple(v.get("categories", ()))) for rid, v in raw.items()}
 
 

@@ -54,3 +54,20 @@ def test_readme_documents_every_setting():
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     missing = [name for name in Settings.model_fields if f"`PRIVWATCH_{name.upper()}`" not in readme]
     assert not missing, f"README's configuration table lacks {missing}"
+
+
+def test_catalog_is_checked_when_loaded(tmp_path):
+    from stream.run import load_catalog
+
+    good = tmp_path / "catalog.json"
+    good.write_text('{"hr.salaries": {"sensitivity": "restricted", "categories": ["pii.hr"]}, "t.x": {}}')
+    assert load_catalog(str(good)) == {"hr.salaries": ("restricted", ("pii.hr",)), "t.x": (None, ())}
+    wrong = [('{"t": {"sensitivity": 3}}', "t.sensitivity"), ('{"t": {"categories": "pii"}}', "t.categories"),
+             ("[1]", "document"), ("{not json", "document")]
+    for body, where in wrong:
+        bad = tmp_path / "bad.json"
+        bad.write_text(body)
+        with pytest.raises(ConfigError, match=f"not valid at {where}"):
+            load_catalog(str(bad))
+    with pytest.raises(ConfigError, match="cannot read catalog"):
+        load_catalog(str(tmp_path / "missing.json"))
