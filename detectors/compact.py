@@ -171,16 +171,22 @@ class SeenSet:
     def add_all(self, keys: Iterable[int | None], day: int) -> None:
         """:meth:`add` each key that is not None, in order (one call for a handful of keys)."""
         own, stamps = self.keys, self.stamps
+        at = 0  # where the next key most likely sits: right after the previous one (keys seen together
+        # were first added together); checking that one slot is far cheaper than array.index
         for key in keys:
             if key is None:
                 continue
-            try:
-                i = own.index(key)
-            except ValueError:  # new: rare once a principal's context is known
-                self.add(key, day)
-                continue
+            if at < len(own) and own[at] == key:
+                i = at
+            else:
+                try:
+                    i = own.index(key)
+                except ValueError:  # new: rare once a principal's context is known
+                    self.add(key, day)
+                    continue
             count = stamps[i] & 0xFFFF
             stamps[i] = day << 16 | (count + 1 if count < 0xFFFF else count)
+            at = i + 1
 
     def __getstate__(self) -> tuple:
         return (self.cap, self.keys, self.stamps)
