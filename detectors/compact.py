@@ -106,6 +106,12 @@ def restore_slots(obj: object, state: Any) -> None:
         setattr(obj, name, value)
 
 
+def _seen_again(stamp: int, day: int) -> int:
+    """A :class:`SeenSet` stamp (``day << 16 | count``) after one more sighting on ``day``."""
+    count = stamp & 0xFFFF
+    return day << 16 | (count + 1 if count < 0xFFFF else count)
+
+
 class SeenSet:
     """A bounded set of 32-bit keys with a hit count and last-seen day each; when full, the least
     recently seen key is evicted.
@@ -154,8 +160,7 @@ class SeenSet:
                 keys[i] = key
                 stamps[i] = day << 16 | 1
             return True
-        count = stamps[i] & 0xFFFF
-        stamps[i] = day << 16 | (count + 1 if count < 0xFFFF else count)
+        stamps[i] = _seen_again(stamps[i], day)
         return False
 
     def _oldest(self) -> int:
@@ -184,8 +189,7 @@ class SeenSet:
                 except ValueError:  # new: rare once a principal's context is known
                     self.add(key, day)
                     continue
-            count = stamps[i] & 0xFFFF
-            stamps[i] = day << 16 | (count + 1 if count < 0xFFFF else count)
+            stamps[i] = _seen_again(stamps[i], day)
             at = i + 1
 
     def __getstate__(self) -> tuple:
