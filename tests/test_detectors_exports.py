@@ -11,6 +11,12 @@ from detectors.base import Profile
 from detectors.events import Event
 
 
+def slow_pages(events: list[Event], **params: int) -> list[dict]:
+    """fi-000's slow-exfiltration pages over ``events``, with these detector parameters."""
+    alerts = run_engine(events, detector_params={"slow_exfiltration": params})
+    return pages(alerts, "fi-000", "slow_exfiltration")
+
+
 def test_slow_exfiltration_pages_on_a_rising_week() -> None:
     """One more export a day on top of the routine, each of an ordinary size: no single export
     stands out, but exports outgrow what the principal's other work explains, day after day."""
@@ -35,16 +41,14 @@ def test_slow_exfiltration_needs_a_handful_of_exports_on_the_day_it_pages() -> N
             for e in routine(seed=9, days=24)]
     who = last_of(base, "fi-000")
 
-    def slow_pages(per_day: int, **params: int) -> list[dict]:
-        extra = [access(who, f"x{day}-{j}", T0 + day * DAY + 10 * HOUR + j * 1200, action="export",
-                        records=700, resource_id="finance.invoices")
-                 for day in (14, 15, 18, 19, 20, 21, 22) for j in range(per_day)]
-        alerts = run_engine([*base, *extra], detector_params={"slow_exfiltration": params} if params else {})
-        return pages(alerts, "fi-000", "slow_exfiltration")
+    def with_exports(per_day: int) -> list[Event]:
+        return [*base, *(access(who, f"x{day}-{j}", T0 + day * DAY + 10 * HOUR + j * 1200, action="export",
+                                records=700, resource_id="finance.invoices")
+                         for day in (14, 15, 18, 19, 20, 21, 22) for j in range(per_day))]
 
-    assert slow_pages(3, min_today_exports=1)  # what paged before the floor
-    assert not slow_pages(3)
-    assert slow_pages(4)
+    assert slow_pages(with_exports(3), min_today_exports=1)  # what paged before the floor
+    assert not slow_pages(with_exports(3))
+    assert slow_pages(with_exports(4))
 
 
 def test_slow_exfiltration_pages_exports_of_one_table_on_days_off() -> None:
@@ -64,14 +68,11 @@ def test_slow_exfiltration_pages_exports_of_one_table_on_days_off() -> None:
                     out.append(access(who, f"wr{day}-{j}", ts - 600, action="read", resource_id="finance.ledger"))
         return out
 
-    def slow_pages(extra: list[Event]) -> list[dict]:
-        return pages(run_engine(sorted([*base, *extra], key=lambda e: e.ts)), "fi-000", "slow_exfiltration")
-
-    found = slow_pages(weekend((2, 2)))
+    found = slow_pages([*base, *weekend((2, 2))])
     assert found and found[0]["level"] == "medium"
     assert found[0]["evidence_event_ids"][-1] == "wk17-1"  # the fourth export of the weekend
-    assert not slow_pages(weekend((2, 2), with_reads=True))
-    assert not slow_pages(weekend((3, 0)))
+    assert not slow_pages([*base, *weekend((2, 2), with_reads=True)])
+    assert not slow_pages([*base, *weekend((3, 0))])
 
 
 def test_slow_exfiltration_counts_a_table_taken_on_days_off_as_concentrated() -> None:
@@ -85,12 +86,8 @@ def test_slow_exfiltration_counts_a_table_taken_on_days_off_as_concentrated() ->
                     resource_id="finance.invoices")
              for day, n in ((16, 1), (17, 2), (18, 5), (19, 5), (20, 5), (21, 5), (22, 5)) for j in range(n)]
 
-    def slow_pages(**params: int) -> list[dict]:
-        alerts = run_engine([*base, *extra], detector_params={"slow_exfiltration": params} if params else {})
-        return pages(alerts, "fi-000", "slow_exfiltration")
-
-    assert not slow_pages(off_day_lift_waiver=0)  # the same mix as ever: held back without the weekend
-    found = slow_pages()
+    assert not slow_pages([*base, *extra], off_day_lift_waiver=0)  # the same mix as ever: held back without the weekend
+    found = slow_pages([*base, *extra])
     assert found and "exports out of proportion" in found[0]["title"].lower()
 
 
