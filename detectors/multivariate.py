@@ -10,12 +10,14 @@ personal.
 
 from __future__ import annotations
 
+import copyreg
 import math
 from array import array
 from typing import Any
 
 from mypy_extensions import mypyc_attr
 from river import anomaly
+from river.tree.padded import PaddedBranch
 
 from detectors.base import Detector, Finding, Profile
 from detectors.compact import EW, HOUR_S, restore_slots, slot_state
@@ -75,6 +77,23 @@ class _Window:
         self.resources = array("I")
         self.flagged = False
         self.first_event = ""
+
+
+def _reduce_branch(node: PaddedBranch) -> tuple[type, tuple[Any, ...]]:
+    """Pickle a half-space-tree branch as a call to its constructor, registered with ``copyreg``.
+
+    By default pickle saves and restores each node's ``__dict__``. Reading it gives the live node a
+    separate dictionary, and so does restoring it; CPython then reads and writes the node's attributes
+    by dictionary lookup instead of at fixed offsets, and River's interpreted tree walk runs about half
+    as fast (measured: 25 against 13 us per ``learn_one``, 27 against 19 us per ``score_one``): after
+    the first snapshot in the running service, and for good in a restored one. Through the
+    constructor, neither happens.
+    """
+    left, right = node.children
+    return PaddedBranch, (left, right, node.feature, node.threshold, node.l_mass, node.r_mass)
+
+
+copyreg.pickle(PaddedBranch, _reduce_branch)
 
 
 def _clip(x: float) -> float:

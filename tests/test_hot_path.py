@@ -5,6 +5,7 @@ pre-resolved detector loop (same alerts, same learned state as running each dete
 from __future__ import annotations
 
 import copy
+import gc
 import pickle
 import random
 from array import array
@@ -244,3 +245,38 @@ def test_loop_gc_nests_across_services() -> None:
     assert gc.get_threshold()[0] == 20_000
     second.__exit__(None, None, None)
     assert gc.get_threshold() == before
+
+
+def _holds_a_dict(obj: object) -> bool:
+    """Whether ``obj`` keeps its attributes in a separate ``__dict__`` (what reading ``__dict__``, as
+    pickle does by default, leaves behind) rather than at fixed offsets (what its constructor gives):
+    ``gc.get_referents`` shows which."""
+    return any(type(ref) is dict for ref in gc.get_referents(obj))
+
+
+def test_half_space_trees_pickle_through_their_constructor_and_carry_on_identically() -> None:
+    from river.tree.padded import PaddedBranch
+
+    from detectors.multivariate import FEATURES, Multivariate
+
+    def branches(detector: Multivariate) -> list[PaddedBranch]:
+        return [n for tree in detector.model_.trees for n in tree.iter_dfs() if isinstance(n, PaddedBranch)]
+
+    rng = random.Random(3)
+    rows = [{f: rng.random() for f in FEATURES} for _ in range(700)]
+    detector = Multivariate(window_size=50)
+    for x in rows[:120]:
+        detector.model_.learn_one(x)
+    restored = pickle.loads(pickle.dumps(detector))
+    # neither the pickled model's nodes nor the restored ones hold a __dict__ of their own
+    assert branches(detector) and not any(_holds_a_dict(node) for node in branches(detector))
+    assert branches(restored) and not any(_holds_a_dict(node) for node in branches(restored))
+    # the window pivot walks ``_tree_nodes``: it must list the restored trees' nodes, or masses go stale
+    nodes = [node for tree in restored.model_.trees for node in tree.iter_dfs()]
+    pivoted = [node for tree_nodes in restored.model_._tree_nodes for node in tree_nodes]
+    assert all(a is b for a, b in zip(pivoted, nodes, strict=True))
+    for x in rows[120:]:  # several pivots (window of 50) after the restore
+        assert restored.model_.score_one(x) == detector.model_.score_one(x)
+        restored.model_.learn_one(x)
+        detector.model_.learn_one(x)
+    assert pickle.dumps(restored.model_) == pickle.dumps(detector.model_)
