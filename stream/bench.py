@@ -290,6 +290,9 @@ def table(r: dict[str, Any]) -> str:
                                 f"{lat.get('probe_alerts_received', 0)}/{lat.get('probes_sent', 0)} probes)"),
         ("(d) state per principal", f"{state['bytes_per_principal']:,.0f} bytes at {state['principals']:,} "
                                     f"principals ({state['source']}; target <= 2048)"),
+        ("    snapshot of them", f"{state['write_s']:.2f} s of stalled loop if encoded in it; "
+                             f"{state['fork_s'] * 1000:.0f} ms forked (child {state['child_s']:.2f} s, "
+                             f"copied {state['child_copied_mb']:,.0f} MB)"),
         ("(e) peak RSS", f"{r['peak_rss_mb']:,.0f} MB ({r['peak_rss_mb_after_pipeline']:,.0f} MB before (d))"),
         ("load average", " ".join(f"{x:.2f}" for x in r["load_average"]["before"]) + " -> "
                          + " ".join(f"{x:.2f}" for x in r["load_average"]["after"])

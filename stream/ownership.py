@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -17,10 +18,11 @@ from kafka import ConsumerRebalanceListener, TopicPartition
 from kafka.errors import KafkaError
 
 from detectors.engine import Engine
-from stream import kafka_io
+from stream import kafka_io, snapshot
 from stream.checkpoint import Checkpoint
 from stream.correlate import Correlator
-from stream.errors import ConfigError
+from stream.errors import ConfigError, SnapshotError
+from stream.forked import Forked
 from stream.http import Health
 from stream.merge import Merger
 from stream.metrics import Metrics
@@ -30,6 +32,9 @@ from stream.snapshot import MIN_KEY_BYTES
 from stream.statestore import StateStore
 
 log = logging.getLogger(__name__)
+
+#: a snapshot child still running after this long is killed, and the next snapshot runs in the loop
+FORK_TIMEOUT_S = 600.0
 
 
 class RebalanceListener(ConsumerRebalanceListener):
@@ -84,41 +89,125 @@ class PartitionOwnership:
             refused=lambda reason: self.metrics.restores.labels(reason).inc(),
         )
 
-    def snapshot_all(self, now: float, only: set[int] | None = None) -> None:
-        """Snapshot every owned, restored partition that changed (or those of ``only``), with the
-        offsets it reflects; once flushed and acknowledged, mark those offsets safe to commit."""
-        assert self.store is not None
+    #: a periodic snapshot being encoded by a forked child (:mod:`stream.forked`), if any
+    forked: Forked | None = None
+    #: the last forked child failed (killed for memory, say): take the next snapshot in the loop
+    _fork_failed = False
+
+    def _due(self, only: set[int] | None) -> set[int]:
+        """Owned, restored partitions that changed since their last snapshot (those of ``only``)."""
         due = self.dirty & set(self.partitions.engines) - self.pending_restore
-        if only is not None:
-            due &= only
+        return due if only is None else due & only
+
+    def _take(self, due: set[int]) -> dict[int, dict[str, int]]:
+        """Start a snapshot of ``due``: flush the alerts and dead letters of the handled records first,
+        and return the offsets each partition's state reflects. Events handled from now on mark their
+        partition changed again; a failed snapshot marks it changed too (see :meth:`_write`)."""
+        self.producer.flush()
+        self.dirty -= due
+        return {p: {topic: self._next_offset(TopicPartition(topic, p)) for topic in self.inputs} for p in due}
+
+    def snapshot_all(self, now: float, only: set[int] | None = None) -> None:
+        """Snapshot, in the loop, every owned, restored partition that changed (or those of ``only``),
+        with the offsets it reflects; once flushed and acknowledged, mark those offsets safe to commit.
+        A background snapshot still running is dropped: this one is newer."""
+        assert self.store is not None
+        self.cancel_forked()
+        due = self._due(only)
         if not due:
             return
-        self.producer.flush()  # alerts and dead letters of the handled records first
-        written = []
+        offsets = self._take(due)
+        payloads = {}
         for p in sorted(due):
-            engine = self.partitions.engines[p]
-            offsets = {topic: self._next_offset(TopicPartition(topic, p)) for topic in self.inputs}
             try:
-                written.append((self.store.write(p, engine, offsets, self.correlator.export(p)), offsets))
+                payloads[p] = snapshot.encode_payload(self.partitions.engines[p], self.correlator.export(p))
             except Exception as exc:  # a failed snapshot must not stop processing; the next one retries
-                self.metrics.snapshots.labels("failed").inc()
-                log.error("snapshot failed partition=%d error=%s", p, type(exc).__name__)
+                self._snapshot_failed(p, "encode", exc)
+        self._write(payloads, offsets, now)
+
+    def snapshot_in_background(self, now: float) -> None:
+        """Start a periodic snapshot of the changed partitions in a forked child, and go on; the next
+        :meth:`collect_forked` after the child is done writes it. In the loop instead when the last
+        child failed or the fork does."""
+        assert self.store is not None
+        if self.forked is not None:
+            return
+        if self._fork_failed:
+            self._fork_failed = False
+            self.snapshot_all(now)
+            return
+        due = self._due(None)
+        if not due:
+            return
+        states = {p: (self.partitions.engines[p], self.correlator.export(p)) for p in due}
+        offsets = self._take(due)
+        try:
+            self.forked = Forked(states, offsets, now)
+        except OSError as exc:
+            log.warning("snapshot fork failed error=%s; snapshotting in the loop", type(exc).__name__)
+            self.dirty |= due
+            self.snapshot_all(now)
+
+    def collect_forked(self) -> None:
+        """Write the background snapshot if its child is done (or give up on a child that hangs)."""
+        forked = self.forked
+        if forked is None:
+            return
+        if not forked.done():
+            if time.monotonic() - forked.started < FORK_TIMEOUT_S:
+                return
+            forked.cancel()
+        self.forked = None
+        try:
+            payloads = forked.payloads()
+        except SnapshotError as exc:
+            self._fork_failed = True
+            for p in forked.partitions:
+                self._snapshot_failed(p, "background", exc)
+            return
+        log.info("background snapshot encoded partitions=%d seconds=%.2f child_peak_rss_mb=%.0f",
+                 len(payloads), forked.seconds, forked.child_max_rss_mb)
+        self._write(payloads, forked.offsets, forked.taken_at)
+
+    def cancel_forked(self) -> None:
+        """Drop a background snapshot still running (its partitions count as changed again)."""
+        if self.forked is not None:
+            self.forked.cancel()
+            self.dirty.update(self.forked.partitions)
+            self.forked = None
+
+    def _snapshot_failed(self, p: int, step: str, exc: BaseException) -> None:
+        self.dirty.add(p)
+        self.metrics.snapshots.labels("failed").inc()
+        # our own messages in full; others by type only (a pickling error names the object it met)
+        why = str(exc) if isinstance(exc, SnapshotError) else type(exc).__name__
+        log.error("snapshot failed partition=%d step=%s error=%s; will retry", p, step, why)
+
+    def _write(self, payloads: dict[int, bytes], offsets: dict[int, dict[str, int]], taken_at: float) -> None:
+        """Send the payloads, flush, and cover the offsets of those acknowledged."""
+        assert self.store is not None
+        written = []
+        for p, payload in sorted(payloads.items()):
+            try:
+                written.append(self.store.write_payload(p, payload, offsets[p]))
+            except Exception as exc:  # a failed snapshot must not stop processing; the next one retries
+                self._snapshot_failed(p, "send", exc)
         try:
             self.producer.flush(timeout=30)
         except KafkaError as exc:
             log.warning("snapshot flush failed error=%s; will retry", type(exc).__name__)
-        for w, offsets in written:
+        for w in written:
             if not w.durable():
-                self.metrics.snapshots.labels("failed").inc()
-                log.error("snapshot not acknowledged partition=%d generation=%d; will retry", w.partition, w.seq)
+                self._snapshot_failed(w.partition, "acknowledge", SnapshotError(f"generation {w.seq} not acknowledged"))
                 continue
-            for topic, offset in offsets.items():
+            for topic, offset in offsets[w.partition].items():
                 self.checkpoint.cover(TopicPartition(topic, w.partition), offset)
-            self.partitions.engines[w.partition]._state_bytes = w.payload_bytes
+            engine = self.partitions.engines.get(w.partition)
+            if engine is not None:
+                engine._state_bytes = w.payload_bytes
             self.metrics.snapshots.labels("ok").inc()
             self.metrics.snapshot_bytes.set(w.payload_bytes)
-            self.snapshot_times[w.partition] = now
-            self.dirty.discard(w.partition)
+            self.snapshot_times[w.partition] = taken_at
 
     def _next_offset(self, tp: TopicPartition) -> int:
         """The next offset of ``tp`` the partition's engine has not seen."""
@@ -184,6 +273,7 @@ class PartitionOwnership:
         dropped (the new owner reads them again). Lost partitions are dropped without writing.
         """
         self.metrics.rebalances.labels("revoked").inc()
+        self.cancel_forked()  # it may hold a revoked partition; what is still owned is snapshotted later
         numbers = {tp.partition for tp in revoked}
         if not lost:
             try:

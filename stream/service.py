@@ -132,6 +132,7 @@ class Service(PartitionOwnership):
             self.close()
 
     def close(self) -> None:
+        self.cancel_forked()
         # The consumer first: leaving the group runs on_revoked, which still needs the producer.
         if self.consumer is not None:
             self.consumer.close(autocommit=False)
@@ -268,16 +269,22 @@ class Service(PartitionOwnership):
 
     # -- offsets, rebalances, lag ----------------------------------------------------------------
     def commit(self, snapshot: bool = False) -> None:
-        """Flush outputs, snapshot state when due, then commit offsets (in that order).
+        """Flush outputs, snapshot state when due, then commit offsets (in that order). Periodic
+        snapshots are encoded by a forked child and written by the first commit after it is done.
 
         With snapshots on, what is committed is what a durable snapshot records (see Checkpoint),
         so offsets only move when a snapshot is written.
         """
         now = self.clock()
         self._next_commit = now + self.settings.commit_interval_ms / 1000.0
-        if self.store is not None and (snapshot or now >= self._next_snapshot):
-            self._next_snapshot = now + self.settings.snapshot_interval_s
-            self.snapshot_all(now)
+        if self.store is not None:
+            self.collect_forked()
+            if snapshot or (now >= self._next_snapshot and self.forked is None):
+                self._next_snapshot = now + self.settings.snapshot_interval_s
+                if snapshot or not self.settings.snapshot_in_background:
+                    self.snapshot_all(now)
+                else:
+                    self.snapshot_in_background(now)
         try:
             if self.checkpoint.commit(self.consumer, flush=self.producer.flush):
                 self.metrics.commits.inc()

@@ -41,6 +41,8 @@ class Settings(BaseModel):
     merge_wait_ms: int = Field(500, ge=0, le=60_000)
     commit_interval_ms: int = Field(1000, ge=0, le=600_000)
     snapshot_interval_s: float = Field(30.0, ge=0.0)
+    #: encode periodic snapshots in a forked child (copy-on-write) instead of stalling the loop
+    snapshot_in_background: bool = True
     state_key: SecretStr | None = None
     metrics_host: str = "0.0.0.0"
     metrics_port: int = Field(9464, ge=0, le=65535)

@@ -92,8 +92,13 @@ def encode(engine: Engine, offsets: dict[str, int], partition: int, generation: 
            group: str = "", chunk_bytes: int = CHUNK_BYTES, incidents: Sequence[Any] = ()) -> Snapshot:
     """Serialise ``engine`` and the partition's open ``incidents`` (:mod:`stream.correlate`) with the
     input ``offsets`` (next offset per topic) they reflect."""
+    return seal(encode_payload(engine, incidents), offsets, partition, generation, key, group, chunk_bytes)
+
+
+def seal(payload: bytes, offsets: dict[str, int], partition: int, generation: int, key: bytes, group: str = "",
+         chunk_bytes: int = CHUNK_BYTES) -> Snapshot:
+    """Cut an :func:`encode_payload` payload into chunks and sign the manifest that names them."""
     _check_key(key)
-    payload = encode_payload(engine, incidents)
     chunks = [payload[i:i + chunk_bytes] for i in range(0, len(payload), chunk_bytes)] or [b""]
     body = {
         **versions(),

@@ -1,4 +1,4 @@
-"""State snapshot benchmark: how big and how slow is one partition's snapshot?
+"""State snapshot benchmark: how big and how slow is one partition's snapshot, in the loop and forked?
 
 ``run_state_benchmark(n_principals)`` builds an engine with the default detectors, feeds a few
 realistic events per principal (varied departments, resources, countries, devices, actions), then
@@ -10,6 +10,7 @@ restore, without Kafka. ``python -m stream.statebench [--principals N]`` prints 
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import sys
 import time
@@ -19,6 +20,7 @@ from typing import Any
 from detectors.engine import Engine, EngineConfig
 from detectors.events import Event
 from stream import snapshot
+from stream.forked import Forked
 
 T0 = 1_790_000_000.0  # event time origin (2026-09)
 DEPARTMENTS = ("support", "sales", "finance", "engineering", "hr", "marketing", "legal", "ops")
@@ -66,12 +68,25 @@ def events(n_principals: int, per_principal: int = 4, seed: int = 7) -> Iterator
             )
 
 
+def private_dirty_mb(pid: int) -> float:
+    """Memory a process has written to itself (``Private_Dirty``): for a forked child, what it copied
+    from its parent. 0 where ``/proc`` has no ``smaps_rollup``."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as fh:
+            return sum(int(line.split()[1]) for line in fh if line.startswith("Private_Dirty:")) / 1024.0
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
 def run_state_benchmark(n_principals: int = 100_000, per_principal: int = 4) -> dict[str, Any]:
     """Build one partition's engine for ``n_principals`` and measure its snapshot.
 
     Returns ``principals``, ``events``, ``feed_s``, ``snapshot_bytes`` (compressed payload),
     ``manifest_bytes``, ``chunks``, ``bytes_per_principal``, ``write_s`` (pickle, compress, hash
-    and sign), ``restore_s`` (verify, hash, decompress, unpickle), and ``restored_ok``.
+    and sign), ``fork_s`` (how long the loop waits for a background snapshot: the fork), ``child_s``
+    and ``child_copied_mb`` (the forked child encoding it; the memory it copied from the parent,
+    sampled), ``parent_rss_mb``, ``background_payload_identical``, ``restore_s`` (verify, hash,
+    decompress, unpickle), and ``restored_ok``.
     """
     engine = Engine(EngineConfig())
     started = time.perf_counter()
@@ -85,6 +100,15 @@ def run_state_benchmark(n_principals: int = 100_000, per_principal: int = 4) -> 
     started = time.perf_counter()
     snap = snapshot.encode(engine, offsets, 0, 1, BENCH_KEY, "bench")
     write_s = time.perf_counter() - started
+
+    started = time.perf_counter()
+    forked = Forked({0: (engine, [])}, {0: offsets}, taken_at=0.0)
+    fork_s = time.perf_counter() - started  # what the service's loop waits for a background snapshot
+    copied = 0.0
+    while not forked.done():
+        copied = max(copied, private_dirty_mb(forked.pid))
+        time.sleep(0.01)
+    same = forked.payloads() == {0: snapshot.encode_payload(engine)}
 
     started = time.perf_counter()
     manifest = snapshot.read_manifest(snap.manifest, BENCH_KEY)
@@ -102,6 +126,11 @@ def run_state_benchmark(n_principals: int = 100_000, per_principal: int = 4) -> 
         "chunks": len(snap.chunks),
         "bytes_per_principal": round(snap.payload_bytes / max(engine.n_principals(), 1), 1),
         "write_s": round(write_s, 3),
+        "fork_s": round(fork_s, 4),
+        "child_s": round(forked.seconds, 3),
+        "child_copied_mb": round(copied, 1),
+        "parent_rss_mb": round(private_dirty_mb(os.getpid()), 1),
+        "background_payload_identical": same,
         "restore_s": round(restore_s, 3),
         "restored_ok": ok,
     }
@@ -112,7 +141,11 @@ def format_table(result: dict[str, Any]) -> str:
         "principals": "principals", "events": "events fed", "feed_s": "feed time (s)",
         "snapshot_bytes": "snapshot payload (bytes)", "manifest_bytes": "manifest (bytes)",
         "chunks": "chunks", "bytes_per_principal": "bytes per principal",
-        "write_s": "write: encode+sign (s)", "restore_s": "restore: verify+decode (s)",
+        "write_s": "write in the loop: encode+sign (s)",
+        "fork_s": "write in background: loop blocked (s)", "child_s": "background child: encode (s)",
+        "child_copied_mb": "background child: memory copied (MB)", "parent_rss_mb": "service: private memory (MB)",
+        "background_payload_identical": "background payload identical",
+        "restore_s": "restore: verify+decode (s)",
         "restored_ok": "restored state identical",
     }
     width = max(map(len, labels.values()))

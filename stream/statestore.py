@@ -114,8 +114,12 @@ class StateStore:
     # -- writing ---------------------------------------------------------------------------------
     def write(self, p: int, engine: Engine, offsets: dict[str, int], incidents: Sequence[Any] = ()) -> Written:
         """Send one snapshot (not flushed: the caller flushes, then checks ``Written.durable()``)."""
+        return self.write_payload(p, snapshot.encode_payload(engine, incidents), offsets)
+
+    def write_payload(self, p: int, payload: bytes, offsets: dict[str, int]) -> Written:
+        """:meth:`write` of a payload already encoded (:func:`stream.snapshot.encode_payload`)."""
         seq = self.seq.get(p, 0) + 1
-        snap = snapshot.encode(engine, offsets, p, seq, self.key, self.group, self.chunk_bytes, incidents)
+        snap = snapshot.seal(payload, offsets, p, seq, self.key, self.group, self.chunk_bytes)
         n = self._n_state_partitions or self._count_partitions()
         state_partition = p % n
         send = self.producer.send

@@ -353,3 +353,4 @@ def test_state_benchmark_small():
     assert result["snapshot_bytes"] > 0 and result["bytes_per_principal"] == pytest.approx(
         result["snapshot_bytes"] / 2_000, rel=0.01)
     assert result["write_s"] >= 0 and result["restore_s"] >= 0
+    assert result["background_payload_identical"] and result["child_s"] > 0 and result["fork_s"] >= 0

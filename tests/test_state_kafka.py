@@ -68,6 +68,9 @@ def test_kill_9_repeatedly_counts_every_event_once_and_loses_no_alert(
     assert proc.wait(timeout=150) == 0, log.read_text()[-3000:]
     text = log.read_text()
     assert text.count("snapshot restored") >= 3, text[-3000:]
+    # the offsets committed before each kill moved with periodic snapshots, encoded by forked children
+    # (stream.forked): what was restored after each kill -9 is what those children wrote
+    assert text.count("background snapshot encoded") >= 3, text[-3000:]
     assert _committed_total(kafka_bootstrap, group_id, topics["access"]) == len(docs)
 
     assert snapshot_counts(kafka_bootstrap, topics, group_id) == dict(input_counts(docs))
