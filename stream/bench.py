@@ -7,6 +7,7 @@
    (b0) the service with no detectors reads the same N with a fresh group: the pipeline's own floor
    (validation, merge, offsets, metrics), the most (b) could reach;
    (b) the full service (every detector, alerts produced) reads the same N with a fresh group.
+   Both run as deployed, with snapshots of their state to the state topic.
    Rates are counted from the end of the first non-empty poll (group join excluded) to the N-th record.
 3. (c) the same service keeps running while a separate process produces at half of (b)'s rate with
    a paging probe at a fixed rate; p50/p99 of probe-sent → alert-consumed.
@@ -21,6 +22,7 @@ import math
 import multiprocessing
 import os
 import resource
+import secrets
 import sys
 import time
 import uuid
@@ -143,10 +145,12 @@ def delete_topics(bootstrap: str, topics: dict[str, str]) -> None:
 
 
 def settings_for(bootstrap: str, topics: dict[str, str], group: str) -> Settings:
+    """The service as deployed: snapshots on (every 30 s, encoded by a forked child), a random key."""
     return Settings(bootstrap_servers=bootstrap, group_id=group, client_id="privwatch-bench",
                     access_topic=topics["access"], permission_topic=topics["permission"],
                     alerts_topic=topics["alerts"], dead_letter_topic=topics["dead-letter"],
-                    feedback_topic=topics["feedback"], state_topic=topics["state"], metrics_port=0)
+                    feedback_topic=topics["feedback"], state_topic=topics["state"], metrics_port=0,
+                    state_key=secrets.token_hex(16))
 
 
 class BenchService(Service):
