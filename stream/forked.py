@@ -4,7 +4,7 @@ Pickling a partition's state costs about 0.1 ms per principal: 3.8 s for 33k pri
 (``python -m stream.statebench --principals 33000``). Done in the loop, every periodic snapshot
 stopped consumption and alerting for that long. ``fork()`` instead gives a child a copy-on-write image
 of the state as it is at that instant, the idea behind Redis's background saves. The child encodes the
-payloads into an unlinked temporary file and exits; the loop goes on, and collects the file once the
+payloads into an anonymous in-memory file and exits; the loop goes on, and collects the file once the
 child is done.
 
 The price is memory. Pickling updates the reference counts of the objects it visits, so the pages
@@ -23,7 +23,7 @@ import struct
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, BinaryIO
 
 from detectors.engine import Engine
 from stream import snapshot
@@ -51,6 +51,14 @@ def _child(fd: int, states: Mapping[int, tuple[Engine, Sequence[Any]]]) -> None:
         os._exit(status)
 
 
+def _anonymous_file() -> BinaryIO:
+    """A file in memory with no name (``memfd_create``), so that no filesystem limit applies (the
+    Kubernetes manifest's ``/tmp`` is a small ``emptyDir``); an unlinked temporary file elsewhere."""
+    if hasattr(os, "memfd_create"):
+        return os.fdopen(os.memfd_create("privwatch-snapshot"), "w+b")
+    return tempfile.TemporaryFile(prefix="privwatch-snapshot-")
+
+
 class Forked:
     """One child encoding the payloads of ``states`` (partition -> (engine, open incidents)) as they
     are when the object is made. Raises ``OSError`` when the fork fails (out of memory, say)."""
@@ -65,7 +73,7 @@ class Forked:
         self.child_max_rss_mb = 0.0
         self._status: int | None = None
         # kept open until payloads() or cancel(): the child writes to it, the parent reads it back
-        self._file = tempfile.TemporaryFile(prefix="privwatch-snapshot-")  # noqa: SIM115
+        self._file = _anonymous_file()
         try:
             if not hasattr(os, "fork"):
                 raise OSError("no fork() on this platform")
@@ -102,7 +110,7 @@ class Forked:
             self._file.close()
         out: dict[int, bytes] = {}
         at = 0
-        while at < len(data):
+        while at + _HEADER.size <= len(data):
             p, n = _HEADER.unpack_from(data, at)
             at += _HEADER.size
             out[p] = data[at:at + n]
