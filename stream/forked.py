@@ -7,6 +7,11 @@ of the state as it is at that instant, the idea behind Redis's background saves.
 payloads into an anonymous in-memory file and exits; the loop goes on, and collects the file once the
 child is done.
 
+The service has other threads when it forks (kafka-python's, the metrics server's). The child
+touches nothing they own: it pickles, compresses and writes, then leaves with ``os._exit``; CPython
+resets its own locks in a forked child. (Python 3.12 warns about ``fork()`` in a process with threads
+for the general case, where the child goes on to use them.)
+
 The price is memory. Pickling updates the reference counts of the objects it visits, so the pages
 holding them are copied: up to the engines' size again, for as long as the child runs. The child
 offers itself to the kernel's OOM killer first (``oom_score_adj``), so a container at its memory limit
