@@ -4,17 +4,12 @@ measured, and full collections over a growing 100k-principal state would triple 
 
 from __future__ import annotations
 
-import gc
 from typing import Any
 
+from stream.gctune import paused_gc
 from stream.statebench import run_state_benchmark
 
 
 def state_bytes_per_principal(principals: int) -> dict[str, Any]:
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
+    with paused_gc():
         return {"source": "stream.statebench", **run_state_benchmark(principals)}
-    finally:
-        if enabled:
-            gc.enable()

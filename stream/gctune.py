@@ -54,3 +54,37 @@ def loop_gc(gen0_threshold: int = GEN0_THRESHOLD) -> Iterator[None]:
             if not _active:
                 gc.set_threshold(*_previous)
                 gc.unfreeze()
+
+
+_paused = 0
+_was_enabled = True
+
+
+@contextlib.contextmanager
+def paused_gc() -> Iterator[None]:
+    """No cyclic collection inside the block (for pickling and unpickling a snapshot); the collector's
+    previous state comes back when the last block exits.
+
+    Unpickling a partition's state allocates over a million containers, none of them garbage, and
+    the collections they trigger traverse them again and again: 39% of a restore's instructions even
+    under :func:`loop_gc` (callgrind, 3k principals: 259k against 157k instructions per principal).
+
+    >>> with paused_gc():
+    ...     gc.isenabled()
+    False
+    >>> gc.isenabled()
+    True
+    """
+    global _paused, _was_enabled
+    with _lock:
+        if not _paused:
+            _was_enabled = gc.isenabled()
+            gc.disable()
+        _paused += 1
+    try:
+        yield
+    finally:
+        with _lock:
+            _paused -= 1
+            if not _paused and _was_enabled:
+                gc.enable()

@@ -23,6 +23,7 @@ from stream.checkpoint import Checkpoint
 from stream.correlate import Correlator
 from stream.errors import ConfigError, SnapshotError
 from stream.forked import Forked
+from stream.gctune import paused_gc
 from stream.http import Health
 from stream.merge import Merger
 from stream.metrics import Metrics
@@ -118,11 +119,12 @@ class PartitionOwnership:
             return
         offsets = self._take(due)
         payloads = {}
-        for p in sorted(due):
-            try:
-                payloads[p] = snapshot.encode_payload(self.partitions.engines[p], self.correlator.export(p))
-            except Exception as exc:  # a failed snapshot must not stop processing; the next one retries
-                self._snapshot_failed(p, "encode", exc)
+        with paused_gc():  # not inside encode_payload: a forked child must not take gctune's lock
+            for p in sorted(due):
+                try:
+                    payloads[p] = snapshot.encode_payload(self.partitions.engines[p], self.correlator.export(p))
+                except Exception as exc:  # a failed snapshot must not stop processing; the next one retries
+                    self._snapshot_failed(p, "encode", exc)
         self._write(payloads, offsets, now)
 
     def snapshot_in_background(self, now: float) -> None:

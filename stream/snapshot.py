@@ -36,6 +36,7 @@ import river
 from detectors.engine import MODEL_VERSION, Engine
 from stream import __version__
 from stream.errors import SnapshotError
+from stream.gctune import paused_gc
 
 FORMAT = 4
 #: formats this version restores (2: the pickled engine alone; 2 and 3: seen-sets in four parts)
@@ -164,7 +165,9 @@ def decode_state(manifest: dict[str, Any], chunks: list[bytes | None]) -> tuple[
         if not hmac.compare_digest(hashlib.sha256(chunk or b"").hexdigest(), digest):
             raise SnapshotError(f"chunk {i} does not match its hash")
     try:
-        state = pickle.loads(zlib.decompress(b"".join(c or b"" for c in chunks)))
+        raw = zlib.decompress(b"".join(c or b"" for c in chunks))
+        with paused_gc():
+            state = pickle.loads(raw)
     except Exception as exc:  # verified bytes that still fail to load: a bug, refuse loudly
         raise SnapshotError(f"snapshot does not load ({type(exc).__name__})") from None
     if manifest.get("format") == 2:  # the engine alone

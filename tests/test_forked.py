@@ -192,3 +192,16 @@ def test_a_snapshot_in_the_loop_or_a_rebalance_cancels_a_running_child() -> None
     child = service.forked.pid
     service.on_revoked(set(), lost=True)
     assert _reaped(child) and service.forked is None and service.dirty == {0, 1}
+
+
+def test_a_snapshot_in_the_loop_encodes_with_the_collector_paused() -> None:
+    import gc
+
+    from test_snapshot import _GC_SEEN, NotesGC
+
+    service = _service()
+    _GC_SEEN.clear()
+    service.correlator.export = lambda p: [NotesGC()]
+    service.snapshot_all(now=1.0)
+    assert _GC_SEEN == [("dump", False), ("dump", False)] and gc.isenabled()
+    assert service.snapshot_times == {0: 1.0, 1: 1.0}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import logging
 import pickle
@@ -354,3 +355,28 @@ def test_state_benchmark_small():
         result["snapshot_bytes"] / 2_000, rel=0.01)
     assert result["write_s"] >= 0 and result["restore_s"] >= 0
     assert result["background_payload_identical"] and result["child_s"] > 0 and result["fork_s"] >= 0
+
+
+_GC_SEEN: list[tuple[str, bool]] = []
+
+
+def _note_gc_on_load() -> str:
+    _GC_SEEN.append(("load", gc.isenabled()))
+    return "loaded"
+
+
+class NotesGC:
+    """Records whether the cyclic collector is on when it is pickled and when it is unpickled."""
+
+    def __reduce__(self) -> Any:
+        _GC_SEEN.append(("dump", gc.isenabled()))
+        return (_note_gc_on_load, ())
+
+
+def test_restores_unpickle_with_the_collector_paused_and_turn_it_back_on():
+    _GC_SEEN.clear()
+    snap = snapshot.encode(_engine(), OFFSETS, 0, 1, KEY, "g", incidents=[NotesGC()])
+    manifest = snapshot.read_manifest(snap.manifest, KEY)
+    engine, incidents = snapshot.decode_state(manifest, list(snap.chunks))
+    assert incidents == ["loaded"] and engine.n_principals() == 5
+    assert ("load", False) in _GC_SEEN and gc.isenabled()
