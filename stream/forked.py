@@ -75,6 +75,8 @@ class Forked:
         self.taken_at = taken_at
         self.started = time.monotonic()
         self.seconds = 0.0
+        #: poll-loop time spent on this snapshot so far (the caller's to keep: the fork, then the write)
+        self.blocked_s = 0.0
         self.child_max_rss_mb = 0.0
         self._status: int | None = None
         # kept open until payloads() or cancel(): the child writes to it, the parent reads it back

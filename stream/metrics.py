@@ -60,6 +60,10 @@ class Metrics:
         self.snapshots = Counter("privwatch_snapshots", "State snapshots written, by outcome", ["outcome"],
                                  registry=r)
         self.snapshot_bytes = Gauge("privwatch_snapshot_bytes", "Size of the last snapshot written", registry=r)
+        self.snapshot_blocked = Histogram(
+            "privwatch_snapshot_blocked_seconds",
+            "Poll-loop time spent per snapshot, by how it was encoded (loop: in it; fork: by a forked child)",
+            ["how"], buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30), registry=r)
         self.restores = Counter("privwatch_state_restores", "Partition state restores, by outcome", ["outcome"],
                                 registry=r)
         self.drift = Counter("privwatch_drift_detections", "Organisation-wide drift detections, by signal",
@@ -91,6 +95,8 @@ class Metrics:
             self.rebalances.labels(change)
         for outcome in ("ok", "failed"):
             self.snapshots.labels(outcome)
+        for how in ("loop", "fork"):
+            self.snapshot_blocked.labels(how)
         for outcome in ("restored", "refused", "cold"):
             self.restores.labels(outcome)
         for outcome in ("ok", "failed", "dropped"):

@@ -117,6 +117,7 @@ class PartitionOwnership:
         due = self._due(only)
         if not due:
             return
+        started = time.perf_counter()
         offsets = self._take(due)
         payloads = {}
         with paused_gc():  # not inside encode_payload: a forked child must not take gctune's lock
@@ -126,6 +127,7 @@ class PartitionOwnership:
                 except Exception as exc:  # a failed snapshot must not stop processing; the next one retries
                     self._snapshot_failed(p, "encode", exc)
         self._write(payloads, offsets, now)
+        self.metrics.snapshot_blocked.labels("loop").observe(time.perf_counter() - started)
 
     def snapshot_in_background(self, now: float) -> None:
         """Start a periodic snapshot of the changed partitions in a forked child, and go on; the next
@@ -141,10 +143,12 @@ class PartitionOwnership:
         due = self._due(None)
         if not due:
             return
+        started = time.perf_counter()
         states = {p: (self.partitions.engines[p], self.correlator.export(p)) for p in due}
         offsets = self._take(due)
         try:
             self.forked = Forked(states, offsets, now)
+            self.forked.blocked_s = time.perf_counter() - started
         except OSError as exc:
             log.warning("snapshot fork failed error=%s; snapshotting in the loop", type(exc).__name__)
             self.dirty |= due
@@ -169,7 +173,9 @@ class PartitionOwnership:
             return
         log.info("background snapshot encoded partitions=%d seconds=%.2f child_peak_rss_mb=%.0f",
                  len(payloads), forked.seconds, forked.child_max_rss_mb)
+        started = time.perf_counter()
         self._write(payloads, forked.offsets, forked.taken_at)
+        self.metrics.snapshot_blocked.labels("fork").observe(forked.blocked_s + time.perf_counter() - started)
 
     def cancel_forked(self) -> None:
         """Drop a background snapshot still running (its partitions count as changed again)."""

@@ -135,6 +135,13 @@ def _restored(service: Any, p: int) -> tuple[Engine, dict[str, int]]:
     return restored.engine, restored.offsets
 
 
+def _blocked(service: Any, how: str) -> tuple[float, float]:
+    """(count, sum) of privwatch_snapshot_blocked_seconds{how}."""
+    get = service.metrics.registry.get_sample_value
+    return (get("privwatch_snapshot_blocked_seconds_count", {"how": how}),
+            get("privwatch_snapshot_blocked_seconds_sum", {"how": how}))
+
+
 def _collect(service: Any) -> None:
     _wait(service.forked)
     service.collect_forked()
@@ -148,6 +155,7 @@ def test_a_background_snapshot_records_the_offsets_and_state_of_the_fork() -> No
     access = service.inputs[0]
     service.snapshot_in_background(now=50.0)
     assert service.forked is not None and service.dirty == set()
+    forked_blocked = service.forked.blocked_s
     _feed(service.partitions.engine(0), 20, 30)  # the loop goes on with partition 0 meanwhile
     service.checkpoint.store(TopicPartition(access, 0), 49)
     service.dirty.add(0)
@@ -159,6 +167,9 @@ def test_a_background_snapshot_records_the_offsets_and_state_of_the_fork() -> No
     assert service.dirty == {0}, "partition 0 changed after the fork: its next snapshot is still due"
     assert service.snapshot_times == {0: 50.0, 1: 50.0}
     assert service.metrics.registry.get_sample_value("privwatch_snapshots_total", {"outcome": "ok"}) == 2
+    # one observation of the loop's time for the forked snapshot (its fork, then its write), none in the loop
+    count, seconds = _blocked(service, "fork")
+    assert count == 1 and 0 < forked_blocked < seconds and _blocked(service, "loop") == (0, 0)
 
 
 def test_after_a_killed_child_the_next_snapshot_runs_in_the_loop() -> None:
@@ -171,6 +182,7 @@ def test_after_a_killed_child_the_next_snapshot_runs_in_the_loop() -> None:
     assert service.store.restore(0) is None  # nothing was written
     service.snapshot_in_background(now=2.0)
     assert service.forked is None, "the retry runs in the loop"
+    assert _blocked(service, "loop")[0] == 1 and _blocked(service, "fork")[0] == 0
     assert service.dirty == set() and service.snapshot_times == {0: 2.0, 1: 2.0}
     assert _restored(service, 1)[0].n_principals() == 20
     service.snapshot_in_background(now=3.0)  # nothing changed since: no child at all
