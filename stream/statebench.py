@@ -108,7 +108,7 @@ def run_state_benchmark(n_principals: int = 100_000, per_principal: int = 4) -> 
     while not forked.done():
         copied = max(copied, private_dirty_mb(forked.pid))
         time.sleep(0.01)
-    same = forked.payloads() == {0: snapshot.encode_payload(engine)}
+    same = forked.payloads() == {0: b"".join(snap.chunks)}  # the payload encoded in the loop above
 
     started = time.perf_counter()
     manifest = snapshot.read_manifest(snap.manifest, BENCH_KEY)
