@@ -9,6 +9,7 @@ events share state and a partition.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from mypy_extensions import mypyc_attr
@@ -259,6 +260,10 @@ class Event(_Derived):
 
 
 _NONE: dict[str, Any] = {}
+#: ``date(1970, 1, 1).toordinal()``
+_EPOCH_ORDINAL = 719_163
+#: Integers up to 2**53 convert to doubles exactly (the compiled build divides them as doubles)
+_EXACT_US = 2**53
 #: resource id -> (sensitivity, categories), for events that omit them (``stream.decode``'s catalog)
 Catalog = dict[str, tuple[str | None, tuple[str, ...]]]
 
@@ -267,9 +272,10 @@ def from_document(doc: dict[str, Any], catalog: Catalog | None = None) -> Event:
     """Flatten a validated contract document (``stream.schemas``: a dict, ``ts`` a datetime) into an
     :class:`Event`. Compiled with the detectors: constructing the event is then a native call, not
     a Python call parsing 23-30 arguments."""
-    ts = doc["ts"]
+    ts: datetime = doc["ts"]  # typed: the arithmetic below then compiles to native integers
     offset = ts.utcoffset()
-    tz_offset_s = int(offset.total_seconds()) if offset else 0
+    offset_us = 0 if offset is None else (offset.days * 86_400 + offset.seconds) * 1_000_000 + offset.microseconds
+    tz_offset_s = int(offset_us / 1_000_000)
     source: dict[str, Any] = doc.get("source") or _NONE
     resource: dict[str, Any] = doc.get("resource") or _NONE
     sensitivity = resource.get("sensitivity")
@@ -279,7 +285,12 @@ def from_document(doc: dict[str, Any], catalog: Catalog | None = None) -> Event:
         known_sensitivity, known_categories = catalog.get(resource["id"], (None, ()))
         sensitivity = sensitivity or known_sensitivity
         categories = categories or known_categories
-    epoch_s: float = ts.timestamp()
+    # ts.timestamp() without its second call into the tzinfo (pydantic-core's, a Rust class; about 1 us):
+    # the same integer microseconds over the same 10**6, so the same float while the integer is exact
+    # as a double (until the year 2255; later ones are refused as future anyway, but stay identical)
+    since_epoch_us = ((ts.toordinal() - _EPOCH_ORDINAL) * 86_400 + ts.hour * 3_600 + ts.minute * 60 + ts.second) \
+        * 1_000_000 + ts.microsecond - offset_us
+    epoch_s: float = since_epoch_us / 1_000_000 if abs(since_epoch_us) <= _EXACT_US else ts.timestamp()
     if doc["type"] == ACCESS:
         who: dict[str, Any] = doc["principal"]
         refs = doc.get("subject_refs")

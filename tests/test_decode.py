@@ -83,6 +83,24 @@ def test_time_zone_offset_is_kept_for_local_hours():
     assert event.tz_offset_s == 5 * 3600 + 1800
 
 
+@pytest.mark.parametrize("offset", ["Z", "+05:30", "-03:00", "+14:00", "-12:00", "+00:00"])
+def test_epoch_seconds_are_exactly_those_of_datetime_timestamp(offset):
+    # from_document computes them from the fields, not by ts.timestamp(): the float must be the same
+    # (the far-future one takes the fallback, which must agree too)
+    stamps = ["2000-01-01T00:00:00", "2026-02-28T23:59:59.999999", "2028-02-29T12:00:00.000001",
+              "2026-11-26T09:14:03.547", "2038-01-19T03:14:07.5", "1999-12-31T23:59:59.123456",
+              "2299-06-30T01:02:03.999999"]
+    for stamp in stamps:
+        doc = access("e", NOW) | {"ts": stamp + offset}
+        expected = datetime.fromisoformat(doc["ts"].replace("Z", "+00:00"))
+        try:
+            event = decode(orjson.dumps(doc), 1e11)
+        except BadRecord as bad:
+            assert bad.reason == "ancient_timestamp" and expected.timestamp() < 946_684_800
+            continue
+        assert (event.ts, event.tz_offset_s) == (expected.timestamp(), int(expected.utcoffset().total_seconds()))
+
+
 def test_contract_examples_flatten_field_by_field():
     access_doc, permission_doc = example("access-event"), example("permission-event")
     e = decode(orjson.dumps(access_doc), NOW)
