@@ -82,7 +82,7 @@ class Context(Detector):
         st = self.state_.get(event.principal_id)
         if st is None or st.n < self.min_history:
             return None
-        seen = st.seen.keys  # the seen-set's keys: membership without a method call per test
+        seen = st.seen
         hashes = event.context_hashes
         device, agent = hashes[2], hashes[3]
         if (device is None or device in seen) and (agent is None or agent in seen):

@@ -88,8 +88,7 @@ class Novelty(Detector):
         if not items:
             return None
         seen = self.seen_.get(event.principal_id)
-        known = seen.keys if seen is not None else ()
-        new = [item for item in items if item[2] not in known]
+        new = [item for item in items if seen is None or item[2] not in seen]
         if not new:
             return None
         peer_key, dept_key, org_key = self._group_keys(event)
@@ -202,7 +201,7 @@ class Novelty(Detector):
             counts = self.groups_.get(key)
             if counts is None:
                 continue
-            for h in seen.keys:
+            for h in seen:
                 n = counts.get(h, 0)
                 if n > 1:
                     counts[h] = n - 1

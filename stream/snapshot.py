@@ -15,9 +15,10 @@ topic is not trusted by itself: a corrupt, foreign or unauthenticated snapshot r
 Compatibility: the model version and the River version must match exactly (River models pickle
 their internals); privwatch versions must agree on ``major.minor``, so a patch release keeps its
 learned state across a deploy. Formats in ``READABLE`` load: format 2 held the engine alone (no
-incidents); formats 2 and 3 kept a seen-set's days and counts in two arrays, which
-:class:`~detectors.compact.SeenSet` still unpickles. A version that cannot read a newer format
-refuses it by number instead of failing inside unpickling.
+incidents); formats 2 and 3 kept a seen-set's days and counts in two arrays, format 4 in one array
+(day and count per key), format 5 its keys and days in byte arrays: :class:`~detectors.compact.SeenSet`
+unpickles all of them. A version that cannot read a newer format refuses it by number instead of
+failing inside unpickling.
 """
 
 from __future__ import annotations
@@ -38,9 +39,10 @@ from stream import __version__
 from stream.errors import SnapshotError
 from stream.gctune import paused_gc
 
-FORMAT = 4
-#: formats this version restores (2: the pickled engine alone; 2 and 3: seen-sets in four parts)
-READABLE = (2, 3, 4)
+FORMAT = 5
+#: formats this version restores (2: the pickled engine alone; 2 and 3: seen-sets in four parts;
+#: 4: seen-sets in ``array`` objects)
+READABLE = (2, 3, 4, 5)
 MAGIC = b"privwatch-snapshot\n"
 CHUNK_BYTES = 512 * 1024  # well under Kafka's default 1 MiB message limit
 MIN_KEY_BYTES = 16

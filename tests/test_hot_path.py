@@ -87,40 +87,52 @@ def test_seen_set_add_all_is_add_in_turn() -> None:
         assert pickle.dumps(one) == pickle.dumps(many)
 
 
-class _TwoArraySeenSet:
-    """SeenSet as snapshot formats 2 and 3 held it (days and counts in two arrays): the reference."""
+class _ListSeenSet:
+    """The reference: keys and last-seen days in two lists, the oldest (first such) evicted."""
 
     def __init__(self, cap: int) -> None:
-        self.cap, self.keys, self.last, self.counts = cap, array("I"), array("H"), array("H")
+        self.cap, self.keys, self.days = cap, [], []
 
     def add(self, key: int, day: int) -> None:
         if key in self.keys:
-            i = self.keys.index(key)
-            self.last[i] = day
-            self.counts[i] = min(self.counts[i] + 1, 0xFFFF)
+            self.days[self.keys.index(key)] = day
         elif len(self.keys) < self.cap:
-            self.keys.append(key), self.last.append(day), self.counts.append(1)
+            self.keys.append(key), self.days.append(day)
         else:
-            i = min(range(len(self.last)), key=self.last.__getitem__)
-            self.keys[i], self.last[i], self.counts[i] = key, day, 1
+            i = min(range(len(self.days)), key=self.days.__getitem__)
+            self.keys[i], self.days[i] = key, day
 
 
-def test_seen_set_keeps_days_and_counts_like_the_two_array_layout_and_restores_it() -> None:
+def test_seen_set_matches_the_reference_and_finds_keys_only_at_key_boundaries() -> None:
     rng = random.Random(11)
-    new, old = SeenSet(cap=5), _TwoArraySeenSet(cap=5)
+    new, ref = SeenSet(cap=5), _ListSeenSet(cap=5)
+    # 0x04030201 then 0x08070605 lie in memory as bytes 01 .. 08, which hold 0x05040302 and 0x06050403
+    # at unaligned offsets: those are members only once added themselves
+    tricky = [0x04030201, 0x08070605, 0x06050403, 0x05040302, 0, 2**32 - 1]
     for day in range(20_000, 20_600):
         for _ in range(rng.randrange(4)):
-            key = rng.choice(range(2**32 - 9, 2**32)) if rng.random() < 0.3 else rng.randrange(9)
-            new.add(key, day), old.add(key, day)
-            assert list(new.keys) == list(old.keys)
-            assert [new.count(k) for k in old.keys] == list(old.counts)
-        if day == 20_300:  # a snapshot of the previous format restores into the new layout
-            new = SeenSet()
-            new.__setstate__((old.cap, array("I", old.keys), array("H", old.last), array("H", old.counts)))
-    saturated = SeenSet(cap=2)
-    for _ in range(0x10005):
-        saturated.add(7, 20_000)
-    assert saturated.count(7) == 0xFFFF and not saturated.add(7, 20_001) and saturated.count(7) == 0xFFFF
+            key = rng.choice(tricky) if rng.random() < 0.5 else rng.randrange(9)
+            was_new = key not in ref.keys
+            assert new.add(key, day) == was_new
+            ref.add(key, day)
+            assert list(new) == ref.keys and [new.last_day(k) for k in ref.keys] == ref.days
+            assert all((k in new) == (k in ref.keys) for k in tricky)
+
+
+def test_seen_set_restores_every_earlier_snapshot_layout() -> None:
+    keys, days, counts = [7, 2**32 - 9, 0x04030201], [20_001, 20_003, 20_002], [1, 0xFFFF, 3]
+    layouts = [
+        (4, array("I", keys), array("H", days), array("H", counts)),  # formats 2 and 3
+        (4, array("I", keys), array("I", [d << 16 | c for d, c in zip(days, counts, strict=True)])),  # format 4
+    ]
+    for state in layouts:
+        restored = SeenSet()
+        restored.__setstate__(state)
+        assert (restored.cap, list(restored), [restored.last_day(k) for k in keys]) == (4, keys, days)
+        again = pickle.loads(pickle.dumps(restored))
+        assert pickle.dumps(again) == pickle.dumps(restored) and list(again) == keys
+        assert again.add(5, 20_004) and not again.add(2**32 - 9, 20_004) and again.add(6, 20_005)
+        assert list(again) == [6, 2**32 - 9, 0x04030201, 5]  # full at 4: the oldest (7, day 20,001) went
 
 
 def test_ew_update_is_the_textbook_formula() -> None:
