@@ -16,7 +16,7 @@ from detectors.engine import Engine
 from detectors.events import Event
 from stream import snapshot
 from stream.errors import SnapshotError
-from stream.forked import Forked
+from stream.forked import CHILD_NICENESS, Forked
 
 OFFSETS = {0: {"access": 42, "permission": 7}}
 
@@ -84,11 +84,12 @@ def test_a_child_that_fails_to_encode_is_an_error_not_an_empty_snapshot() -> Non
 
 def test_a_child_killed_by_the_oom_killer_is_reported_as_such() -> None:
     forked = Forked({0: (Engine(), [Slow()])}, OFFSETS, taken_at=0.0)
-    # the child offers itself to the OOM killer before it encodes anything
+    # the child offers itself to the OOM killer, and takes a lower CPU priority, before it encodes anything
     adj = Path(f"/proc/{forked.pid}/oom_score_adj")
+    lower = min(os.getpriority(os.PRIO_PROCESS, 0) + CHILD_NICENESS, 19)
     deadline = time.monotonic() + 30
-    while adj.read_text().strip() != "1000":
-        assert time.monotonic() < deadline, "the child never raised its oom_score_adj"
+    while adj.read_text().strip() != "1000" or os.getpriority(os.PRIO_PROCESS, forked.pid) != lower:
+        assert time.monotonic() < deadline, "the child never raised its oom_score_adj and niceness"
         time.sleep(0.01)
     os.kill(forked.pid, signal.SIGKILL)  # what the kernel does to it at the memory limit
     _wait(forked)
