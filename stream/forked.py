@@ -38,8 +38,8 @@ from stream.errors import SnapshotError
 _HEADER = struct.Struct(">IQ")  # partition, payload length
 #: The child's scheduling niceness above the service's. It is background work: on a busy machine (or
 #: within a pod's CPU quota) it should take what the loop leaves idle, not half of a core from it (in
-#: the bench, a child at the service's own priority raised alert latency from about 60 to 560 ms while
-#: it ran). At +10 the kernel still gives it about a tenth of a core the loop wants, so it finishes.
+#: one bench run, a child at the service's own priority coincided with alert latency rising from about
+#: 60 to 560 ms). At +10 the kernel still gives it about a tenth of a core the loop wants, so it finishes.
 CHILD_NICENESS = 10
 
 
