@@ -35,9 +35,12 @@ def test_quick_bench_writes_a_complete_result(kafka_bootstrap: str, tmp_path, ca
     assert lat["p99_ms"] >= lat["p50_ms"] > 0
     assert len(lat["latencies_ms"]) == lat["probe_alerts_received"]
     assert lat["alerts"] >= lat["probe_alerts_received"]  # every alert of the phase, the probes' among them
+    kept_up = lat["achieved_rate_events_per_s"] >= 0.95 * lat["rate_events_per_s"]
+    assert lat["generator_kept_up"] is kept_up
     assert r["state"]["principals"] > 0 and r["state"]["bytes_per_principal"] > 0
     assert r["state"]["background_payload_identical"] and r["state"]["child_s"] > 0
     assert r["peak_rss_mb"] >= r["peak_rss_mb_after_pipeline"] > 0
     assert len(r["load_average"]["before"]) == 3
     printed = capsys.readouterr().out
     assert "ratio (b)/(a)" in printed and "(b0) privwatch, no detectors" in printed
+    assert ("the load generator sent only" in printed) is not kept_up
