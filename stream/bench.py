@@ -292,6 +292,14 @@ def _bare_row(bare: dict[str, Any]) -> str:
     return f"{bare['events_per_s']:,.0f} events/s (fastest of {runs})"
 
 
+def _caution_row(lat: dict[str, Any]) -> list[tuple[str, str]]:
+    if lat.get("generator_kept_up", True):
+        return []
+    share = lat["achieved_rate_events_per_s"] / lat["rate_events_per_s"]
+    return [("    caution", f"the load generator sent only {share:.0%} of the rate: it ran out of CPU (its own "
+                           "core, or the machine's), so this latency is not the service's alone")]
+
+
 def table(r: dict[str, Any]) -> str:
     lat, state = r["latency"], r["state"]
     rows = [
@@ -308,6 +316,7 @@ def table(r: dict[str, Any]) -> str:
         ("    p50 / p99 / max", f"{lat.get('p50_ms', float('nan')):.0f} / {lat.get('p99_ms', float('nan')):.0f} / "
                                 f"{lat.get('max_ms', float('nan')):.0f} ms  (target p99 <= 500 ms; "
                                 f"{lat.get('probe_alerts_received', 0)}/{lat.get('probes_sent', 0)} probes)"),
+        *_caution_row(lat),
         ("(d) state per principal", f"{state['bytes_per_principal']:,.0f} bytes at {state['principals']:,} "
                                     f"principals ({state['source']}; target <= 2048)"),
         ("    snapshot of them", f"{state['write_s']:.2f} s of stalled loop if encoded in it; "
@@ -320,9 +329,5 @@ def table(r: dict[str, Any]) -> str:
         ("crc32c (C) used by kafka-python", str(r["crc32c"]["used_by_kafka_python"])),
         ("detectors", r.get("detectors", "?")),
     ]
-    if not lat.get("generator_kept_up", True):
-        share = lat["achieved_rate_events_per_s"] / lat["rate_events_per_s"]
-        rows.insert(7, ("    caution", f"the load generator sent only {share:.0%} of the rate: it ran out of CPU "
-                                      "(its own core, or the machine's), so this latency is not the service's alone"))
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
