@@ -118,10 +118,13 @@ class PartitionOwnership:
         if not due:
             return
         started = time.perf_counter()
-        offsets = self._take(due)
+        self._encode_in_loop(self._take(due), now, started)
+
+    def _encode_in_loop(self, offsets: dict[int, dict[str, int]], now: float, started: float) -> None:
+        """Encode and write the partitions of ``offsets`` (already taken), then observe the loop's time."""
         payloads = {}
         with paused_gc():  # not inside encode_payload: a forked child must not take gctune's lock
-            for p in sorted(due):
+            for p in sorted(offsets):
                 try:
                     payloads[p] = snapshot.encode_payload(self.partitions.engines[p], self.correlator.export(p))
                 except Exception as exc:  # a failed snapshot must not stop processing; the next one retries
@@ -149,10 +152,9 @@ class PartitionOwnership:
         try:
             self.forked = Forked(states, offsets, now)
             self.forked.blocked_s = time.perf_counter() - started
-        except OSError as exc:
+        except OSError as exc:  # offsets are taken and outputs flushed: encode the same state here
             log.warning("snapshot fork failed error=%s; snapshotting in the loop", type(exc).__name__)
-            self.dirty |= due
-            self.snapshot_all(now)
+            self._encode_in_loop(offsets, now, started)
 
     def collect_forked(self) -> None:
         """Write the background snapshot if its child is done (or give up on a child that hangs)."""

@@ -190,6 +190,25 @@ def test_after_a_killed_child_the_next_snapshot_runs_in_the_loop() -> None:
     assert service.forked is None
 
 
+def test_a_failed_fork_snapshots_the_same_state_in_the_loop_flushing_once(monkeypatch) -> None:
+    from stream import ownership
+
+    def no_fork(*args: Any, **kwargs: Any) -> Forked:
+        raise OSError(12, "Cannot allocate memory")
+
+    monkeypatch.setattr(ownership, "Forked", no_fork)
+    service = _service()
+    flushes = []
+    flush = service.producer.flush
+    service.producer.flush = lambda *a, **k: (flushes.append(1), flush(*a, **k))[1]
+    service.snapshot_in_background(now=4.0)
+    assert service.forked is None and service.dirty == set()
+    assert service.snapshot_times == {0: 4.0, 1: 4.0}
+    assert len(flushes) == 2, "outputs once before taking the offsets, the snapshot once after sending"
+    assert _restored(service, 0)[1] == {service.inputs[0]: 20, service.inputs[1]: 5}
+    assert _blocked(service, "loop")[0] == 1 and _blocked(service, "fork")[0] == 0
+
+
 def test_a_snapshot_in_the_loop_or_a_rebalance_cancels_a_running_child() -> None:
     service = _service()
     service.correlator.export = lambda p: [Slow()]
