@@ -16,7 +16,7 @@ Compatibility: the model version and the River version must match exactly (River
 their internals); privwatch versions must agree on ``major.minor``, so a patch release keeps its
 learned state across a deploy. Formats in ``READABLE`` load: format 2 held the engine alone (no
 incidents); formats 2 and 3 kept a seen-set's days and counts in two arrays, format 4 in one array
-(day and count per key), format 5 its keys and days in byte arrays: :class:`~detectors.compact.SeenSet`
+(day and count per key), format 5 its keys and days packed in ``bytes``: :class:`~detectors.compact.SeenSet`
 unpickles all of them. A version that cannot read a newer format refuses it by number instead of
 failing inside unpickling.
 """
