@@ -195,23 +195,45 @@ class Service(PartitionOwnership):
         return items
 
     def handle_items(self, drain: bool = False) -> int:
-        """Handle what the merger releases; offsets and metrics are updated once per batch."""
+        """Handle what the merger releases: each event through its partition's engine and its alerts
+        published; a record the engine fails on is dead-lettered. Offsets and metrics are updated
+        once per batch. (One loop with no call per event: a method call per event cost about 1.3k
+        instructions, 1% of the pipeline's work.)"""
         now = self.clock()
         items = self.merger.release(now, drain)
         if not items:
             return 0
-        handled_to: dict[tuple[str, int], int] = {}
+        # topic -> partition -> last offset handled (a tuple key per item cost about 0.4k instructions)
+        handled_to: dict[str, dict[int, int]] = {topic: {} for topic in self.inputs}
         processed = {"access": 0, "permission": 0}
         newest = self.newest_ts
+        engine_of = -1  # the merger releases a partition's items together: one engine lookup per run
+        engine: Engine
         for i, item in enumerate(items):
-            if isinstance(item.payload, BadRecord):
-                self.dead_letter(item, item.payload)
-            elif self.process(item, now, not i % LAG_SAMPLE_EVERY):
-                processed[item.payload.kind] += 1
-            handled_to[item.topic, item.partition] = item.offset  # offset order within a topic-partition
-        for (topic, partition), offset in handled_to.items():
-            self.checkpoint.store(TopicPartition(topic, partition), offset)
-            self.dirty.add(partition)
+            event = item.payload
+            handled_to[item.topic][item.partition] = item.offset  # offset order within a topic-partition
+            if isinstance(event, BadRecord):
+                self.dead_letter(item, event)
+                continue
+            if item.partition != engine_of:
+                engine_of, engine = item.partition, self.partitions.engine(item.partition)
+            try:
+                alerts = engine.process(event, detected_at=now)
+            except Exception as exc:  # a detector bug must not kill the service or lose the record
+                log.exception("engine failed on a record; dead-lettering it")
+                self.dead_letter(item, BadRecord("internal", f"{type(exc).__name__} in engine"))
+                continue
+            processed[event.kind] += 1
+            if not i % LAG_SAMPLE_EVERY:
+                self.metrics.event_lag.observe(max(0.0, now - event.ts))
+            if event.ts > self.newest_ts:
+                self.newest_ts = event.ts
+            for alert in alerts:
+                self.publish(alert, item.partition)
+        for topic, offsets in handled_to.items():
+            for partition, offset in offsets.items():
+                self.checkpoint.store(TopicPartition(topic, partition), offset)
+                self.dirty.add(partition)
         for kind, n in processed.items():
             if n:
                 self.metrics.events.labels(kind, "processed").inc(n)
@@ -219,23 +241,6 @@ class Service(PartitionOwnership):
             self.metrics.last_event_ts.set(self.newest_ts)
         self.handled_total += len(items)
         return len(items)
-
-    def process(self, item: Item, now: float, observe_lag: bool = True) -> bool:
-        """Run the engine on one event and publish its alerts; False when it was dead-lettered."""
-        event = item.payload
-        try:
-            alerts = self.partitions.engine(item.partition).process(event, detected_at=now)
-        except Exception as exc:  # a detector bug must not kill the service or lose the record
-            log.exception("engine failed on a record; dead-lettering it")
-            self.dead_letter(item, BadRecord("internal", f"{type(exc).__name__} in engine"))
-            return False
-        if observe_lag:
-            self.metrics.event_lag.observe(max(0.0, now - event.ts))
-        if event.ts > self.newest_ts:
-            self.newest_ts = event.ts
-        for alert in alerts:
-            self.publish(alert, item.partition)
-        return True
 
     def publish(self, alert: dict[str, Any], partition: int = -1) -> None:
         """Produce an alert raised on input ``partition``; a paging one also goes to Alertmanager,
