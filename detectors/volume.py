@@ -202,10 +202,9 @@ class Volume(Detector):
             own = self.own_[event.principal_id] = (EW(), EW(), EW(), EW())
         own[0].update(x, self.alpha)
         own[CLASSES[cls]].update(x, self.alpha)
-        key = (profile.peer_group, cls)
-        peers = self.peers_.get(key)
+        peers = self.peers_.get(now_key)  # the same (peer group, action class) key
         if peers is None:
-            peers = self.peers_[key] = EW()
+            peers = self.peers_[now_key] = EW()
         peers.update(x, self.alpha / 4)
         if event.resource_id:
             rkey = (event.resource_id, cls)
