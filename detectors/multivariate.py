@@ -3,7 +3,8 @@ window features (events, records, distinct resources, subjects, export and denie
 sensitivity, night, and volume relative to the principal's own usual window).
 
 Model work happens at window granularity, not per event: a window is scored while it grows (when
-its event count reaches 8, 16, 32, ...) and learned once when it closes, unless it was flagged.
+its event count reaches 8, 16, 32, ...) and learned once it closes, unless it was flagged (in
+batches: :data:`LEARN_BATCH`).
 One model serves the partition; the features relative to each principal's own baseline make it
 personal.
 """
@@ -13,7 +14,7 @@ from __future__ import annotations
 import copyreg
 import math
 from array import array
-from typing import Any
+from typing import Any, Final
 
 from mypy_extensions import mypyc_attr
 from river import anomaly
@@ -96,6 +97,16 @@ def _reduce_branch(node: PaddedBranch) -> tuple[type, tuple[Any, ...]]:
 copyreg.pickle(PaddedBranch, _reduce_branch)
 
 
+#: Closed windows' features wait in a batch of this many before the trees learn them, all together.
+#: One at a time, each ``learn_one`` walked ten trees that every other detector's state had pushed
+#: out of the CPU's caches since the last one: on the bench stream among all the detectors (about
+#: one learn per 18 events), 42-55 us per ``learn_one`` one at a time against 20-39 us in batches
+#: (five alternating runs each, same process), and 7% fewer L1 and L2 data misses per event in
+#: the engine (callgrind's cache model). The model is the same: the batch is learned, in order,
+#: before anything is scored.
+LEARN_BATCH: Final = 64
+
+
 def _clip(x: float) -> float:
     return 0.0 if x < 0.0 else 1.0 if x > 1.0 else x
 
@@ -141,7 +152,14 @@ class Multivariate(Detector):
         )
         self.n_learned_ = 0
         self.n_closed_ = 0
+        #: features of closed windows not yet learned by the trees (see LEARN_BATCH); counted in n_learned_
+        self.unlearned_: list[dict[str, float]] = []
         self.state_: dict[str, _Window] = {}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.unlearned_ = []  # snapshots before format 6 have no batch: everything was learned
+        for name, value in state.items():
+            setattr(self, name, value)
 
     def _features(self, w: _Window) -> dict[str, float]:
         ev, rec = math.log1p(w.events), math.log1p(w.records)
@@ -171,6 +189,8 @@ class Multivariate(Detector):
         x = self._features(probe)
         if min(x["rel_events"], x["rel_records"]) < self.min_relative:
             return None
+        if self.unlearned_:
+            self.learn_pending()  # what the model is: scores see every window learned so far
         score = self.model_.score_one(x)
         if score < self.min_score:
             return None
@@ -231,10 +251,19 @@ class Multivariate(Detector):
             return
         self.n_closed_ += 1
         if self.n_closed_ % self.learn_every == 0:  # a sample of closed windows is reference enough
-            self.model_.learn_one(self._features(w))
+            self.unlearned_.append(self._features(w))
             self.n_learned_ += 1
+            if len(self.unlearned_) >= LEARN_BATCH:
+                self.learn_pending()
         w.ev_base.update(math.log1p(w.events), self.alpha)
         w.rec_base.update(math.log1p(w.records), self.alpha)
+
+    def learn_pending(self) -> None:
+        """Let the trees learn the batched windows, in the order they closed."""
+        learn = self.model_.learn_one
+        for x in self.unlearned_:
+            learn(x)
+        self.unlearned_ = []
 
     def forget(self, principal_id: str) -> None:
         self.state_.pop(principal_id, None)

@@ -16,9 +16,11 @@ Compatibility: the model version and the River version must match exactly (River
 their internals); privwatch versions must agree on ``major.minor``, so a patch release keeps its
 learned state across a deploy. Formats in ``READABLE`` load: format 2 held the engine alone (no
 incidents); formats 2 and 3 kept a seen-set's days and counts in two arrays, format 4 in one array
-(day and count per key), format 5 its keys and days packed in ``bytes``: :class:`~detectors.compact.SeenSet`
-unpickles all of them. A version that cannot read a newer format refuses it by number instead of
-failing inside unpickling.
+(day and count per key), format 5 its keys and days packed in ``bytes``:
+:class:`~detectors.compact.SeenSet` unpickles all of them. Format 6 adds the multivariate
+detector's batch of windows not yet learned (:data:`~detectors.multivariate.LEARN_BATCH`); earlier
+formats restore with none waiting. A version that cannot read a newer format refuses it by number
+instead of failing inside unpickling.
 """
 
 from __future__ import annotations
@@ -39,10 +41,10 @@ from stream import __version__
 from stream.errors import SnapshotError
 from stream.gctune import paused_gc
 
-FORMAT = 5
+FORMAT = 6
 #: formats this version restores (2: the pickled engine alone; 2 and 3: seen-sets in four parts;
-#: 4: seen-sets in ``array`` objects)
-READABLE = (2, 3, 4, 5)
+#: 4: seen-sets in ``array`` objects; 2 to 5: no batch of unlearned windows)
+READABLE = (2, 3, 4, 5, 6)
 MAGIC = b"privwatch-snapshot\n"
 CHUNK_BYTES = 512 * 1024  # well under Kafka's default 1 MiB message limit
 MIN_KEY_BYTES = 16

@@ -294,6 +294,66 @@ def test_half_space_trees_pickle_through_their_constructor_and_carry_on_identica
     assert pickle.dumps(restored.model_) == pickle.dumps(detector.model_)
 
 
+
+def test_multivariate_learning_in_batches_scores_as_learning_each_window_at_once() -> None:
+    from detectors.base import Profile
+    from detectors.multivariate import LEARN_BATCH, Multivariate
+
+    def make() -> Multivariate:  # scores often: small model window, every closed window learned
+        return Multivariate(window_size=20, learn_every=1, min_windows=3, first_checkpoint=2, min_score=0.0,
+                            min_relative=0.0)
+
+    rng = random.Random(5)
+    events, ts = [], T0
+    for i in range(6_000):
+        ts += rng.expovariate(1 / 40.0)
+        events.append(Event(kind="access", event_id=f"e{i}", ts=ts, principal_id=f"u{rng.randrange(12)}",
+                            action=rng.choice(["read", "query", "export"]), records=rng.randrange(1, 5_000),
+                            resource_id=f"r{rng.randrange(40)}", outcome="allowed"))
+    batched, eager, profile = make(), make(), Profile(first_ts=T0, last_ts=T0)
+    scores = waiting = restored = 0
+    for i, event in enumerate(events):
+        if i == len(events) // 2:  # a snapshot taken with windows waiting restores them, still waiting
+            while not batched.unlearned_:
+                batched.learn_one(event, profile)  # (a repeat: learned by both)
+                eager.learn_one(event, profile)
+                eager.learn_pending()
+            batched, restored = pickle.loads(pickle.dumps(batched)), len(batched.unlearned_)
+            assert len(batched.unlearned_) == restored
+        mine, reference = batched.score_one(event, profile), eager.score_one(event, profile)
+        assert (mine is None) == (reference is None)
+        if mine is not None and reference is not None:
+            assert mine.score == reference.score
+            scores += 1
+        batched.learn_one(event, profile)
+        eager.learn_one(event, profile)
+        eager.learn_pending()  # learned as each window closes: the behaviour before batching
+        waiting = max(waiting, len(batched.unlearned_))
+        assert batched.n_learned_ == eager.n_learned_ and not eager.unlearned_
+    assert scores > 100 and 1 < waiting <= LEARN_BATCH and restored
+    batched.learn_pending()
+    assert pickle.dumps(batched.model_) == pickle.dumps(eager.model_)
+
+
+def test_multivariate_restores_a_snapshot_from_before_batching() -> None:
+    from detectors.base import Profile
+    from detectors.multivariate import Multivariate
+
+    def event(day: int) -> Event:
+        return Event(kind="access", event_id=f"e{day}", ts=T0 + day * DAY, principal_id="u1", action="read",
+                     records=10 + day % 7, outcome="allowed")
+
+    detector, profile = Multivariate(learn_every=1), Profile(first_ts=T0, last_ts=T0)
+    for day in range(200):  # a window a day for one principal: each learned as the next opens
+        detector.learn_one(event(day), profile)
+    state = detector.__reduce_ex__(4)[2]
+    state.pop("unlearned_")  # what format 5 and earlier held
+    old = Multivariate.__new__(Multivariate)  # what unpickling does, in either build
+    old.__setstate__(state)
+    assert old.unlearned_ == [] and old.n_learned_ == detector.n_learned_ > 0
+    old.learn_one(event(300), profile)
+    assert len(old.unlearned_) == 1
+
 def test_service_loop_dead_letters_an_event_the_engine_fails_on_and_carries_on() -> None:
     from factories import lines, routine_then_bulk
     from prometheus_client import CollectorRegistry
