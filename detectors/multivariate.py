@@ -3,8 +3,8 @@ window features (events, records, distinct resources, subjects, export and denie
 sensitivity, night, and volume relative to the principal's own usual window).
 
 Model work happens at window granularity, not per event: a window is scored while it grows (when
-its event count reaches 8, 16, 32, ...) and learned once it closes, unless it was flagged (in
-batches: :data:`LEARN_BATCH`).
+its event count reaches ``first_checkpoint``, then doubles: 16, 32, 64, ...) and learned once it
+closes, unless it was flagged (in batches: :data:`LEARN_BATCH`).
 One model serves the partition; the features relative to each principal's own baseline make it
 personal.
 """
