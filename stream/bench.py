@@ -11,7 +11,10 @@
    Rates are counted from the end of the first non-empty poll (group join excluded) to the N-th record.
 3. (c) the same service keeps running while a separate process produces at half of (b)'s rate with
    a paging probe at a fixed rate; p50/p99 of probe-sent → alert-consumed.
-4. (d) state bytes per principal at 100k principals; (e) peak RSS (``ru_maxrss``).
+4. (b) in memory: the same events through the same service loop with no broker and no kafka-python
+   (:func:`stream.bench_loop.measure`), in a process of its own: the pipeline's ceiling whatever the
+   Kafka client does, split into decoding, the engines and the loop.
+5. (d) state bytes per principal at 100k principals; (e) peak RSS (``ru_maxrss``).
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from prometheus_client import CollectorRegistry
 from detectors import native
 from detectors.engine import Engine, EngineConfig
 from detectors.registry import REGISTRY
-from stream import bench_latency
+from stream import bench_latency, bench_loop
 from stream.bench_bare import Rate, bare_runs
 from stream.bench_state import state_bytes_per_principal
 from stream.metrics import Metrics
@@ -247,6 +250,33 @@ def run_pipeline(settings: Settings, n: int, latency_args: dict[str, Any]) -> tu
     return throughput, latency
 
 
+def in_memory_child(queue: Any, n: int, principals: int, seed: int, weeks: int, partitions: int) -> None:
+    """Process entry point of (b) in memory: the bench's events again (the same simulation), through the
+    service loop with no broker; puts :func:`stream.bench_loop.measure`'s result (or the error) on ``queue``."""
+    try:
+        lines = [orjson.dumps(doc) for doc in simulated(n, principals, seed, weeks_before=weeks)]
+        result = bench_loop.measure(lines, partitions)
+        queue.put({**result, "events_per_s": round(1e6 / result["us_per_event"], 1)})
+    except Exception as exc:  # noqa: BLE001 - reported to the parent, which fails the bench
+        queue.put({"error": f"{type(exc).__name__}: {exc}"})
+
+
+def run_in_memory(args: argparse.Namespace, weeks: int) -> dict[str, Any]:
+    """(b) in memory, in a spawned process (its memory is not the service's peak RSS)."""
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=in_memory_child, daemon=True,
+                       args=(queue, args.events, args.principals, args.seed, weeks, args.partitions))
+    proc.start()
+    try:
+        result: dict[str, Any] = queue.get(timeout=120 + args.events / 500)
+    finally:
+        proc.join(timeout=30)
+    if "error" in result:
+        raise RuntimeError(f"(b) in memory failed: {result['error']}")
+    return result
+
+
 def run(args: argparse.Namespace) -> int:
     load_before = os.getloadavg()
     result: dict[str, Any] = {"events": args.events, "principals": args.principals, "partitions": args.partitions,
@@ -274,6 +304,7 @@ def run(args: argparse.Namespace) -> int:
         delete_topics(args.bootstrap_servers, topics)
     result["ratio"] = round(result["pipeline"]["events_per_s"] / result["bare"]["events_per_s"], 3)
     result["floor_ratio"] = round(result["floor"]["events_per_s"] / result["bare"]["events_per_s"], 3)
+    result["in_memory"] = run_in_memory(args, weeks)
     state_principals = args.state_principals or (
         QUICK_STATE_PRINCIPALS if args.events <= QUICK_EVENTS else STATE_PRINCIPALS)
     result["state"] = state_bytes_per_principal(state_principals)
@@ -290,6 +321,11 @@ def run(args: argparse.Namespace) -> int:
 def _bare_row(bare: dict[str, Any]) -> str:
     runs = ", ".join(f"{x:,.0f}" for x in bare["runs_events_per_s"])
     return f"{bare['events_per_s']:,.0f} events/s (fastest of {runs})"
+
+
+def _in_memory_row(mem: dict[str, Any]) -> str:
+    return (f"{mem['events_per_s']:,.0f} events/s ({mem['us_per_event']:.1f} us per event; apart: decode "
+            f"{mem['decode_us']:.1f}, engines {mem['engine_us']:.1f}): (b)'s ceiling without kafka-python")
 
 
 def _caution_row(lat: dict[str, Any]) -> list[tuple[str, str]]:
@@ -309,6 +345,7 @@ def table(r: dict[str, Any]) -> str:
         ("(b) privwatch, all detectors", f"{r['pipeline']['events_per_s']:,.0f} events/s"),
         ("    second half alone", f"{r['pipeline'].get('second_half_events_per_s', 0):,.0f} events/s "
                                 "(past the history's baseline weeks)"),
+        ("    in memory, no Kafka", _in_memory_row(r["in_memory"])),
         ("ratio (b)/(a)", f"{r['ratio']:.3f}  (target >= 0.5)"),
         ("(c) latency at rate", f"{lat.get('rate_events_per_s', 0):,.0f} events/s requested, "
                                 f"{lat.get('achieved_rate_events_per_s', 0):,.0f} achieved, "

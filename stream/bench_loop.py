@@ -199,6 +199,18 @@ def run_parts(lines: list[bytes], partitions: int) -> dict[str, float]:
             "engine_us": round(1e6 * (done - decoded) / len(lines), 2)}
 
 
+def measure(lines: list[bytes], partitions: int, profile: cProfile.Profile | None = None,
+            collector: contextlib.AbstractContextManager[Any] | None = None) -> dict[str, Any]:
+    """Decode alone, the engines alone, then the whole service loop over ``lines`` in memory, under the
+    loop's collector settings (``collector`` instead, when given): µs per event of each, and what the
+    loop spends beyond decoding and the engines."""
+    with collector if collector is not None else loop_gc():
+        result: dict[str, Any] = {"events": len(lines), **run_parts(lines, partitions),
+                                  **run_loop(lines, partitions, profile)}
+    result["loop_overhead_us"] = round(result["us_per_event"] - result["decode_us"] - result["engine_us"], 2)
+    return result
+
+
 def _file_positions(consumer: FakeConsumer) -> list[tuple[TopicPartition, int]]:
     seen: dict[TopicPartition, int] = defaultdict(int)
     out = []
@@ -220,10 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     with args.events.open("rb") as fh:
         lines = [line.rstrip(b"\n") for _, line in zip(range(args.limit), fh, strict=False)]
     prof = cProfile.Profile() if args.profile else None
-    with contextlib.nullcontext() if args.default_gc else loop_gc():
-        result: dict[str, Any] = {"events": len(lines), **run_parts(lines, args.partitions),
-                                  **run_loop(lines, args.partitions, prof)}
-    result["loop_overhead_us"] = round(result["us_per_event"] - result["decode_us"] - result["engine_us"], 2)
+    result = measure(lines, args.partitions, prof, contextlib.nullcontext() if args.default_gc else None)
     print(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())
     if prof is not None:
         out = io.StringIO()

@@ -27,6 +27,9 @@ def test_quick_bench_writes_a_complete_result(kafka_bootstrap: str, tmp_path, ca
     assert r["pipeline"]["detectors"] > 0 and r["floor"]["detectors"] == 0  # (b0) really ran without detectors
     assert r["floor"]["events_per_s"] > 0 and r["floor"]["alerts"] == 0 and r["floor_ratio"] > 0
     assert r["ratio"] > 0
+    mem = r["in_memory"]  # the same events through the same loop, without Kafka
+    assert mem["events"] == mem["handled"] == r["events"] and mem["produced"] > 0
+    assert mem["events_per_s"] > 0 and mem["decode_us"] > 0 and mem["engine_us"] > 0
     lat = r["latency"]
     # one probe in every rate/probe-rate records sent (10 probes/s at the requested rate), however bursty
     sent = round(lat["achieved_rate_events_per_s"] * 5)
@@ -43,4 +46,5 @@ def test_quick_bench_writes_a_complete_result(kafka_bootstrap: str, tmp_path, ca
     assert len(r["load_average"]["before"]) == 3
     printed = capsys.readouterr().out
     assert "ratio (b)/(a)" in printed and "(b0) privwatch, no detectors" in printed
+    assert "in memory, no Kafka" in printed
     assert ("the load generator sent only" in printed) is not kept_up
