@@ -29,6 +29,7 @@ import secrets
 import sys
 import time
 import uuid
+from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -250,31 +251,18 @@ def run_pipeline(settings: Settings, n: int, latency_args: dict[str, Any]) -> tu
     return throughput, latency
 
 
-def in_memory_child(queue: Any, n: int, principals: int, seed: int, weeks: int, partitions: int) -> None:
-    """Process entry point of (b) in memory: the bench's events again (the same simulation), through the
-    service loop with no broker; puts :func:`stream.bench_loop.measure`'s result (or the error) on ``queue``."""
-    try:
-        lines = [orjson.dumps(doc) for doc in simulated(n, principals, seed, weeks_before=weeks)]
-        result = bench_loop.measure(lines, partitions)
-        queue.put({**result, "events_per_s": round(1e6 / result["us_per_event"], 1)})
-    except Exception as exc:  # noqa: BLE001 - reported to the parent, which fails the bench
-        queue.put({"error": f"{type(exc).__name__}: {exc}"})
+def in_memory(n: int, principals: int, seed: int, weeks: int, partitions: int) -> dict[str, Any]:
+    """(b) in memory: the bench's events again (the same simulation), through the service loop with no
+    broker (:func:`stream.bench_loop.measure`)."""
+    lines = [orjson.dumps(doc) for doc in simulated(n, principals, seed, weeks_before=weeks)]
+    result = bench_loop.measure(lines, partitions)
+    return {**result, "events_per_s": round(1e6 / result["us_per_event"], 1)}
 
 
 def run_in_memory(args: argparse.Namespace, weeks: int) -> dict[str, Any]:
-    """(b) in memory, in a spawned process (its memory is not the service's peak RSS)."""
-    ctx = multiprocessing.get_context("spawn")
-    queue = ctx.Queue()
-    proc = ctx.Process(target=in_memory_child, daemon=True,
-                       args=(queue, args.events, args.principals, args.seed, weeks, args.partitions))
-    proc.start()
-    try:
-        result: dict[str, Any] = queue.get(timeout=120 + args.events / 500)
-    finally:
-        proc.join(timeout=30)
-    if "error" in result:
-        raise RuntimeError(f"(b) in memory failed: {result['error']}")
-    return result
+    """:func:`in_memory` in a fresh spawned process (its memory is not the service's peak RSS)."""
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(in_memory, args.events, args.principals, args.seed, weeks, args.partitions).result()
 
 
 def run(args: argparse.Namespace) -> int:
