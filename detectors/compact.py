@@ -171,18 +171,21 @@ class SeenSet:
         return True
 
     def _insert(self, key: int, day: int) -> None:
-        entry, stamp = key.to_bytes(4, "little"), day.to_bytes(2, "little")
+        entry = key.to_bytes(4, "little")
         if len(self.keys) < self.cap << 2:
             self.keys += entry
-            self.days += stamp
+            self.days += day.to_bytes(2, "little")
         else:
             i = self._oldest()
             self.keys = self.keys[: i << 2] + entry + self.keys[(i << 2) + 4 :]
-            self.days = self.days[: i << 1] + stamp + self.days[(i << 1) + 2 :]
+            self._set_day(i, day)
 
     def _seen(self, i: int, day: int) -> None:
         if self._day(i) != day:
-            self.days = self.days[: i << 1] + day.to_bytes(2, "little") + self.days[(i << 1) + 2 :]
+            self._set_day(i, day)
+
+    def _set_day(self, i: int, day: int) -> None:
+        self.days = self.days[: i << 1] + day.to_bytes(2, "little") + self.days[(i << 1) + 2 :]
 
     def _oldest(self) -> int:
         """Position of the key seen longest ago (the first such)."""

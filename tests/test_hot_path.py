@@ -294,7 +294,6 @@ def test_half_space_trees_pickle_through_their_constructor_and_carry_on_identica
     assert pickle.dumps(restored.model_) == pickle.dumps(detector.model_)
 
 
-
 def test_multivariate_learning_in_batches_scores_as_learning_each_window_at_once() -> None:
     from detectors.base import Profile
     from detectors.multivariate import LEARN_BATCH, Multivariate
