@@ -9,7 +9,8 @@
    (b) the full service (every detector, alerts produced) reads the same N with a fresh group.
    Both run as deployed, with snapshots of their state to the state topic.
    Rates are counted from the end of the first non-empty poll (group join excluded) to the N-th record.
-3. (c) the same service keeps running while a separate process produces at half of (b)'s rate with
+3. (c) the same service keeps running while a separate process produces at half of (b)'s rate (Kafka's
+   console producer by default, :mod:`stream.bench_latency`), after a 5 s warm-up, with
    a paging probe at a fixed rate; p50/p99 of probe-sent → alert-consumed.
 4. (b) in memory: the same events through the same service loop with no broker and no kafka-python
    (:func:`stream.bench_loop.measure`), in a process of its own: the pipeline's ceiling whatever the
@@ -31,6 +32,7 @@ import time
 import uuid
 from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -70,6 +72,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--output", default="bench.json", help="JSON result file")
     p.add_argument("--latency-seconds", type=float, default=20.0, help="length of the fixed-rate phase")
     p.add_argument("--probe-rate", type=float, default=10.0, help="paging probes per second")
+    p.add_argument("--kafka-libs", type=Path, default=bench_latency.DEFAULT_LIBS,
+                   help="Kafka jars with kafka-tools, whose console producer (Java 17+) is the latency phase's load "
+                        "generator (default: .cache/kafka/libs of this checkout, from make kafka-fetch)")
     p.add_argument("--state-principals", type=int, default=None,
                    help=f"principals for state bytes (default {STATE_PRINCIPALS:,}; {QUICK_STATE_PRINCIPALS:,} "
                         f"when --events <= {QUICK_EVENTS:,}, so the quick mode stays under two minutes)")
@@ -231,7 +236,7 @@ def run_pipeline(settings: Settings, n: int, latency_args: dict[str, Any]) -> tu
         latency["rate_events_per_s"] = round(max_rate / 2.0, 1)
         args = (settings.bootstrap_servers, (settings.access_topic, settings.permission_topic),
                 settings.alerts_topic, latency_args["background"], max_rate / 2.0, latency_args["probe_rate"],
-                latency_args["seconds"], uuid.uuid4().hex[:6])
+                latency_args["seconds"], uuid.uuid4().hex[:6], latency_args["libs"])
         proc = ctx.Process(target=bench_latency.child, args=(queue, *args), daemon=True)
         proc.start()
         return proc
@@ -284,7 +289,7 @@ def run(args: argparse.Namespace) -> int:
         result["floor"] = run_floor(settings_for(args.bootstrap_servers, topics, f"pwfloor-{uuid.uuid4().hex[:8]}"),
                                     args.events)
         latency_args = {"background": bench_latency.templates(events), "probe_rate": args.probe_rate,
-                        "seconds": args.latency_seconds}
+                        "seconds": args.latency_seconds, "libs": args.kafka_libs}
         del events
         result["pipeline"], result["latency"] = run_pipeline(settings, args.events, latency_args)
         result["peak_rss_mb_after_pipeline"] = peak_rss_mb()
@@ -336,8 +341,8 @@ def table(r: dict[str, Any]) -> str:
         ("    in memory, no Kafka", _in_memory_row(r["in_memory"])),
         ("ratio (b)/(a)", f"{r['ratio']:.3f}  (target >= 0.5)"),
         ("(c) latency at rate", f"{lat.get('rate_events_per_s', 0):,.0f} events/s requested, "
-                                f"{lat.get('achieved_rate_events_per_s', 0):,.0f} achieved, "
-                                f"{lat.get('alerts', 0):,} alerts in all"),
+                                f"{lat.get('achieved_rate_events_per_s', 0):,.0f} achieved "
+                                f"(by {lat.get('generator', '?')}), {lat.get('alerts', 0):,} alerts in all"),
         ("    p50 / p99 / max", f"{lat.get('p50_ms', float('nan')):.0f} / {lat.get('p99_ms', float('nan')):.0f} / "
                                 f"{lat.get('max_ms', float('nan')):.0f} ms  (target p99 <= 500 ms; "
                                 f"{lat.get('probe_alerts_received', 0)}/{lat.get('probes_sent', 0)} probes)"),

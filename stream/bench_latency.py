@@ -15,15 +15,25 @@ per-principal cooldown never hides one. Latency is the time from ``send()`` of a
 consumption of its alert from the alerts topic, both read from this process's clock.
 
 It runs in a separate (spawned) process so that producing and listening do not take the GIL from
-the pipeline under test. Records are pre-encoded (only the event id and time are spliced in) and
-partitioned once per key, so the producer takes as little of the machine's CPU as it can.
+the pipeline under test. Records are pre-encoded (only the event id and time are spliced in). They
+are sent by Kafka's own console producer (``kafka-tools``, one JVM per input topic, fed through a
+pipe), which takes about 0.2 of a core at 10k events/s where kafka-python took 0.75: on a 2-core
+machine shared with the broker and the service, kafka-python's generator took CPU the service under
+test needed, and the measured latency was partly the generator's.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import os
+import shutil
+import subprocess
+import tempfile
 import threading
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import orjson
@@ -32,6 +42,11 @@ import orjson
 WEEK_S = 7 * 86_400.0
 #: Pacing granularity: events are sent in small bursts every tick.
 TICK_S = 0.01
+#: Unmeasured pacing at the full rate before the measured window (see :func:`measure`).
+WARMUP_S = 3.0
+#: Before that, one record every so often until the generator and the service answer (:func:`wait_ready`).
+READY_TICK_S = 0.1
+READY_TIMEOUT_S = 60.0
 #: How long to wait for the alerts of the last probes once producing stops.
 DRAIN_S = 5.0
 
@@ -129,22 +144,72 @@ class _Listener(threading.Thread):
         self.consumer.close()
 
 
-class _Sender:
-    """Sends pre-encoded records to the partition Kafka's default partitioner picks (murmur2 of the key,
-    computed once per key instead of once per record)."""
+#: Where ``make kafka-fetch`` puts the Kafka jars (``kafka-tools`` among them) in a source checkout.
+DEFAULT_LIBS = Path(__file__).resolve().parents[1] / ".cache" / "kafka" / "libs"
+CONSOLE_PRODUCER = "org.apache.kafka.tools.ConsoleProducer"
+#: A small heap, the serial collector and the C1 compiler only: a short-lived JVM that sends a few
+#: thousand records per second needs no more (C2's compiler threads cost more CPU than they save here)
+JVM_OPTS = ("-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Djava.awt.headless=true",
+            "-Dfile.encoding=UTF-8")
+#: Pipe buffer to each JVM (Linux ``F_SETPIPE_SZ``): a tick's burst fits without blocking the pacer
+PIPE_BYTES = 1 << 20
 
-    def __init__(self, producer: Any, topics: tuple[str, str]) -> None:
-        from kafka.partitioner.default import murmur2
 
-        self.producer, self.topics, self.murmur2 = producer, topics, murmur2
-        self.partitions = [len(producer.partitions_for(topic)) for topic in topics]
-        self.cache: dict[tuple[int, bytes], int] = {}
+def java() -> str:
+    """``$JAVA_HOME/bin/java``, else ``java`` on the PATH."""
+    home = os.environ.get("JAVA_HOME")
+    found = str(Path(home) / "bin" / "java") if home else shutil.which("java")
+    if not found or not os.access(found, os.X_OK):
+        raise RuntimeError("the console-producer load generator needs Java 17+ (make sysdeps, or set JAVA_HOME)")
+    return found
+
+
+class ConsoleSender:
+    """Sends records through Kafka's console producer: one JVM per topic, ``key<TAB>value`` lines on its
+    standard input, written once per pacing tick (:meth:`flush`). The producer partitions by the key
+    as kafka-python's default partitioner does (murmur2), and lingers 5 ms as the old generator did.
+    Pre-encoded JSON never holds a raw tab or newline (orjson escapes control characters); keys are
+    checked."""
+
+    name = "console-producer"  # the result's ``generator``
+
+    def __init__(self, bootstrap: str, topics: tuple[str, str], libs: Path) -> None:
+        if not any(libs.glob("kafka-tools-*.jar")):
+            raise RuntimeError(f"no kafka-tools jar in {libs}: run 'make kafka-fetch' or pass --kafka-libs")
+        self.log = tempfile.TemporaryFile()  # noqa: SIM115 - the JVMs' output, read if one fails (close)
+        self.procs = [subprocess.Popen(
+            [java(), *JVM_OPTS, "-cp", str(libs / "*"), CONSOLE_PRODUCER, "--bootstrap-server", bootstrap,
+             "--topic", topic, "--property", "parse.key=true", "--property", "key.separator=\t",
+             "--producer-property", "linger.ms=5", "--producer-property", "batch.size=65536"],
+            stdin=subprocess.PIPE, stdout=self.log, stderr=self.log) for topic in topics]
+        self.pipes = [proc.stdin for proc in self.procs if proc.stdin is not None]
+        for pipe in self.pipes:
+            with contextlib.suppress(OSError):  # else the default 64 KiB: bursts then wait for the JVM
+                fcntl.fcntl(pipe, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+        self.lines: tuple[list[bytes], list[bytes]] = ([], [])
 
     def send(self, topic: int, key: bytes, value: bytes) -> None:
-        partition = self.cache.get((topic, key))
-        if partition is None:
-            partition = self.cache[topic, key] = (self.murmur2(key) & 0x7FFFFFFF) % self.partitions[topic]
-        self.producer.send(self.topics[topic], key=key, value=value, partition=partition)
+        if b"\t" in key or b"\n" in key:
+            raise ValueError(f"a key with a tab or a newline cannot go through the console producer: {key!r}")
+        self.lines[topic].append(b"%s\t%s\n" % (key, value))
+
+    def flush(self) -> None:
+        for pipe, lines in zip(self.pipes, self.lines, strict=True):
+            if lines:
+                pipe.write(b"".join(lines))
+                pipe.flush()
+                lines.clear()
+
+    def close(self) -> None:
+        """Flush, end the input and wait for every record to be acknowledged (the JVMs exit then)."""
+        self.flush()
+        for pipe in self.pipes:
+            pipe.close()
+        failed = [proc.wait(timeout=60) for proc in self.procs]
+        if any(failed):
+            self.log.seek(0)
+            raise RuntimeError(f"console producer exited {failed}: {self.log.read()[-2000:].decode(errors='replace')}")
+        self.log.close()
 
 
 def probe_every(rate: float, probe_rate: float) -> int:
@@ -158,48 +223,101 @@ def probe_every(rate: float, probe_rate: float) -> int:
     return max(2, round(rate / probe_rate))
 
 
-def measure(bootstrap: str, topics: tuple[str, str], alerts_topic: str, background: list[Template],
-            rate: float, probe_rate: float, seconds: float, run_id: str) -> dict[str, Any]:
-    """Produce at ``rate`` events/s (probes included) for ``seconds``; return the latency summary."""
-    from kafka import KafkaProducer
+class Background:
+    """The pre-filled history's last week, replayed one week later, then two, ... with fresh event ids."""
 
-    listener = _Listener(bootstrap, alerts_topic)
-    listener.start()
-    # kafka-python spends 45-55 us of CPU per record sent: on a 2-core machine this process competes
-    # with the service and the broker, so it batches as much as 5 ms allows (measured -15% CPU)
-    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, batch_size=64 << 10)
-    sender = _Sender(producer, topics)
-    sent_at: dict[str, float] = {}
+    def __init__(self, templates: list[Template], run_id: str) -> None:
+        self.templates, self.run_id = templates, run_id
+        self.replayed = 0
+        self.event_ts = templates[0].ts
+
+    def next(self, now: float) -> tuple[int, bytes, bytes]:
+        """(topic, key, value) of the next record; ``now`` (wall clock) bounds its event time."""
+        cycle, i = divmod(self.replayed, len(self.templates))
+        t = self.templates[i]
+        self.event_ts = t.ts + (cycle + 1) * WEEK_S
+        if self.event_ts > now:
+            raise RuntimeError(f"the background history ran out after {self.replayed} events (the next one is "
+                               "in the future); pre-fill an older history")
+        value = t.value(f"bench-{self.run_id}-{self.replayed}", iso(self.event_ts))
+        self.replayed += 1
+        return t.topic, t.key, value
+
+
+def pace(sender: ConsoleSender, background: Background, rate: float, seconds: float,
+         probes: dict[str, float] | None = None, every: int = 0) -> int:
+    """Send at ``rate`` records/s for ``seconds``, in bursts every :data:`TICK_S`; with ``probes``, one
+    record in ``every`` is a probe, its send time noted under its alert id. Returns the records sent."""
     start = time.time()
-    sent = replayed = 0
-    every = probe_every(rate, probe_rate)
-    event_ts = background[0].ts
+    sent = 0
     while (now := time.time()) < start + seconds:
         due = int((now - start) * rate) - sent
         for _ in range(max(0, due)):
-            if sent % every == every - 1:
-                probe = probe_event(run_id, len(sent_at), iso(event_ts))
-                sent_at[f"privilege:{probe['target']['id']}:{probe['event_id']}"] = time.time()
+            if probes is not None and sent % every == every - 1:
+                probe = probe_event(background.run_id, len(probes), iso(background.event_ts))
+                probes[f"privilege:{probe['target']['id']}:{probe['event_id']}"] = time.time()
                 sender.send(1, probe["target"]["id"].encode(), orjson.dumps(probe))
             else:
-                cycle, i = divmod(replayed, len(background))
-                t = background[i]
-                event_ts = t.ts + (cycle + 1) * WEEK_S
-                if event_ts > now:
-                    raise RuntimeError(f"the background history ran out after {replayed} events (the next one is "
-                                       "in the future); pre-fill an older history")
-                sender.send(t.topic, t.key, t.value(f"bench-{run_id}-{replayed}", iso(event_ts)))
-                replayed += 1
+                sender.send(*background.next(now))
             sent += 1
+        sender.flush()
         time.sleep(TICK_S)
-    producer.flush()
-    producer.close()
+    return sent
+
+
+def wait_ready(sender: ConsoleSender, background: Background, bootstrap: str, access_topic: str,
+               listener: _Listener) -> float:
+    """Trickle records until each topic's producer delivers: a probe of its own on the permission topic
+    (its alert must come back, so the service answers too) and background records until the access
+    topic grows. The console producer's JVMs take a second or more of CPU each to start; records paced
+    at the full rate meanwhile would wait in the pipe and reach the service as one burst. Returns the
+    seconds it took."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    started = time.time()
+    offsets = KafkaConsumer(bootstrap_servers=bootstrap)
+    try:
+        tps = [TopicPartition(access_topic, p) for p in sorted(offsets.partitions_for_topic(access_topic) or ())]
+        before = sum(offsets.end_offsets(tps).values())
+        probe = probe_event(f"{background.run_id}-ready", 0, iso(background.event_ts))
+        alert_id = f"privilege:{probe['target']['id']}:{probe['event_id']}"
+        sender.send(1, probe["target"]["id"].encode(), orjson.dumps(probe))
+        while alert_id not in listener.received or sum(offsets.end_offsets(tps).values()) <= before:
+            if time.time() > started + READY_TIMEOUT_S:
+                raise RuntimeError(f"the load generator ({sender.name}) and the service were not ready after "
+                                   f"{READY_TIMEOUT_S:.0f} s")
+            sender.send(*background.next(time.time()))
+            sender.flush()
+            time.sleep(READY_TICK_S)
+    finally:
+        offsets.close()
+    return time.time() - started
+
+
+def measure(bootstrap: str, topics: tuple[str, str], alerts_topic: str, templates: list[Template],
+            rate: float, probe_rate: float, seconds: float, run_id: str, libs: Path = DEFAULT_LIBS) -> dict[str, Any]:
+    """Produce at ``rate`` events/s (probes included) for ``seconds``; return the latency summary.
+
+    Before that, not measured: :func:`wait_ready`, then :data:`WARMUP_S` at the same rate without
+    probes (the JVMs compile their hot code then)."""
+    listener = _Listener(bootstrap, alerts_topic)
+    listener.start()
+    sender = ConsoleSender(bootstrap, topics, libs)
+    background = Background(templates, run_id)
+    sent_at: dict[str, float] = {}
+    try:
+        ready_s = wait_ready(sender, background, bootstrap, topics[0], listener)
+        pace(sender, background, rate, WARMUP_S)
+        sent = pace(sender, background, rate, seconds, sent_at, probe_every(rate, probe_rate))
+    finally:
+        sender.close()
     deadline = time.time() + DRAIN_S
     while time.time() < deadline and len(listener.received) < len(sent_at):
         time.sleep(0.05)
     listener.stop.set()
     listener.join(timeout=5)
-    return summarise(sent_at, listener.received, sent / seconds)
+    return {**summarise(sent_at, listener.received, sent / seconds), "generator": sender.name,
+            "ready_s": round(ready_s, 2), "warmup_s": WARMUP_S}
 
 
 def summarise(sent_at: dict[str, float], received: dict[str, float], achieved_rate: float) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import orjson
 import pytest
+from kafka_helpers import read_all
 
 from stream.bench_latency import probe_every
 from stream.cli import build_parser
@@ -34,6 +35,7 @@ def test_quick_bench_writes_a_complete_result(kafka_bootstrap: str, tmp_path, ca
     # one probe in every rate/probe-rate records sent (10 probes/s at the requested rate), however bursty
     sent = round(lat["achieved_rate_events_per_s"] * 5)
     assert abs(lat["probes_sent"] - sent // probe_every(lat["rate_events_per_s"], 10.0)) <= 1
+    assert lat["generator"] == "console-producer" and lat["ready_s"] > 0  # Kafka's console producer sent them
     assert lat["probe_alerts_received"] > 0
     assert lat["p99_ms"] >= lat["p50_ms"] > 0
     assert len(lat["latencies_ms"]) == lat["probe_alerts_received"]
@@ -48,3 +50,31 @@ def test_quick_bench_writes_a_complete_result(kafka_bootstrap: str, tmp_path, ca
     assert "ratio (b)/(a)" in printed and "(b0) privwatch, no detectors" in printed
     assert "in memory, no Kafka" in printed
     assert ("the load generator sent only" in printed) is not kept_up
+
+
+def test_console_sender_delivers_every_record_to_kafka_pythons_partition(kafka_bootstrap: str, fresh_topics) -> None:
+    """The latency phase's generator: each record, unchanged, in the partition kafka-python's default
+    partitioner picks for its key (murmur2), so access and permission topics stay co-partitioned."""
+    from kafka.partitioner.default import murmur2
+
+    from stream.bench_latency import DEFAULT_LIBS, ConsoleSender
+
+    topics = fresh_topics(3, ("access", "permission"))
+    sender = ConsoleSender(kafka_bootstrap, (topics["access"], topics["permission"]), DEFAULT_LIBS)
+    sent = {(i % 2, f"u-{i % 7}".encode(), orjson.dumps({"n": i, "text": "tab\there, line\nthere, é"}))
+            for i in range(40)}
+    for topic, key, value in sent:
+        sender.send(topic, key, value)
+    with pytest.raises(ValueError, match="tab or a newline"):
+        sender.send(0, b"u\t1", b"{}")
+    sender.close()
+    got = {(i, r.key, r.value, r.partition) for i, role in enumerate(("access", "permission"))
+           for r in read_all(kafka_bootstrap, topics[role], expect=20)}
+    assert got == {(t, k, v, (murmur2(k) & 0x7FFFFFFF) % 3) for t, k, v in sent}
+
+
+def test_console_sender_needs_the_kafka_tools_jar(tmp_path) -> None:
+    from stream.bench_latency import ConsoleSender
+
+    with pytest.raises(RuntimeError, match="no kafka-tools jar"):
+        ConsoleSender("127.0.0.1:9", ("a", "p"), tmp_path)
