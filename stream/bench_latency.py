@@ -308,6 +308,7 @@ def measure(bootstrap: str, topics: tuple[str, str], alerts_topic: str, template
     try:
         ready_s = wait_ready(sender, background, bootstrap, topics[0], listener)
         pace(sender, background, rate, WARMUP_S)
+        started_at = time.time()
         sent = pace(sender, background, rate, seconds, sent_at, probe_every(rate, probe_rate))
     finally:
         sender.close()
@@ -317,7 +318,7 @@ def measure(bootstrap: str, topics: tuple[str, str], alerts_topic: str, template
     listener.stop.set()
     listener.join(timeout=5)
     return {**summarise(sent_at, listener.received, sent / seconds), "generator": sender.name,
-            "ready_s": round(ready_s, 2), "warmup_s": WARMUP_S}
+            "ready_s": round(ready_s, 2), "warmup_s": WARMUP_S, "started_at": round(started_at, 3)}
 
 
 def summarise(sent_at: dict[str, float], received: dict[str, float], achieved_rate: float) -> dict[str, Any]:
