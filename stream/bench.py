@@ -339,6 +339,8 @@ def table(r: dict[str, Any]) -> str:
         ("    second half alone", f"{r['pipeline'].get('second_half_events_per_s', 0):,.0f} events/s "
                                 "(past the history's baseline weeks)"),
         ("    in memory, no Kafka", _in_memory_row(r["in_memory"])),
+        ("CPU per event (busy)", " / ".join(f"{r[k]['cpu_us_per_event']:.1f} us ({r[k]['cpu_busy']:.0%})"
+                                            for k in ("bare", "floor", "pipeline")) + "  for (a) / (b0) / (b)"),
         ("ratio (b)/(a)", f"{r['ratio']:.3f}  (target >= 0.5)"),
         ("(c) latency at rate", f"{lat.get('rate_events_per_s', 0):,.0f} events/s requested, "
                                 f"{lat.get('achieved_rate_events_per_s', 0):,.0f} achieved "

@@ -32,6 +32,7 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -200,16 +201,33 @@ class ConsoleSender:
                 pipe.flush()
                 lines.clear()
 
+    def check(self) -> None:
+        """Raise, with the JVMs' output, if one of them has exited."""
+        codes = [proc.poll() for proc in self.procs]
+        if any(code is not None for code in codes):
+            self._fail(codes)
+
     def close(self) -> None:
         """Flush, end the input and wait for every record to be acknowledged (the JVMs exit then)."""
         self.flush()
         for pipe in self.pipes:
             pipe.close()
-        failed = [proc.wait(timeout=60) for proc in self.procs]
-        if any(failed):
-            self.log.seek(0)
-            raise RuntimeError(f"console producer exited {failed}: {self.log.read()[-2000:].decode(errors='replace')}")
+        codes = [proc.wait(timeout=60) for proc in self.procs]
+        if any(codes):
+            self._fail(codes)
         self.log.close()
+
+    def kill(self) -> None:
+        """Stop the JVMs at once (after a failure: unsent records are dropped)."""
+        for proc in self.procs:
+            proc.kill()
+            proc.wait()
+        self.log.close()
+
+    def _fail(self, codes: Sequence[int | None]) -> None:
+        self.log.seek(0)
+        output = self.log.read()[:2000].decode(errors="replace")  # the error comes first, then the usage
+        raise RuntimeError(f"console producer exit codes {codes} (None: running): {output}")
 
 
 def probe_every(rate: float, probe_rate: float) -> int:
@@ -286,6 +304,7 @@ def wait_ready(sender: ConsoleSender, background: Background, bootstrap: str, ac
             if time.time() > started + READY_TIMEOUT_S:
                 raise RuntimeError(f"the load generator ({sender.name}) and the service were not ready after "
                                    f"{READY_TIMEOUT_S:.0f} s")
+            sender.check()
             sender.send(*background.next(time.time()))
             sender.flush()
             time.sleep(READY_TICK_S)
@@ -310,8 +329,11 @@ def measure(bootstrap: str, topics: tuple[str, str], alerts_topic: str, template
         pace(sender, background, rate, WARMUP_S)
         started_at = time.time()
         sent = pace(sender, background, rate, seconds, sent_at, probe_every(rate, probe_rate))
-    finally:
-        sender.close()
+    except BaseException:
+        sender.kill()
+        listener.stop.set()
+        raise
+    sender.close()
     deadline = time.time() + DRAIN_S
     while time.time() < deadline and len(listener.received) < len(sent_at):
         time.sleep(0.05)

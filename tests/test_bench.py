@@ -28,6 +28,8 @@ def test_quick_bench_writes_a_complete_result(kafka_bootstrap: str, tmp_path, ca
     assert r["pipeline"]["detectors"] > 0 and r["floor"]["detectors"] == 0  # (b0) really ran without detectors
     assert r["floor"]["events_per_s"] > 0 and r["floor"]["alerts"] == 0 and r["floor_ratio"] > 0
     assert r["ratio"] > 0
+    for phase in ("bare", "floor", "pipeline"):  # the process's CPU time over the counted span
+        assert r[phase]["cpu_us_per_event"] > 0 and 0 < r[phase]["cpu_busy"] < 4
     mem = r["in_memory"]  # the same events through the same loop, without Kafka
     assert mem["events"] == mem["handled"] == r["events"] and mem["produced"] > 0
     assert mem["events_per_s"] > 0 and mem["decode_us"] > 0 and mem["engine_us"] > 0
@@ -49,7 +51,7 @@ def test_quick_bench_writes_a_complete_result(kafka_bootstrap: str, tmp_path, ca
     assert len(r["load_average"]["before"]) == 3
     printed = capsys.readouterr().out
     assert "ratio (b)/(a)" in printed and "(b0) privwatch, no detectors" in printed
-    assert "in memory, no Kafka" in printed
+    assert "in memory, no Kafka" in printed and "CPU per event (busy)" in printed
     assert ("the load generator sent only" in printed) is not kept_up
 
 
@@ -79,3 +81,17 @@ def test_console_sender_needs_the_kafka_tools_jar(tmp_path) -> None:
 
     with pytest.raises(RuntimeError, match="no kafka-tools jar"):
         ConsoleSender("127.0.0.1:9", ("a", "p"), tmp_path)
+
+
+def test_console_sender_reports_a_producer_that_exits() -> None:
+    import time
+
+    from stream.bench_latency import DEFAULT_LIBS, ConsoleSender
+
+    sender = ConsoleSender("no-port-here", ("a", "p"), DEFAULT_LIBS)  # the producer refuses the address
+    deadline = time.monotonic() + 60
+    with pytest.raises(RuntimeError, match=r"exit codes \[(1, .*|None, 1)\].*valid host:port"):
+        while time.monotonic() < deadline:
+            sender.check()
+            time.sleep(0.1)
+    sender.kill()
