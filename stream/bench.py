@@ -8,10 +8,12 @@
    (validation, merge, offsets, metrics), the most (b) could reach;
    (b) the full service (every detector, alerts produced) reads the same N with a fresh group.
    Both run as deployed, with snapshots of their state to the state topic.
-   Rates are counted from the end of the first non-empty poll (group join excluded) to the N-th record.
-3. (c) the same service keeps running while a separate process produces at half of (b)'s rate (Kafka's
-   console producer by default, :mod:`stream.bench_latency`), after a 5 s warm-up, with
-   a paging probe at a fixed rate; p50/p99 of probe-sent → alert-consumed.
+   Rates are counted from the end of the first non-empty poll (group join excluded) to the N-th record,
+   with the process's CPU time over the same span.
+3. (c) the same service keeps running while a separate process produces at half of (b)'s rate
+   through Kafka's console producer (:mod:`stream.bench_latency`), with a paging probe at a fixed
+   rate; p50/p99 of probe-sent → alert-consumed, after an unmeasured start (until a probe's alert
+   comes back, then 3 s at the full rate).
 4. (b) in memory: the same events through the same service loop with no broker and no kafka-python
    (:func:`stream.bench_loop.measure`), in a process of its own: the pipeline's ceiling whatever the
    Kafka client does, split into decoding, the engines and the loop.
