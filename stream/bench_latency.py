@@ -11,8 +11,9 @@ every principal did a day's work per second, and the latency phase measured an a
 Every ``rate / probe_rate`` records, one is a probe (:func:`probe_every`), stamped with the
 background's current event time: a principal that grants itself a privileged role, which the
 privilege detector pages on without any history. Each probe has its own principal, so the
-per-principal cooldown never hides one. Latency is the time from ``send()`` of a probe to the
-consumption of its alert from the alerts topic, both read from this process's clock.
+per-principal cooldown never hides one. Latency is the time from handing a probe to the sender
+(its line goes down the console producer's pipe at the end of the same tick) to the consumption of
+its alert from the alerts topic, both read from this process's clock.
 
 It runs in a separate (spawned) process so that producing and listening do not take the GIL from
 the pipeline under test. Records are pre-encoded (only the event id and time are spliced in). They
