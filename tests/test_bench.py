@@ -1,4 +1,5 @@
 """``privwatch bench`` in quick mode against the test broker: the result has every field, with sane values.
+Also its latency phase's load generator, Kafka's console producer, on its own.
 
 Never asserts on speed: the machine is shared and the numbers are noisy.
 """
@@ -38,7 +39,7 @@ def test_quick_bench_writes_a_complete_result(kafka_bootstrap: str, tmp_path, ca
     sent = round(lat["achieved_rate_events_per_s"] * 5)
     assert abs(lat["probes_sent"] - sent // probe_every(lat["rate_events_per_s"], 10.0)) <= 1
     assert lat["generator"] == "console-producer" and lat["ready_s"] > 0  # Kafka's console producer sent them
-    assert r["load_average"] and lat["started_at"] > 1.7e9  # the window's start, to line up with the service's logs
+    assert lat["started_at"] > 1.7e9  # the window's start (epoch s), to line up with the service's logs
     assert lat["probe_alerts_received"] > 0
     assert lat["p99_ms"] >= lat["p50_ms"] > 0
     assert len(lat["latencies_ms"]) == lat["probe_alerts_received"]
