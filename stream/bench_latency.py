@@ -213,7 +213,11 @@ class ConsoleSender:
         self.flush()
         for pipe in self.pipes:
             pipe.close()
-        codes = [proc.wait(timeout=60) for proc in self.procs]
+        try:
+            codes = [proc.wait(timeout=60) for proc in self.procs]
+        except subprocess.TimeoutExpired:
+            self.kill()  # a JVM that cannot deliver its last records (broker gone): do not leave it behind
+            raise
         if any(codes):
             self._fail(codes)
         self.log.close()
