@@ -107,6 +107,13 @@ def probe_event(run_id: str, i: int, ts: str) -> dict[str, Any]:
             "ticket": None, "source": {"ip": "10.9.9.9", "country": "GB"}}
 
 
+def send_probe(sender: ConsoleSender, run_id: str, i: int, ts: str) -> str:
+    """Send :func:`probe_event` on the permission topic; return the id of the alert it pages with."""
+    probe = probe_event(run_id, i, ts)
+    sender.send(1, probe["target"]["id"].encode(), orjson.dumps(probe))
+    return f"privilege:{probe['target']['id']}:{probe['event_id']}"
+
+
 def percentile(values: list[float], q: float) -> float:
     """Nearest-rank percentile (``q`` in 0..100) of a non-empty list.
 
@@ -277,9 +284,8 @@ def pace(sender: ConsoleSender, background: Background, rate: float, seconds: fl
         due = int((now - start) * rate) - sent
         for _ in range(max(0, due)):
             if probes is not None and sent % every == every - 1:
-                probe = probe_event(background.run_id, len(probes), iso(background.event_ts))
-                probes[f"privilege:{probe['target']['id']}:{probe['event_id']}"] = time.time()
-                sender.send(1, probe["target"]["id"].encode(), orjson.dumps(probe))
+                handed_at = time.time()
+                probes[send_probe(sender, background.run_id, len(probes), iso(background.event_ts))] = handed_at
             else:
                 sender.send(*background.next(now))
             sent += 1
@@ -302,9 +308,7 @@ def wait_ready(sender: ConsoleSender, background: Background, bootstrap: str, ac
     try:
         tps = [TopicPartition(access_topic, p) for p in sorted(offsets.partitions_for_topic(access_topic) or ())]
         before = sum(offsets.end_offsets(tps).values())
-        probe = probe_event(f"{background.run_id}-ready", 0, iso(background.event_ts))
-        alert_id = f"privilege:{probe['target']['id']}:{probe['event_id']}"
-        sender.send(1, probe["target"]["id"].encode(), orjson.dumps(probe))
+        alert_id = send_probe(sender, f"{background.run_id}-ready", 0, iso(background.event_ts))
         while alert_id not in listener.received or sum(offsets.end_offsets(tps).values()) <= before:
             if time.time() > started + READY_TIMEOUT_S:
                 raise RuntimeError(f"the load generator ({sender.name}) and the service were not ready after "
