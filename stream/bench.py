@@ -183,6 +183,8 @@ class BenchService(Service):
         self.latency_proc: Any = None
         self.alerts_published = 0
         self.alerts_before_latency = 0
+        #: (wall clock, process CPU time) after each poll of the latency phase
+        self.cpu_samples: list[tuple[float, float]] = []
 
     def publish(self, alert: dict[str, Any], partition: int = -1) -> None:
         self.alerts_published += 1
@@ -197,9 +199,25 @@ class BenchService(Service):
                     self.stopping = True
                     return n
                 self.latency_proc = self.start_latency(self.rate.result()["events_per_s"])
-        elif not self.latency_proc.is_alive():
-            self.stopping = True
+        else:
+            self.cpu_samples.append((time.time(), time.process_time()))
+            if not self.latency_proc.is_alive():
+                self.stopping = True
         return n
+
+
+def cpu_busy(samples: list[tuple[float, float]], start: float, seconds: float) -> float | None:
+    """The process's CPU time over wall time between the first and the last sample in the window.
+
+    >>> cpu_busy([(0.0, 0.0), (10.0, 1.0), (20.0, 8.0), (30.0, 13.0), (40.0, 20.0)], 10.0, 20.0)
+    0.6
+    >>> cpu_busy([(0.0, 0.0)], 0.0, 1.0) is None
+    True
+    """
+    inside = [s for s in samples if start <= s[0] <= start + seconds]
+    if len(inside) < 2 or inside[-1][0] == inside[0][0]:
+        return None
+    return round((inside[-1][1] - inside[0][1]) / (inside[-1][0] - inside[0][0]), 3)
 
 
 def detector_count(service: Service) -> int:
@@ -253,6 +271,8 @@ def run_pipeline(settings: Settings, n: int, latency_args: dict[str, Any]) -> tu
         service.latency_proc.join(timeout=30)
         latency.update(queue.get(timeout=30))
         latency["generator_kept_up"] = generator_kept_up(latency)
+        if "started_at" in latency:  # the service's load in the measured window: how close to saturated
+            latency["service_cpu_busy"] = cpu_busy(service.cpu_samples, latency["started_at"], latency_args["seconds"])
         # every alert of the phase, probes' included: the service's steady state, not an alert storm
         latency["alerts"] = service.alerts_published - service.alerts_before_latency
     return throughput, latency
@@ -323,6 +343,10 @@ def _in_memory_row(mem: dict[str, Any]) -> str:
             f"{mem['decode_us']:.1f}, engines {mem['engine_us']:.1f}): (b)'s ceiling without kafka-python")
 
 
+def _share(x: float | None) -> str:
+    return "?" if x is None else f"{x:.0%}"
+
+
 def _caution_row(lat: dict[str, Any]) -> list[tuple[str, str]]:
     if lat.get("generator_kept_up", True):
         return []
@@ -346,7 +370,8 @@ def table(r: dict[str, Any]) -> str:
         ("ratio (b)/(a)", f"{r['ratio']:.3f}  (target >= 0.5)"),
         ("(c) latency at rate", f"{lat.get('rate_events_per_s', 0):,.0f} events/s requested, "
                                 f"{lat.get('achieved_rate_events_per_s', 0):,.0f} achieved "
-                                f"(by {lat.get('generator', '?')}), {lat.get('alerts', 0):,} alerts in all"),
+                                f"(by {lat.get('generator', '?')}), {lat.get('alerts', 0):,} alerts in all; "
+                                f"the service busy {_share(lat.get('service_cpu_busy'))} of the window"),
         ("    p50 / p99 / max", f"{lat.get('p50_ms', float('nan')):.0f} / {lat.get('p99_ms', float('nan')):.0f} / "
                                 f"{lat.get('max_ms', float('nan')):.0f} ms  (target p99 <= 500 ms; "
                                 f"{lat.get('probe_alerts_received', 0)}/{lat.get('probes_sent', 0)} probes)"),

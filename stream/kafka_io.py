@@ -25,7 +25,8 @@ FETCH_MAX_BYTES = 16 << 20
 
 
 def consumer(settings: Settings, **overrides: Any) -> KafkaConsumer:
-    """A group consumer with manual commits; subscription happens in the service."""
+    """A consumer with manual commits (subscription or assignment is the caller's), fetching with
+    Kafka's defaults: answered as soon as anything is there. For the state and feedback readers."""
     options: dict[str, Any] = {
         "bootstrap_servers": settings.bootstrap_servers,
         "group_id": settings.group_id,
@@ -41,6 +42,11 @@ def consumer(settings: Settings, **overrides: Any) -> KafkaConsumer:
     }
     options.update(overrides)
     return KafkaConsumer(**options)
+
+
+def input_consumer(settings: Settings) -> KafkaConsumer:
+    """The service's group consumer of the input topics, fetching ``fetch_min_bytes`` at a time."""
+    return consumer(settings, fetch_min_bytes=settings.fetch_min_bytes, fetch_max_wait_ms=settings.fetch_max_wait_ms)
 
 
 def producer(settings: Settings, **overrides: Any) -> KafkaProducer:

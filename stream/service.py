@@ -105,7 +105,7 @@ class Service(PartitionOwnership):
 
     def run(self, max_idle_s: float | None = None) -> int:
         """Consume until stopped (or idle for ``max_idle_s``, for tests and the demo). Returns 0."""
-        self.consumer = kafka_io.consumer(self.settings)
+        self.consumer = kafka_io.input_consumer(self.settings)
         self.producer = kafka_io.producer(self.settings)
         self.store = self._state_store()
         self.checkpoint.covered_only = self.store is not None

@@ -38,6 +38,11 @@ class Settings(BaseModel):
     auto_offset_reset: Literal["earliest", "latest"] = "earliest"
     max_poll_records: int = Field(2000, ge=1, le=100_000)
     poll_timeout_ms: int = Field(200, ge=1, le=60_000)
+    #: the input consumer's fetches: the broker answers once this much is ready or after
+    #: ``fetch_max_wait_ms``, so a busy stream is read in fewer, larger fetches (less CPU per event)
+    #: and a quiet one waits at most that long (Kafka's own defaults are 1 byte and 500 ms)
+    fetch_min_bytes: int = Field(64 << 10, ge=1, le=8 << 20)
+    fetch_max_wait_ms: int = Field(50, ge=0, le=60_000)
     merge_wait_ms: int = Field(500, ge=0, le=60_000)
     commit_interval_ms: int = Field(1000, ge=0, le=600_000)
     snapshot_interval_s: float = Field(30.0, ge=0.0)

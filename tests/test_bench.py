@@ -39,6 +39,7 @@ def test_quick_bench_writes_a_complete_result(kafka_bootstrap: str, tmp_path, ca
     sent = round(lat["achieved_rate_events_per_s"] * 5)
     assert abs(lat["probes_sent"] - sent // probe_every(lat["rate_events_per_s"], 10.0)) <= 1
     assert lat["generator"] == "console-producer" and lat["ready_s"] > 0  # Kafka's console producer sent them
+    assert 0 < lat["service_cpu_busy"] < 4  # the service's CPU share over the measured window
     assert lat["started_at"] > 1.7e9  # the window's start (epoch s), to line up with the service's logs
     assert lat["probe_alerts_received"] > 0
     assert lat["p99_ms"] >= lat["p50_ms"] > 0

@@ -116,3 +116,16 @@ def test_sigterm_commits_exactly_what_was_processed_and_restart_resumes(kafka_bo
     assert proc.returncode == 0, stderr[-3000:]
     assert first + _handled(stderr) == len(docs)
     assert sum(committed(kafka_bootstrap, group_id, [s.access_topic]).values()) == len(docs)
+
+
+def test_input_fetches_follow_the_fetch_settings(kafka_bootstrap, fresh_topics, group_id):
+    """The input consumer asks the broker for ``fetch_min_bytes`` at a time; a trickle far below that
+    is still read, after ``fetch_max_wait_ms``. The feedback reader keeps Kafka's 1-byte fetches."""
+    topics = fresh_topics(n_partitions=1)
+    docs = [access(f"e{i}", T0 + i, "u-1") for i in range(5)]
+    produce(kafka_bootstrap, topics["access"], docs, principal_key)
+    settings = _settings(kafka_bootstrap, topics, group_id, fetch_min_bytes=8 << 20, fetch_max_wait_ms=100)
+    service, metrics = _run_service(settings, max_idle_s=2.0)
+    assert (service.consumer.config["fetch_min_bytes"], service.consumer.config["fetch_max_wait_ms"]) == (8 << 20, 100)
+    assert service.feedback_reader is not None and service.feedback_reader.consumer.config["fetch_min_bytes"] == 1
+    assert _value(metrics, "privwatch_events_consumed_total", type="access", outcome="processed") == len(docs)
