@@ -344,12 +344,24 @@ def measure(bootstrap: str, topics: tuple[str, str], alerts_topic: str, template
         raise
     sender.close()
     deadline = time.time() + DRAIN_S
-    while time.time() < deadline and len(listener.received) < len(sent_at):
+    while time.time() < deadline and unanswered(sent_at, listener.received):
         time.sleep(0.05)
     listener.stop.set()
     listener.join(timeout=5)
     return {**summarise(sent_at, listener.received, sent / seconds), "generator": sender.name,
             "ready_s": round(ready_s, 2), "warmup_s": WARMUP_S, "started_at": round(started_at, 3)}
+
+
+def unanswered(sent_at: dict[str, float], received: dict[str, float]) -> int:
+    """How many of the measured probes have no alert yet (``received`` also holds the readiness
+    probe's alert, so its size is no count of them).
+
+    >>> unanswered({"p1": 0.0, "p2": 0.0}, {"ready": 0.0, "p1": 0.1})
+    1
+    >>> unanswered({"p1": 0.0}, {"ready": 0.0, "p1": 0.1})
+    0
+    """
+    return sum(1 for alert_id in sent_at if alert_id not in received)
 
 
 def summarise(sent_at: dict[str, float], received: dict[str, float], achieved_rate: float) -> dict[str, Any]:

@@ -25,8 +25,8 @@ FETCH_MAX_BYTES = 16 << 20
 
 
 def consumer(settings: Settings, **overrides: Any) -> KafkaConsumer:
-    """A consumer with manual commits (subscription or assignment is the caller's), fetching with
-    Kafka's defaults: answered as soon as anything is there. For the state and feedback readers."""
+    """A consumer with manual commits (subscription or assignment is the caller's) whose fetches are
+    answered as soon as anything is there (Kafka's 1-byte minimum). For the state and feedback readers."""
     options: dict[str, Any] = {
         "bootstrap_servers": settings.bootstrap_servers,
         "group_id": settings.group_id,

@@ -42,7 +42,7 @@ class Settings(BaseModel):
     #: ``fetch_max_wait_ms``, so a busy stream is read in fewer, larger fetches (less CPU per event)
     #: and a quiet one waits at most that long (Kafka's own defaults are 1 byte and 500 ms)
     fetch_min_bytes: int = Field(64 << 10, ge=1, le=8 << 20)
-    fetch_max_wait_ms: int = Field(50, ge=0, le=60_000)
+    fetch_max_wait_ms: int = Field(50, ge=1, le=60_000)  # 0 would spin on a quiet topic
     merge_wait_ms: int = Field(500, ge=0, le=60_000)
     commit_interval_ms: int = Field(1000, ge=0, le=600_000)
     snapshot_interval_s: float = Field(30.0, ge=0.0)
