@@ -347,6 +347,19 @@ def _share(x: float | None) -> str:
     return "?" if x is None else f"{x:.0%}"
 
 
+def _machine_row(machine: dict[str, Any]) -> str:
+    """
+    >>> _machine_row({"cpus": 2, "cpus_busy": 1.62, "cpus_stolen": 0.0})
+    '1.62 of 2 CPUs busy (0.00 stolen by the hypervisor): the broker, the load generator and the service'
+    >>> _machine_row({})
+    'unknown (no /proc/stat)'
+    """
+    if not machine:
+        return "unknown (no /proc/stat)"
+    return (f"{machine['cpus_busy']:.2f} of {machine['cpus']} CPUs busy ({machine['cpus_stolen']:.2f} stolen by the "
+            "hypervisor): the broker, the load generator and the service")
+
+
 def _caution_row(lat: dict[str, Any]) -> list[tuple[str, str]]:
     if lat.get("generator_kept_up", True):
         return []
@@ -372,6 +385,7 @@ def table(r: dict[str, Any]) -> str:
                                 f"{lat.get('achieved_rate_events_per_s', 0):,.0f} achieved "
                                 f"(by {lat.get('generator', '?')}), {lat.get('alerts', 0):,} alerts in all; "
                                 f"the service busy {_share(lat.get('service_cpu_busy'))} of the window"),
+        ("    the machine meanwhile", _machine_row(lat.get("machine") or {})),
         ("    p50 / p99 / max", f"{lat.get('p50_ms', float('nan')):.0f} / {lat.get('p99_ms', float('nan')):.0f} / "
                                 f"{lat.get('max_ms', float('nan')):.0f} ms  (target p99 <= 500 ms; "
                                 f"{lat.get('probe_alerts_received', 0)}/{lat.get('probes_sent', 0)} probes)"),

@@ -40,6 +40,8 @@ from typing import Any, NamedTuple
 
 import orjson
 
+from stream import cpustat
+
 #: The background replays whole weeks of the history (see the module docstring).
 WEEK_S = 7 * 86_400.0
 #: Pacing granularity: events are sent in small bursts every tick.
@@ -336,8 +338,9 @@ def measure(bootstrap: str, topics: tuple[str, str], alerts_topic: str, template
     try:
         ready_s = wait_ready(sender, background, bootstrap, topics[0], listener)
         pace(sender, background, rate, WARMUP_S)
-        started_at = time.time()
+        started_at, before = time.time(), cpustat.read()
         sent = pace(sender, background, rate, seconds, sent_at, probe_every(rate, probe_rate))
+        machine = cpustat.busy_between(before, cpustat.read())
     except BaseException:
         sender.kill()
         listener.stop.set()
@@ -349,7 +352,8 @@ def measure(bootstrap: str, topics: tuple[str, str], alerts_topic: str, template
     listener.stop.set()
     listener.join(timeout=5)
     return {**summarise(sent_at, listener.received, sent / seconds), "generator": sender.name,
-            "ready_s": round(ready_s, 2), "warmup_s": WARMUP_S, "started_at": round(started_at, 3)}
+            "ready_s": round(ready_s, 2), "warmup_s": WARMUP_S, "started_at": round(started_at, 3),
+            "machine": machine}
 
 
 def unanswered(sent_at: dict[str, float], received: dict[str, float]) -> int:

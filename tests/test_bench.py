@@ -6,6 +6,8 @@ Never asserts on speed: the machine is shared and the numbers are noisy.
 
 from __future__ import annotations
 
+import os
+
 import orjson
 import pytest
 from kafka_helpers import read_all
@@ -40,6 +42,9 @@ def test_quick_bench_writes_a_complete_result(kafka_bootstrap: str, tmp_path, ca
     assert abs(lat["probes_sent"] - sent // probe_every(lat["rate_events_per_s"], 10.0)) <= 1
     assert lat["generator"] == "console-producer" and lat["ready_s"] > 0  # Kafka's console producer sent them
     assert 0 < lat["service_cpu_busy"] < 4  # the service's CPU share over the measured window
+    machine = lat["machine"]  # the whole machine over the same window (Linux: /proc/stat)
+    assert machine["cpus"] == os.cpu_count() and 0 < machine["cpus_busy"] <= machine["cpus"] + 0.01
+    assert 0 <= machine["cpus_stolen"] <= machine["cpus"]
     assert lat["started_at"] > 1.7e9  # the window's start (epoch s), to line up with the service's logs
     assert lat["probe_alerts_received"] > 0
     assert lat["p99_ms"] >= lat["p50_ms"] > 0
