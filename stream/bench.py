@@ -348,7 +348,8 @@ def _share(x: float | None) -> str:
 
 
 def _machine_row(machine: dict[str, Any]) -> str:
-    """
+    """The table's line for the whole machine's CPU use over the latency window.
+
     >>> _machine_row({"cpus": 2, "cpus_busy": 1.62, "cpus_stolen": 0.0})
     '1.62 of 2 CPUs busy (0.00 stolen by the hypervisor): the broker, the load generator and the service'
     >>> _machine_row({})

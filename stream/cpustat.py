@@ -39,7 +39,8 @@ def read() -> CpuTimes | None:
 
 
 def busy_between(before: CpuTimes | None, after: CpuTimes | None, cpus: int | None = None) -> dict[str, float]:
-    """CPUs busy on average between two readings, and CPUs stolen by the hypervisor (``{}`` without both).
+    """CPUs busy on average between two readings (stolen time included: the CPU was wanted) and CPUs
+    stolen by the hypervisor; ``{}`` without both readings.
 
     >>> busy_between(CpuTimes(1000, 820, 20), CpuTimes(1200, 860, 40), cpus=2)
     {'cpus': 2, 'cpus_busy': 1.6, 'cpus_stolen': 0.2}
