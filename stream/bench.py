@@ -183,8 +183,6 @@ class BenchService(Service):
         self.latency_proc: Any = None
         self.alerts_published = 0
         self.alerts_before_latency = 0
-        #: (wall clock, process CPU time) after each poll of the latency phase
-        self.cpu_samples: list[tuple[float, float]] = []
 
     def publish(self, alert: dict[str, Any], partition: int = -1) -> None:
         self.alerts_published += 1
@@ -199,25 +197,9 @@ class BenchService(Service):
                     self.stopping = True
                     return n
                 self.latency_proc = self.start_latency(self.rate.result()["events_per_s"])
-        else:
-            self.cpu_samples.append((time.time(), time.process_time()))
-            if not self.latency_proc.is_alive():
-                self.stopping = True
+        elif not self.latency_proc.is_alive():
+            self.stopping = True
         return n
-
-
-def cpu_busy(samples: list[tuple[float, float]], start: float, seconds: float) -> float | None:
-    """The process's CPU time over wall time between the first and the last sample in the window.
-
-    >>> cpu_busy([(0.0, 0.0), (10.0, 1.0), (20.0, 8.0), (30.0, 13.0), (40.0, 20.0)], 10.0, 20.0)
-    0.6
-    >>> cpu_busy([(0.0, 0.0)], 0.0, 1.0) is None
-    True
-    """
-    inside = [s for s in samples if start <= s[0] <= start + seconds]
-    if len(inside) < 2 or inside[-1][0] == inside[0][0]:
-        return None
-    return round((inside[-1][1] - inside[0][1]) / (inside[-1][0] - inside[0][0]), 3)
 
 
 def detector_count(service: Service) -> int:
@@ -256,7 +238,7 @@ def run_pipeline(settings: Settings, n: int, latency_args: dict[str, Any]) -> tu
         latency["rate_events_per_s"] = round(max_rate / 2.0, 1)
         args = (settings.bootstrap_servers, (settings.access_topic, settings.permission_topic),
                 settings.alerts_topic, latency_args["background"], max_rate / 2.0, latency_args["probe_rate"],
-                latency_args["seconds"], uuid.uuid4().hex[:6], latency_args["libs"])
+                latency_args["seconds"], uuid.uuid4().hex[:6], os.getpid(), latency_args["libs"])
         proc = ctx.Process(target=bench_latency.child, args=(queue, *args), daemon=True)
         proc.start()
         return proc
@@ -271,8 +253,6 @@ def run_pipeline(settings: Settings, n: int, latency_args: dict[str, Any]) -> tu
         service.latency_proc.join(timeout=30)
         latency.update(queue.get(timeout=30))
         latency["generator_kept_up"] = generator_kept_up(latency)
-        if "started_at" in latency:  # the service's load in the measured window: how close to saturated
-            latency["service_cpu_busy"] = cpu_busy(service.cpu_samples, latency["started_at"], latency_args["seconds"])
         # every alert of the phase, probes' included: the service's steady state, not an alert storm
         latency["alerts"] = service.alerts_published - service.alerts_before_latency
     return throughput, latency

@@ -325,8 +325,10 @@ def wait_ready(sender: ConsoleSender, background: Background, bootstrap: str, ac
 
 
 def measure(bootstrap: str, topics: tuple[str, str], alerts_topic: str, templates: list[Template],
-            rate: float, probe_rate: float, seconds: float, run_id: str, libs: Path = DEFAULT_LIBS) -> dict[str, Any]:
-    """Produce at ``rate`` events/s (probes included) for ``seconds``; return the latency summary.
+            rate: float, probe_rate: float, seconds: float, run_id: str, service_pid: int,
+            libs: Path = DEFAULT_LIBS) -> dict[str, Any]:
+    """Produce at ``rate`` events/s (probes included) for ``seconds``; return the latency summary,
+    with the CPU use of the machine and of the service's process (``service_pid``) over those seconds.
 
     Before that, not measured: :func:`wait_ready`, then :data:`WARMUP_S` at the same rate without
     probes (the JVMs compile their hot code then)."""
@@ -339,8 +341,10 @@ def measure(bootstrap: str, topics: tuple[str, str], alerts_topic: str, template
         ready_s = wait_ready(sender, background, bootstrap, topics[0], listener)
         pace(sender, background, rate, WARMUP_S)
         started_at, before = time.time(), cpustat.read()
+        service_before = cpustat.process_seconds(service_pid)
         sent = pace(sender, background, rate, seconds, sent_at, probe_every(rate, probe_rate))
         machine = cpustat.busy_between(before, cpustat.read())
+        service_busy = cpustat.share(service_before, cpustat.process_seconds(service_pid), time.time() - started_at)
     except BaseException:
         sender.kill()
         listener.stop.set()
@@ -353,7 +357,7 @@ def measure(bootstrap: str, topics: tuple[str, str], alerts_topic: str, template
     listener.join(timeout=5)
     return {**summarise(sent_at, listener.received, sent / seconds), "generator": sender.name,
             "ready_s": round(ready_s, 2), "warmup_s": WARMUP_S, "started_at": round(started_at, 3),
-            "machine": machine}
+            "machine": machine, "service_cpu_busy": service_busy}
 
 
 def unanswered(sent_at: dict[str, float], received: dict[str, float]) -> int:

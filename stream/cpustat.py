@@ -1,6 +1,6 @@
-"""The whole machine's CPU use between two moments, from Linux's ``/proc/stat``: for the bench, to tell
-a service that was slow from one that was starved (the broker, the load generator and the service
-share the machine).
+"""CPU use between two moments, of the whole machine (``/proc/stat``) and of one process
+(``/proc/<pid>/stat``), on Linux: for the bench, to tell a service that was slow from one that was
+starved (the broker, the load generator and the service share the machine).
 """
 
 from __future__ import annotations
@@ -36,6 +36,38 @@ def read() -> CpuTimes | None:
             return parse(fh.readline())
     except OSError:
         return None
+
+
+def process_seconds(pid: int) -> float | None:
+    """CPU seconds a process has used so far, every thread, user and system (as its own
+    ``time.process_time()``); None where there is no ``/proc``."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
+            return process_ticks(fh.read()) / os.sysconf("SC_CLK_TCK")
+    except OSError:
+        return None
+
+
+def process_ticks(stat: str) -> int:
+    """utime + stime of a ``/proc/<pid>/stat`` line (fields 14 and 15, counted after the command
+    name, which may hold spaces and parentheses).
+
+    >>> process_ticks("42 (python (x) y) S 1 42 42 0 -1 4194304 100 0 0 0 250 50 0 0 20 0 3")
+    300
+    """
+    fields = stat.rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def share(before: float | None, after: float | None, seconds: float) -> float | None:
+    """CPU seconds between two readings over the wall seconds between them.
+
+    >>> share(1.0, 13.0, 20.0), share(None, 2.0, 1.0)
+    (0.6, None)
+    """
+    if before is None or after is None or seconds <= 0:
+        return None
+    return round((after - before) / seconds, 3)
 
 
 def busy_between(before: CpuTimes | None, after: CpuTimes | None, cpus: int | None = None) -> dict[str, float]:
