@@ -13,7 +13,8 @@
 3. (c) the same service keeps running while a separate process produces at half of (b)'s rate
    through Kafka's console producer (:mod:`stream.bench_latency`), with a paging probe at a fixed
    rate; p50/p99 of probe-sent → alert-consumed, after an unmeasured start (until a probe's alert
-   comes back, then 3 s at the full rate).
+   comes back, then 3 s at the full rate). The service's CPU and the machine's over the window, and
+   second by second with the slowest probe of each second (:mod:`stream.bench_timeline`).
 4. (b) in memory: the same events through the same service loop with no broker and no kafka-python
    (:func:`stream.bench_loop.measure`), in a process of its own: the pipeline's ceiling whatever the
    Kafka client does, split into decoding, the engines and the loop.
@@ -46,6 +47,7 @@ from detectors.registry import REGISTRY
 from stream import bench_latency, bench_loop
 from stream.bench_bare import Rate, bare_runs
 from stream.bench_state import state_bytes_per_principal
+from stream.bench_table import table
 from stream.metrics import Metrics
 from stream.partitions import Partitions
 from stream.service import Service
@@ -311,77 +313,3 @@ def run(args: argparse.Namespace) -> int:
     print(table(result))
     print(f"result written to {args.output}", file=sys.stderr)
     return 0 if "error" not in result["latency"] else 1
-
-
-def _bare_row(bare: dict[str, Any]) -> str:
-    runs = ", ".join(f"{x:,.0f}" for x in bare["runs_events_per_s"])
-    return f"{bare['events_per_s']:,.0f} events/s (fastest of {runs})"
-
-
-def _in_memory_row(mem: dict[str, Any]) -> str:
-    return (f"{mem['events_per_s']:,.0f} events/s ({mem['us_per_event']:.1f} us per event; apart: decode "
-            f"{mem['decode_us']:.1f}, engines {mem['engine_us']:.1f}): (b)'s ceiling without kafka-python")
-
-
-def _share(x: float | None) -> str:
-    return "?" if x is None else f"{x:.0%}"
-
-
-def _machine_row(machine: dict[str, Any]) -> str:
-    """The table's line for the whole machine's CPU use over the latency window.
-
-    >>> _machine_row({"cpus": 2, "cpus_busy": 1.62, "cpus_stolen": 0.0})
-    '1.62 of 2 CPUs busy (0.00 stolen by the hypervisor): the broker, the load generator and the service'
-    >>> _machine_row({})
-    'unknown (no /proc/stat)'
-    """
-    if not machine:
-        return "unknown (no /proc/stat)"
-    return (f"{machine['cpus_busy']:.2f} of {machine['cpus']} CPUs busy ({machine['cpus_stolen']:.2f} stolen by the "
-            "hypervisor): the broker, the load generator and the service")
-
-
-def _caution_row(lat: dict[str, Any]) -> list[tuple[str, str]]:
-    if lat.get("generator_kept_up", True):
-        return []
-    share = lat["achieved_rate_events_per_s"] / lat["rate_events_per_s"]
-    return [("    caution", f"the load generator sent only {share:.0%} of the rate: it ran out of CPU (its own "
-                           "core, or the machine's), so this latency is not the service's alone")]
-
-
-def table(r: dict[str, Any]) -> str:
-    lat, state = r["latency"], r["state"]
-    rows = [
-        ("(a) bare kafka-python + orjson", _bare_row(r["bare"])),
-        ("(b0) privwatch, no detectors", f"{r['floor']['events_per_s']:,.0f} events/s (ratio {r['floor_ratio']:.3f}: "
-                                         "decode, merge, offsets, metrics; the ceiling of (b))"),
-        ("(b) privwatch, all detectors", f"{r['pipeline']['events_per_s']:,.0f} events/s"),
-        ("    second half alone", f"{r['pipeline'].get('second_half_events_per_s', 0):,.0f} events/s "
-                                "(past the history's baseline weeks)"),
-        ("    in memory, no Kafka", _in_memory_row(r["in_memory"])),
-        ("CPU per event (busy)", " / ".join(f"{r[k]['cpu_us_per_event']:.1f} us ({r[k]['cpu_busy']:.0%})"
-                                            for k in ("bare", "floor", "pipeline")) + "  for (a) / (b0) / (b)"),
-        ("ratio (b)/(a)", f"{r['ratio']:.3f}  (target >= 0.5)"),
-        ("(c) latency at rate", f"{lat.get('rate_events_per_s', 0):,.0f} events/s requested, "
-                                f"{lat.get('achieved_rate_events_per_s', 0):,.0f} achieved "
-                                f"(by {lat.get('generator', '?')}), {lat.get('alerts', 0):,} alerts in all; "
-                                f"the service busy {_share(lat.get('service_cpu_busy'))} of the window"),
-        ("    the machine meanwhile", _machine_row(lat.get("machine") or {})),
-        ("    p50 / p99 / max", f"{lat.get('p50_ms', float('nan')):.0f} / {lat.get('p99_ms', float('nan')):.0f} / "
-                                f"{lat.get('max_ms', float('nan')):.0f} ms  (target p99 <= 500 ms; "
-                                f"{lat.get('probe_alerts_received', 0)}/{lat.get('probes_sent', 0)} probes)"),
-        *_caution_row(lat),
-        ("(d) state per principal", f"{state['bytes_per_principal']:,.0f} bytes at {state['principals']:,} "
-                                    f"principals ({state['source']}; target <= 2048)"),
-        ("    snapshot of them", f"{state['write_s']:.2f} s of stalled loop if encoded in it; "
-                             f"{state['fork_s'] * 1000:.0f} ms forked (child {state['child_s']:.2f} s, "
-                             f"copied {state['child_copied_mb']:,.0f} MB)"),
-        ("(e) peak RSS", f"{r['peak_rss_mb']:,.0f} MB ({r['peak_rss_mb_after_pipeline']:,.0f} MB before (d))"),
-        ("load average", " ".join(f"{x:.2f}" for x in r["load_average"]["before"]) + " -> "
-                         + " ".join(f"{x:.2f}" for x in r["load_average"]["after"])
-                         + f" on {r['load_average']['cpus']} CPUs"),
-        ("crc32c (C) used by kafka-python", str(r["crc32c"]["used_by_kafka_python"])),
-        ("detectors", r.get("detectors", "?")),
-    ]
-    width = max(len(k) for k, _ in rows)
-    return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)

@@ -40,7 +40,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from stream import cpustat
+from stream import bench_timeline, cpustat
 
 #: The background replays whole weeks of the history (see the module docstring).
 WEEK_S = 7 * 86_400.0
@@ -328,7 +328,8 @@ def measure(bootstrap: str, topics: tuple[str, str], alerts_topic: str, template
             rate: float, probe_rate: float, seconds: float, run_id: str, service_pid: int,
             libs: Path = DEFAULT_LIBS) -> dict[str, Any]:
     """Produce at ``rate`` events/s (probes included) for ``seconds``; return the latency summary,
-    with the CPU use of the machine and of the service's process (``service_pid``) over those seconds.
+    with the CPU use of the machine and of the service's process (``service_pid``) over those seconds,
+    and second by second (:mod:`stream.bench_timeline`).
 
     Before that, not measured: :func:`wait_ready`, then :data:`WARMUP_S` at the same rate without
     probes (the JVMs compile their hot code then)."""
@@ -340,11 +341,10 @@ def measure(bootstrap: str, topics: tuple[str, str], alerts_topic: str, template
     try:
         ready_s = wait_ready(sender, background, bootstrap, topics[0], listener)
         pace(sender, background, rate, WARMUP_S)
-        started_at, before = time.time(), cpustat.read()
-        service_before = cpustat.process_seconds(service_pid)
+        timeline = bench_timeline.Timeline(service_pid)
+        first = timeline.begin()
         sent = pace(sender, background, rate, seconds, sent_at, probe_every(rate, probe_rate))
-        machine = cpustat.busy_between(before, cpustat.read())
-        service_busy = cpustat.share(service_before, cpustat.process_seconds(service_pid), time.time() - started_at)
+        last = timeline.finish()
     except BaseException:
         sender.kill()
         listener.stop.set()
@@ -355,9 +355,12 @@ def measure(bootstrap: str, topics: tuple[str, str], alerts_topic: str, template
         time.sleep(0.05)
     listener.stop.set()
     listener.join(timeout=5)
+    per_second = bench_timeline.seconds(timeline.samples, sent_at, listener.received)
     return {**summarise(sent_at, listener.received, sent / seconds), "generator": sender.name,
-            "ready_s": round(ready_s, 2), "warmup_s": WARMUP_S, "started_at": round(started_at, 3),
-            "machine": machine, "service_cpu_busy": service_busy}
+            "ready_s": round(ready_s, 2), "warmup_s": WARMUP_S, "started_at": round(first.at, 3),
+            "machine": cpustat.busy_between(first.machine, last.machine),
+            "service_cpu_busy": cpustat.share(first.service_s, last.service_s, last.at - first.at),
+            "timeline": per_second, "slowest_second": bench_timeline.slowest(per_second)}
 
 
 def unanswered(sent_at: dict[str, float], received: dict[str, float]) -> int:

@@ -46,6 +46,12 @@ def test_quick_bench_writes_a_complete_result(kafka_bootstrap: str, tmp_path, ca
     assert machine["cpus"] == os.cpu_count() and 0 < machine["cpus_busy"] <= machine["cpus"] + 0.01
     assert 0 <= machine["cpus_stolen"] <= machine["cpus"]
     assert lat["started_at"] > 1.7e9  # the window's start (epoch s), to line up with the service's logs
+    timeline = lat["timeline"]  # second by second over the 5 s window
+    assert len(timeline) in (5, 6) and [row["t"] for row in timeline] == sorted(row["t"] for row in timeline)
+    assert all(0 <= row["service"] < 4 and 0 <= row["machine"] <= machine["cpus"] + 0.01 for row in timeline)
+    assert sum(row["service"] for row in timeline) > 0
+    worst = lat["slowest_second"]  # each probe counts in the interval it was sent in: the slowest is in one
+    assert worst["probe_max_ms"] == lat["max_ms"] and worst in [{**row, "median": worst["median"]} for row in timeline]
     assert lat["probe_alerts_received"] > 0
     assert lat["p99_ms"] >= lat["p50_ms"] > 0
     assert len(lat["latencies_ms"]) == lat["probe_alerts_received"]
@@ -59,6 +65,7 @@ def test_quick_bench_writes_a_complete_result(kafka_bootstrap: str, tmp_path, ca
     printed = capsys.readouterr().out
     assert "ratio (b)/(a)" in printed and "(b0) privwatch, no detectors" in printed
     assert "in memory, no Kafka" in printed and "CPU per event (busy)" in printed
+    assert f"probes up to {worst['probe_max_ms']:.0f} ms" in printed
     assert ("the load generator sent only" in printed) is not kept_up
 
 

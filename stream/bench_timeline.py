@@ -1,0 +1,108 @@
+"""Second by second over the bench's latency window: the probes' latency, the service's CPU and the
+rest of the machine's, to tell which of them a slow stretch came from.
+
+Over the whole window, the service's share and the machine's (:mod:`stream.cpustat`) cannot tell a
+second in which the broker or the load generator took a whole CPU from a second in which the service
+fell behind on its own: both average out over twenty seconds. :class:`Timeline` reads the same two
+counters every :data:`SAMPLE_S` in a thread of the latency process (two small ``/proc`` reads a
+second), and :func:`seconds` lines them up with the probes sent in each interval.
+"""
+
+from __future__ import annotations
+
+import statistics
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+from stream import cpustat
+
+#: Seconds between readings.
+SAMPLE_S = 1.0
+
+
+class Sample(NamedTuple):
+    at: float  # wall clock (time.time(), as the probes' send times)
+    machine: cpustat.CpuTimes | None
+    service_s: float | None  # the service process's CPU seconds so far
+
+
+class Timeline(threading.Thread):
+    """Reads the machine's and the service's CPU counters every ``every_s`` until :meth:`finish`."""
+
+    def __init__(self, service_pid: int, every_s: float = SAMPLE_S,
+                 read_machine: Callable[[], cpustat.CpuTimes | None] = cpustat.read,
+                 read_service: Callable[[int], float | None] = cpustat.process_seconds) -> None:
+        super().__init__(name="privwatch-bench-timeline", daemon=True)
+        self.service_pid, self.every_s = service_pid, every_s
+        self.read_machine, self.read_service = read_machine, read_service
+        self.samples: list[Sample] = []
+        self._stop_reading = threading.Event()
+
+    def sample(self) -> Sample:
+        return Sample(time.time(), self.read_machine(), self.read_service(self.service_pid))
+
+    def run(self) -> None:
+        while not self._stop_reading.wait(self.every_s):
+            self.samples.append(self.sample())
+
+    def begin(self) -> Sample:
+        """The first reading, then one every ``every_s`` in the background. Returns the first."""
+        self.samples.append(self.sample())
+        self.start()
+        return self.samples[0]
+
+    def finish(self) -> Sample:
+        """Stop reading, and take a last reading now. Returns it."""
+        self._stop_reading.set()
+        self.join(timeout=5)
+        self.samples.append(self.sample())
+        return self.samples[-1]
+
+
+def seconds(samples: list[Sample], sent_at: dict[str, float], received: dict[str, float],
+            cpus: int | None = None) -> list[dict[str, Any]]:
+    """One entry per interval between readings: its start in seconds from the first reading, the
+    service's share of a core, the CPUs busy in the whole machine and in the rest of it, and the
+    slowest probe sent in the interval (None when none got its alert).
+
+    >>> m = [cpustat.CpuTimes(1000, 800, 0), cpustat.CpuTimes(1200, 850, 0), cpustat.CpuTimes(1400, 980, 0)]
+    >>> s = [Sample(10.0, m[0], 5.0), Sample(11.0, m[1], 5.7), Sample(12.0, m[2], 6.5)]
+    >>> for row in seconds(s, {"p1": 10.2, "p2": 11.5}, {"p1": 10.25, "p2": 11.9}, cpus=2):
+    ...     print(row)
+    {'t': 0.0, 'service': 0.7, 'machine': 1.5, 'others': 0.8, 'probe_max_ms': 50.0}
+    {'t': 1.0, 'service': 0.8, 'machine': 0.7, 'others': -0.1, 'probe_max_ms': 400.0}
+    """
+    out = []
+    for a, b in zip(samples, samples[1:], strict=False):
+        service = cpustat.share(a.service_s, b.service_s, b.at - a.at)
+        machine = cpustat.busy_between(a.machine, b.machine, cpus).get("cpus_busy")
+        # (clock ticks are coarse: over one second the rest of the machine can come out a little below 0)
+        others = None if service is None or machine is None else round(machine - service, 2)
+        slowest = [(received[k] - t) * 1000.0 for k, t in sent_at.items() if a.at <= t < b.at and k in received]
+        out.append({"t": round(a.at - samples[0].at, 1), "service": service, "machine": machine, "others": others,
+                    "probe_max_ms": round(max(slowest), 1) if slowest else None})
+    return out
+
+
+def slowest(timeline: list[dict[str, Any]]) -> dict[str, Any]:
+    """The interval with the slowest probe, with the median of every interval's CPU figures to
+    compare it with; ``{}`` when no probe got its alert.
+
+    >>> tl = [{"t": 0.0, "service": 0.7, "machine": 1.2, "others": 0.5, "probe_max_ms": 40.0},
+    ...       {"t": 1.0, "service": 0.6, "machine": 1.9, "others": 1.3, "probe_max_ms": 380.0},
+    ...       {"t": 2.0, "service": 0.8, "machine": 1.3, "others": 0.5, "probe_max_ms": 45.0}]
+    >>> worst = slowest(tl)
+    >>> worst["t"], worst["probe_max_ms"], worst["others"], worst["median"]
+    (1.0, 380.0, 1.3, {'service': 0.7, 'machine': 1.3, 'others': 0.5})
+    """
+    timed = [row for row in timeline if row["probe_max_ms"] is not None]
+    if not timed:
+        return {}
+    worst = max(timed, key=lambda row: row["probe_max_ms"])
+    median = {}
+    for key in ("service", "machine", "others"):
+        values = [row[key] for row in timeline if row[key] is not None]
+        median[key] = round(statistics.median(values), 2) if values else None
+    return {**worst, "median": median}
