@@ -90,7 +90,8 @@ def table(r: dict[str, Any]) -> str:
         ("    snapshot of them", f"{state['write_s']:.2f} s of stalled loop if encoded in it; "
                              f"{state['fork_s'] * 1000:.0f} ms forked (child {state['child_s']:.2f} s, "
                              f"copied {state['child_copied_mb']:,.0f} MB)"),
-        ("(e) peak RSS", f"{r['peak_rss_mb']:,.0f} MB ({r['peak_rss_mb_after_pipeline']:,.0f} MB before (d))"),
+        ("(e) peak RSS", f"{r['service_peak_rss_mb']:,.0f} MB the service in (b) and (c); {r['peak_rss_mb']:,.0f} MB "
+                         "the bench's own process, with (d)"),
         ("load average", " ".join(f"{x:.2f}" for x in r["load_average"]["before"]) + " -> "
                          + " ".join(f"{x:.2f}" for x in r["load_average"]["after"])
                          + f" on {r['load_average']['cpus']} CPUs"),

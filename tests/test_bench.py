@@ -60,7 +60,7 @@ def test_quick_bench_writes_a_complete_result(kafka_bootstrap: str, tmp_path, ca
     assert lat["generator_kept_up"] is kept_up
     assert r["state"]["principals"] > 0 and r["state"]["bytes_per_principal"] > 0
     assert r["state"]["background_payload_identical"] and r["state"]["child_s"] > 0
-    assert r["peak_rss_mb"] >= r["peak_rss_mb_after_pipeline"] > 0
+    assert r["peak_rss_mb"] > 0 and r["service_peak_rss_mb"] > 0  # the bench's process, the service's
     assert len(r["load_average"]["before"]) == 3
     printed = capsys.readouterr().out
     assert "ratio (b)/(a)" in printed and "(b0) privwatch, no detectors" in printed
