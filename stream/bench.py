@@ -219,7 +219,7 @@ def spawned(fn: Callable[..., T], *args: Any) -> T:
     The services under test run there, as deployed: in a process of their own. In this process they
     shared the heap with the pre-filled history, (b0)'s leftovers and the load generator's templates,
     and (b) took 22-33 µs of CPU per event from one run to the next (eight runs), where (a), in a
-    process of its own, took 8.4-9.5.
+    process of its own, took 8.3-9.5.
     """
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(1, mp_context=context, initializer=_log_at, initargs=(logging.getLogger().level,)) as pool:
@@ -290,8 +290,6 @@ def in_memory(n: int, principals: int, seed: int, weeks: int, partitions: int) -
     lines = [orjson.dumps(doc) for doc in simulated(n, principals, seed, weeks_before=weeks)]
     result = bench_loop.measure(lines, partitions)
     return {**result, "events_per_s": round(1e6 / result["us_per_event"], 1)}
-
-
 
 
 def run(args: argparse.Namespace) -> int:
