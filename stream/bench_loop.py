@@ -273,8 +273,8 @@ def main(argv: list[str] | None = None) -> int:
         lines = [line.rstrip(b"\n") for _, line in zip(range(args.limit), fh, strict=False)]
     prof = cProfile.Profile() if args.profile else None
     result = measure(lines, args.partitions, prof, contextlib.nullcontext() if args.default_gc else None)
-    if args.per_detector:
-        with loop_gc():
+    if args.per_detector:  # under the same collector settings as the rest
+        with contextlib.nullcontext() if args.default_gc else loop_gc():
             result["detectors"] = detector_costs(lines, args.partitions)
     print(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())
     if prof is not None:
