@@ -21,7 +21,7 @@
 5. (d) state bytes per principal at 100k principals; (e) peak RSS (``ru_maxrss``) of the service's
    process in (b) and (c), and of this one (which ran (d)).
 
-(b0), (b) with (c), and (b) in memory each run in a fresh spawned process (:func:`spawned`), as (a) does.
+(a), (b0), (b) with (c), and (b) in memory each run in a fresh spawned process (:func:`spawned`).
 """
 
 from __future__ import annotations
@@ -307,7 +307,7 @@ def run(args: argparse.Namespace) -> int:
         result["prefill_seconds"] = round(time.perf_counter() - started, 2)
         settings = settings_for(args.bootstrap_servers, topics, f"pwbench-{uuid.uuid4().hex[:8]}")
         timeout_s = 120 + args.events / 1000
-        result["bare"] = bare_runs(settings, args.events, timeout_s)
+        result["bare"] = spawned(bare_runs, settings, args.events, timeout_s)
         result["floor"] = spawned(run_floor, settings_for(args.bootstrap_servers, topics,
                                                           f"pwfloor-{uuid.uuid4().hex[:8]}"), args.events)
         latency_args = {"background": bench_latency.templates(events), "probe_rate": args.probe_rate,

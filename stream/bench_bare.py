@@ -9,10 +9,8 @@ noise can only make the ratio look worse.
 
 from __future__ import annotations
 
-import multiprocessing
 import time
 import uuid
-from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 import orjson
@@ -65,15 +63,11 @@ class Rate:
 
 
 def bare_runs(settings: Settings, n: int, timeout_s: float, runs: int = RUNS) -> dict[str, Any]:
-    """(a) ``runs`` times in a fresh spawned process: the fastest run, with every run's rate."""
-    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        results = pool.submit(_runs, settings, n, timeout_s, runs).result()
+    """(a) ``runs`` times, one after another: the fastest run, with every run's rate. The bench calls
+    it in a fresh spawned process (:func:`stream.bench.spawned`)."""
+    results = [bare_consumer(settings, n, timeout_s) for _ in range(runs)]
     best = max(results, key=lambda r: r["events_per_s"])
     return {**best, "runs_events_per_s": [r["events_per_s"] for r in results]}
-
-
-def _runs(settings: Settings, n: int, timeout_s: float, runs: int) -> list[dict[str, Any]]:
-    return [bare_consumer(settings, n, timeout_s) for _ in range(runs)]
 
 
 def bare_consumer(settings: Settings, n: int, timeout_s: float) -> dict[str, Any]:
