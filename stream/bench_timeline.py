@@ -33,15 +33,16 @@ class Timeline(threading.Thread):
 
     def __init__(self, service_pid: int, every_s: float = SAMPLE_S,
                  read_machine: Callable[[], cpustat.CpuTimes | None] = cpustat.read,
-                 read_service: Callable[[int], float | None] = cpustat.process_seconds) -> None:
+                 read_service: Callable[[int], float | None] = cpustat.process_seconds,
+                 clock: Callable[[], float] = time.time) -> None:
         super().__init__(name="privwatch-bench-timeline", daemon=True)
         self.service_pid, self.every_s = service_pid, every_s
-        self.read_machine, self.read_service = read_machine, read_service
+        self.read_machine, self.read_service, self.clock = read_machine, read_service, clock
         self.samples: list[Sample] = []
         self._stop_reading = threading.Event()
 
     def sample(self) -> Sample:
-        return Sample(time.time(), self.read_machine(), self.read_service(self.service_pid))
+        return Sample(self.clock(), self.read_machine(), self.read_service(self.service_pid))
 
     def run(self) -> None:
         while not self._stop_reading.wait(self.every_s):
@@ -54,11 +55,19 @@ class Timeline(threading.Thread):
         return self.samples[0]
 
     def finish(self) -> Sample:
-        """Stop reading, and take a last reading now. Returns it."""
+        """Stop reading, and take a last reading now. Returns it.
+
+        When the background's last reading is under half an interval old, the last reading replaces
+        it: over a few milliseconds the counters, in clock ticks of 10 ms, say nothing (the machine's
+        may not move at all), so the last interval is folded into the one before.
+        """
         self._stop_reading.set()
         self.join(timeout=5)
-        self.samples.append(self.sample())
-        return self.samples[-1]
+        last = self.sample()
+        if len(self.samples) > 1 and last.at - self.samples[-1].at < self.every_s / 2:
+            self.samples.pop()
+        self.samples.append(last)
+        return last
 
 
 def seconds(samples: list[Sample], sent_at: dict[str, float], received: dict[str, float],

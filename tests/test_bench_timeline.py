@@ -27,11 +27,25 @@ def test_timeline_reads_both_counters_from_begin_to_finish() -> None:
     assert samples[0] is first and samples[-1] is last and len(samples) >= 3
     assert not timeline.is_alive() and set(pids) == {4242}
     assert [s.at for s in samples] == sorted(s.at for s in samples)
-    assert [s.service_s for s in samples] == [5.0 + 0.5 * i for i in range(len(samples))]
+    # each reading is the next value of the counters, but for a background one the last may have replaced
+    assert [s.service_s for s in samples[:-1]] == [5.0 + 0.5 * i for i in range(len(samples) - 1)]
+    assert samples[-1].service_s in (5.0 + 0.5 * (len(samples) - 1), 5.0 + 0.5 * len(samples))
     rows = seconds(samples, {}, {}, cpus=2)
     assert len(rows) == len(samples) - 1 and rows[0]["t"] == 0.0
     assert all(row["machine"] == 1.0 and row["probe_max_ms"] is None for row in rows)
     assert slowest(rows) == {}  # no probe in any interval
+
+
+def test_a_last_reading_close_after_the_background_one_replaces_it() -> None:
+    """Over a few milliseconds the clock-tick counters say nothing: that interval is folded into the one before."""
+    for finished_at, expected in ((2.3, [0.0, 1.0, 2.3]), (2.6, [0.0, 1.0, 2.0, 2.6])):
+        times = iter([0.0, 1.0, 2.0, finished_at])
+        timeline = Timeline(1, every_s=1.0, read_machine=lambda: None, read_service=lambda pid: None,
+                            clock=lambda: next(times))  # noqa: B023 - used within the iteration
+        timeline.begin()  # its background thread waits a real second: finish() stops it before its first reading
+        timeline.samples += [timeline.sample(), timeline.sample()]  # as the background would have read them
+        assert timeline.finish().at == finished_at
+        assert [s.at for s in timeline.samples] == expected
 
 
 def test_each_probe_counts_in_the_interval_it_was_sent_in() -> None:
