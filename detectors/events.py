@@ -30,20 +30,32 @@ CONTEXT_TAGS = (1, 2, 3, 4)
 _DERIVED = ("_context", "_context_hashes", "_resource_hash", "_day", "_hour", "_weekend", "_sensitive", "_subjects")
 
 
-_ContextValues = tuple[str | None, str | None, str | None, str | None]
-_ContextHashes = tuple[int | None, int | None, int | None, int | None]
+# Four items each, typed as tuples of any length: compiled, a fixed-length tuple type is a native struct,
+# so every event's memo hit was unpacked into one and packed again, four new int objects and two tuples
+# (about 2k instructions); a tuple of any length is passed through as it is.
+_ContextValues = tuple[str | None, ...]
+_ContextHashes = tuple[int | None, ...]
 _SensitiveItems = tuple[tuple[str, str, int], ...]
 #: Caches, not state (cleared when full; results never depend on them): a principal's context and
 #: the data categories of a resource come back event after event.
 _CONTEXT_MEMO: dict[tuple[str | None, ...], tuple[_ContextValues, _ContextHashes]] = {}
-_SENSITIVE_MEMO: dict[tuple[tuple[str, ...], str], _SensitiveItems] = {}
-#: ~0.5 KB per context entry: at most ~8 MB per process (50k entries measured +25 MB peak RSS in bench)
+#: IP -> the last context seen with it, checked first: a dictionary keyed by a string and three
+#: comparisons, where a key of four strings is hashed anew each time (about 1.3k instructions a lookup)
+_CONTEXT_BY_IP: dict[str | None, tuple[str | None, str | None, str | None, tuple[_ContextValues, _ContextHashes]]] = {}
+#: resource id -> (its categories, whether it is sensitive itself, the items): keyed by the id alone,
+#: a string (a key of a tuple and a tuple was hashed anew on every event, about 1k instructions)
+_SENSITIVE_MEMO: dict[str, tuple[tuple[str, ...], bool, _SensitiveItems]] = {}
+#: ~0.5 KB per context entry: at most ~8 MB per process (50k entries measured +25 MB peak RSS in bench),
+#: and ~0.1 KB per IP of the by-IP memo, which shares the entries
 _MEMO_CAP = 16_384
 
 
 def _context(
     country: str | None, ip: str | None, device: str | None, agent: str | None
 ) -> tuple[_ContextValues, _ContextHashes]:
+    last = _CONTEXT_BY_IP.get(ip)
+    if last is not None and last[0] == country and last[1] == device and last[2] == agent:
+        return last[3]
     key = (country, ip, device, agent)
     known = _CONTEXT_MEMO.get(key)
     if known is None:
@@ -57,20 +69,23 @@ def _context(
         if len(_CONTEXT_MEMO) >= _MEMO_CAP:
             _CONTEXT_MEMO.clear()
         known = _CONTEXT_MEMO[key] = ((country, network, device, agent), hashes)
+    if len(_CONTEXT_BY_IP) >= _MEMO_CAP:
+        _CONTEXT_BY_IP.clear()
+    _CONTEXT_BY_IP[ip] = (country, device, agent, known)
     return known
 
 
-def _sensitive_items(categories: tuple[str, ...], resource_id: str) -> _SensitiveItems:
-    """Categories (namespace 1), then the resource (namespace 2) when it is sensitive (non-empty)."""
-    key = (categories, resource_id)
-    items = _SENSITIVE_MEMO.get(key)
-    if items is None:
-        items = tuple([("category", c, tagged(1, c)) for c in categories])
-        if resource_id:
-            items += (("resource", resource_id, tagged(2, resource_id)),)
-        if len(_SENSITIVE_MEMO) >= _MEMO_CAP:
-            _SENSITIVE_MEMO.clear()
-        _SENSITIVE_MEMO[key] = items
+def _sensitive_items(categories: tuple[str, ...], resource_id: str, sensitive: bool) -> _SensitiveItems:
+    """Categories (namespace 1), then the resource (namespace 2) when it is ``sensitive`` itself."""
+    known = _SENSITIVE_MEMO.get(resource_id)
+    if known is not None and known[1] == sensitive and known[0] == categories:
+        return known[2]
+    items = tuple([("category", c, tagged(1, c)) for c in categories])
+    if sensitive:
+        items += (("resource", resource_id, tagged(2, resource_id)),)
+    if len(_SENSITIVE_MEMO) >= _MEMO_CAP:
+        _SENSITIVE_MEMO.clear()
+    _SENSITIVE_MEMO[resource_id] = (categories, sensitive, items)
     return items
 
 
@@ -181,13 +196,13 @@ class Event(_Derived):
         return pair
 
     @property
-    def context_values(self) -> tuple[str | None, str | None, str | None, str | None]:
+    def context_values(self) -> _ContextValues:
         """(country, network /24 or /48, device, user agent): the network context of an access."""
         values = self._context
         return values if values is not None else self._fill_context()[0]
 
     @property
-    def context_hashes(self) -> tuple[int | None, int | None, int | None, int | None]:
+    def context_hashes(self) -> _ContextHashes:
         """:attr:`context_values` hashed in their :data:`CONTEXT_TAGS` namespaces (None where absent)."""
         hashes = self._context_hashes
         return hashes if hashes is not None else self._fill_context()[1]
@@ -232,9 +247,9 @@ class Event(_Derived):
         items = self._sensitive
         if items is None:
             rid = self.resource_id
-            sensitive = rid if rid and SENSITIVITY_RANK.get(self.sensitivity, 0) >= 2 else ""
+            sensitive = bool(rid) and SENSITIVITY_RANK.get(self.sensitivity, 0) >= 2
             categories = self.categories
-            items = self._sensitive = _sensitive_items(categories, sensitive) if categories or sensitive else ()
+            items = self._sensitive = _sensitive_items(categories, rid, sensitive) if categories or sensitive else ()
         return items
 
     @property
@@ -262,10 +277,34 @@ class Event(_Derived):
 _NONE: dict[str, Any] = {}
 #: ``date(1970, 1, 1).toordinal()``
 _EPOCH_ORDINAL = 719_163
-#: Integers up to 2**53 convert to doubles exactly (the compiled build divides them as doubles)
-_EXACT_US = 2**53
+#: Seconds since the epoch below this, times 10**6, plus at most a day of microseconds, stay below
+#: 2**53: exact as doubles (until the year 2255)
+_EXACT_S = 9_000_000_000
+#: fixed-offset tzinfo -> its UTC offset in microseconds (:func:`_offset_us`; a cache, like the memos above)
+_OFFSETS: dict[Any, int] = {}
 #: resource id -> (sensitivity, categories), for events that omit them (``stream.decode``'s catalog)
 Catalog = dict[str, tuple[str | None, tuple[str, ...]]]
+
+
+def _offset_us(ts: datetime) -> int:
+    """The UTC offset of ``ts`` in microseconds. Fixed-offset zones (pydantic-core's ``TzInfo``, the
+    standard library's ``timezone``: those whose ``utcoffset(None)`` is defined) are memoised by zone:
+    reading the offset from a datetime is a call into its tzinfo (pydantic-core's is Rust) that builds
+    a timedelta, then three attribute reads; a memo hit is one dictionary lookup."""
+    tz = ts.tzinfo
+    if tz is None:
+        return 0
+    known = _OFFSETS.get(tz)
+    if known is not None:
+        return known
+    fixed = tz.utcoffset(None)
+    offset = ts.utcoffset() if fixed is None else fixed
+    us = 0 if offset is None else (offset.days * 86_400 + offset.seconds) * 1_000_000 + offset.microseconds
+    if fixed is not None:
+        if len(_OFFSETS) >= _MEMO_CAP:
+            _OFFSETS.clear()
+        _OFFSETS[tz] = us
+    return us
 
 
 def from_document(doc: dict[str, Any], catalog: Catalog | None = None) -> Event:
@@ -273,8 +312,7 @@ def from_document(doc: dict[str, Any], catalog: Catalog | None = None) -> Event:
     :class:`Event`. Compiled with the detectors: constructing the event is then a native call, not
     a Python call parsing 23-30 arguments."""
     ts: datetime = doc["ts"]  # typed: the arithmetic below then compiles to native integers
-    offset = ts.utcoffset()
-    offset_us = 0 if offset is None else (offset.days * 86_400 + offset.seconds) * 1_000_000 + offset.microseconds
+    offset_us = _offset_us(ts)
     tz_offset_s = int(offset_us / 1_000_000)
     source: dict[str, Any] = doc.get("source") or _NONE
     resource: dict[str, Any] = doc.get("resource") or _NONE
@@ -285,12 +323,15 @@ def from_document(doc: dict[str, Any], catalog: Catalog | None = None) -> Event:
         known_sensitivity, known_categories = catalog.get(resource["id"], (None, ()))
         sensitivity = sensitivity or known_sensitivity
         categories = categories or known_categories
-    # ts.timestamp() without its second call into the tzinfo (pydantic-core's, a Rust class; about 1 us):
-    # the same integer microseconds over the same 10**6, so the same float while the integer is exact
-    # as a double (until the year 2255; later ones are refused as future anyway, but stay identical)
-    since_epoch_us = ((ts.toordinal() - _EPOCH_ORDINAL) * 86_400 + ts.hour * 3_600 + ts.minute * 60 + ts.second) \
-        * 1_000_000 + ts.microsecond - offset_us
-    epoch_s: float = since_epoch_us / 1_000_000 if abs(since_epoch_us) <= _EXACT_US else ts.timestamp()
+    # ts.timestamp() without its calls into the tzinfo: the exact microseconds since the epoch over
+    # 10**6, rounded once, as timestamp() rounds them. While |seconds| < _EXACT_S every term is an
+    # integer below 2**53, so exact as a double. (As an integer, the product left the compiled build's
+    # short ints, for a bignum multiply per event.)
+    seconds = (ts.toordinal() - _EPOCH_ORDINAL) * 86_400 + ts.hour * 3_600 + ts.minute * 60 + ts.second
+    if -_EXACT_S < seconds < _EXACT_S:
+        epoch_s = (float(seconds) * 1e6 + float(ts.microsecond - offset_us)) / 1e6
+    else:
+        epoch_s = ts.timestamp()
     if doc["type"] == ACCESS:
         who: dict[str, Any] = doc["principal"]
         refs = doc.get("subject_refs")

@@ -79,6 +79,19 @@ class ServiceMisuse(Detector):
             keyed.append(("action", event.action, tagged(5, event.action)))
         return keyed
 
+    @staticmethod
+    def _hashes(event: Event) -> list[int]:
+        """The hashes of :meth:`_keyed` alone: all that learning, and the usual score (nothing new), need."""
+        values, hashes = event.context_values, event.context_hashes
+        out = []
+        for i in range(len(FIELDS)):
+            h = hashes[i]
+            if values[i] and h is not None:
+                out.append(h)
+        if event.action:
+            out.append(tagged(5, event.action))
+        return out
+
     def score_one(self, event: Event, profile: Profile) -> Finding | None:
         if event.principal_kind != "service":
             return None
@@ -86,9 +99,12 @@ class ServiceMisuse(Detector):
         if st is None or st.n < self.min_history:
             return None
         known = st.seen
+        for h in self._hashes(event):
+            if known.find(h) < 0:
+                break
+        else:
+            return None  # nothing new: the usual case, decided without building the (field, value) pairs
         new = {field: value for field, value, h in self._keyed(event) if h not in known}
-        if not new:
-            return None
         signals: list[tuple[float, str]] = []
         if "country" in new:
             signals.append((1.5, f"new country {new['country']!r}"))
@@ -127,7 +143,7 @@ class ServiceMisuse(Detector):
         if st is None:
             st = self.state_[event.principal_id] = _ServiceState(self.cap)
         st.n += 1
-        st.seen.add_all([h for _, _, h in self._keyed(event)], event.day)
+        st.seen.add_all(self._hashes(event), event.day)
         hour = int(event.ts // HOUR_S) % 24
         if st.hours[hour] == 255:
             for i in range(24):

@@ -48,6 +48,8 @@ class _Window:
 
 
 _EMPTY = DistinctCounter()  # never mutated
+#: (z, label, estimate, baseline, window) of the strongest window in :meth:`Subjects.score_one`
+_Candidate = tuple[float, str, float, EW, _Window]
 
 
 #: _SubjectState's attributes (its ``__slots__``; also what its pickled state names)
@@ -130,25 +132,30 @@ class Subjects(Detector):
         st = self.state_.get(event.principal_id)
         if st is None:
             return None
-        best: tuple[float, str, float, EW, _Window] | None = None
-        for label, window, base, span, floor in (
-            ("hour", st.hour, st.hour_base, HOUR_S, self.min_distinct_hour),
-            ("day", st.day, st.day_base, DAY_S, self.min_distinct_day),
-        ):
-            if base.n < self.min_history:
-                continue
-            est = self._estimate_with(window, event, span)
-            if est < floor or est < self.min_ratio * base.upper() ** 2:
-                continue
-            z = base.z(math.sqrt(est), self.std_floor)
-            peers = self.peers_.get((profile.peer_group, label))
-            if peers is not None and peers.n >= self.min_history:
-                z = min(z, peers.z(math.sqrt(est), self.std_floor))
-            if z >= self.min_z and (best is None or z > best[0]):
-                best = (z, label, est, base, window)
+        best = self._better(None, "hour", st.hour, st.hour_base, HOUR_S, self.min_distinct_hour, event, profile)
+        best = self._better(best, "day", st.day, st.day_base, DAY_S, self.min_distinct_day, event, profile)
         if best is None:
             return None
         return self._finding(event, profile, *best)
+
+    def _better(
+        self, best: _Candidate | None, label: str, window: _Window, base: EW, span: float, floor: float,
+        event: Event, profile: Profile,
+    ) -> _Candidate | None:
+        """The stronger of ``best`` and this window's case (a method called per window: compiled, a
+        loop over a tuple of tuples was generic iteration and unpacking, about 400 instructions)."""
+        if base.n < self.min_history:
+            return best
+        est = self._estimate_with(window, event, span)
+        if est < floor or est < self.min_ratio * base.upper() ** 2:
+            return best
+        z = base.z(math.sqrt(est), self.std_floor)
+        peers = self.peers_.get((profile.peer_group, label))
+        if peers is not None and peers.n >= self.min_history:
+            z = min(z, peers.z(math.sqrt(est), self.std_floor))
+        if z >= self.min_z and (best is None or z > best[0]):
+            return (z, label, est, base, window)
+        return best
 
     def _estimate_with(self, window: _Window, event: Event, span: float) -> float:
         """Sliding estimate (this window plus a decaying share of the previous one) with ``event``."""
@@ -203,21 +210,22 @@ class Subjects(Detector):
         st = self.state_.get(event.principal_id)
         if st is None:
             st = self.state_[event.principal_id] = _SubjectState(event.ts)
-        for label, window, base, span in (
-            ("hour", st.hour, st.hour_base, HOUR_S),
-            ("day", st.day, st.day_base, DAY_S),
-        ):
-            if event.ts >= window.start + span:
-                self._close(window, base, (profile.peer_group, label), event.ts, span)
-            if event.subject_refs:
-                add = window.counter.add
-                for key in event.subject_hashes:
-                    add(key)
-            else:
-                window.plain += event.subjects
-            if not window.first_event:
-                window.first_event = event.event_id
-            window.flagged = window.flagged or flagged
+        self._learn_window(st.hour, st.hour_base, "hour", HOUR_S, event, profile, flagged)
+        self._learn_window(st.day, st.day_base, "day", DAY_S, event, profile, flagged)
+
+    def _learn_window(self, window: _Window, base: EW, label: str, span: float, event: Event, profile: Profile,
+                      flagged: bool) -> None:
+        if event.ts >= window.start + span:
+            self._close(window, base, (profile.peer_group, label), event.ts, span)
+        if event.subject_refs:
+            counter = window.counter
+            for key in event.subject_hashes:
+                counter.add(key)  # a native call (a stored bound method was a generic Python call)
+        else:
+            window.plain += event.subjects
+        if not window.first_event:
+            window.first_event = event.event_id
+        window.flagged = window.flagged or flagged
 
     def _close(self, window: _Window, base: EW, peer_key: tuple[str, str], ts: float, span: float) -> None:
         est = window.estimate()

@@ -97,7 +97,7 @@ class Volume(Detector):
         self.page_typical_ratio = page_typical_ratio
         self.now_alpha = now_alpha
         #: principal -> baselines: all actions, then one per action class (see CLASSES)
-        self.own_: dict[str, tuple[EW, EW, EW, EW]] = {}
+        self.own_: dict[str, tuple[EW, ...]] = {}  # any length: compiled, a fixed one is unpacked per lookup
         self.peers_: dict[tuple[str, str], EW] = {}
         #: (resource, action class) -> sizes moved from it by everyone: one small object per resource
         self.resources_: dict[tuple[str, str], EW] = {}

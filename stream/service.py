@@ -218,7 +218,7 @@ class Service(PartitionOwnership):
             if item.partition != engine_of:
                 engine_of, engine = item.partition, self.partitions.engine(item.partition)
             try:
-                alerts = engine.process(event, detected_at=now)
+                alerts = engine.process(event, now)  # positional: keywords cost the compiled call a parse
             except Exception as exc:  # a detector bug must not kill the service or lose the record
                 log.exception("engine failed on a record; dead-lettering it")
                 self.dead_letter(item, BadRecord("internal", f"{type(exc).__name__} in engine"))

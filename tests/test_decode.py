@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import json
+import random
 import time
 from dataclasses import MISSING, Field, astuple, fields, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import orjson
 import pytest
 from factories import access, example, permission
 
-from detectors.events import Event
+from detectors.events import Event, from_document
 from stream.decode import MAX_RECORD_BYTES, decode
 from stream.errors import BadRecord
 
@@ -99,6 +101,28 @@ def test_epoch_seconds_are_exactly_those_of_datetime_timestamp(offset):
             assert bad.reason == "ancient_timestamp" and expected.timestamp() < 946_684_800
             continue
         assert (event.ts, event.tz_offset_s) == (expected.timestamp(), int(expected.utcoffset().total_seconds()))
+
+
+def test_epoch_seconds_match_datetime_timestamp_on_random_times():
+    # every microsecond and offset the arithmetic in doubles could round differently from timestamp()
+    rng = random.Random(8)
+    for _ in range(3000):
+        when = datetime.fromtimestamp(rng.uniform(946_684_800, 4_102_444_800), UTC).replace(
+            microsecond=rng.randrange(1_000_000))
+        sign, minutes = rng.choice("+-"), rng.randrange(0, 14 * 60 + 1)
+        stamp = when.strftime("%Y-%m-%dT%H:%M:%S.%f") + f"{sign}{minutes // 60:02d}:{minutes % 60:02d}"
+        expected = datetime.fromisoformat(stamp)
+        event = decode(orjson.dumps(access("e", NOW) | {"ts": stamp}), 1e11)
+        assert (event.ts, event.tz_offset_s) == (expected.timestamp(), int(expected.utcoffset().total_seconds()))
+
+
+def test_a_zone_with_daylight_saving_gives_each_time_its_own_offset():
+    # fixed offsets are memoised by zone; a zone whose offset changes with the date must not be
+    doc = orjson.loads(orjson.dumps(access("e", NOW)))
+    for month, hours in ((1, 0), (7, 1), (1, 0)):
+        ts = datetime(2026, month, 15, 12, tzinfo=ZoneInfo("Europe/London"))
+        event = from_document(doc | {"ts": ts})
+        assert (event.ts, event.tz_offset_s) == (ts.timestamp(), hours * 3600)
 
 
 def test_contract_examples_flatten_field_by_field():

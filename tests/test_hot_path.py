@@ -8,6 +8,7 @@ import copy
 import gc
 import pickle
 import random
+import zlib
 from array import array
 from dataclasses import astuple, replace
 
@@ -63,6 +64,18 @@ def test_derived_values_match_their_definitions() -> None:
         assert e.weekend == is_weekend(e.ts, e.tz_offset_s)
         assert list(e.sensitive_items) == _items_reference(e)
         assert e.subject_hashes == tuple(h32_once(r) for r in e.subject_refs)
+
+
+def test_hashes_are_the_reference_formula() -> None:
+    # computed without products past 2**62 (native ints when compiled): the stored hashes must not move
+    rng = random.Random(5)
+    texts = ["", "GB", "é", "10.1.20", "Mozilla/5.0", *("".join(rng.choices("abcé-/.0123", k=rng.randrange(1, 40)))
+                                                        for _ in range(3000))]
+    for text in texts:
+        want = (zlib.crc32(text.encode()) * 0x9E3779B1) & 0xFFFFFFFF
+        assert h32(text) == h32_once(text) == want
+        for tag in (0, 1, 5, 15, 16, 255):
+            assert tagged(tag, text) == want ^ ((tag * 0x5BD1E995) & 0xFFFFFFFF)
 
 
 def test_derived_values_stay_out_of_the_dataclass() -> None:
