@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
 from detectors.base import Finding
 
-MAX_EVIDENCE = 100  # the contract's maxItems for evidence_event_ids
+MAX_EVIDENCE: Final = 100  # the contract's maxItems for evidence_event_ids
 
 
 def iso(ts: float) -> str:

@@ -9,11 +9,12 @@ histogram, so memory is constant.
 from __future__ import annotations
 
 import math
+from typing import Final
 
 import numpy as np
 
-LEVELS = (("critical", 80.0), ("high", 65.0), ("medium", 50.0), ("low", 30.0), ("info", 0.0))
-PAGING_LEVELS = frozenset({"medium", "high", "critical"})
+LEVELS: Final = (("critical", 80.0), ("high", 65.0), ("medium", 50.0), ("low", 30.0), ("info", 0.0))
+PAGING_LEVELS: Final = frozenset({"medium", "high", "critical"})
 
 
 def level_for(severity: float) -> str:

@@ -17,8 +17,8 @@ DAY_S: Final = 86_400.0
 HOUR_S: Final = 3_600.0
 
 
-_MEMO: dict[str, int] = {}
-_MEMO_CAP = 200_000  # a cache, not state: cleared when full, results never depend on it
+_MEMO: Final[dict[str, int]] = {}
+_MEMO_CAP: Final = 200_000  # a cache, not state: cleared when full, results never depend on it
 
 
 def h32(text: str) -> int:

@@ -11,7 +11,7 @@ odd hour. Service principals are the ``service_misuse`` detector's business.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Final
 
 from mypy_extensions import mypyc_attr
 
@@ -22,8 +22,8 @@ from detectors.events import CONTEXT_TAGS, Event
 __all__ = ["Context", "context_values", "ip_prefix"]
 
 #: what a new value of each context field is worth
-WEIGHTS = (("country", 1.0), ("network", 0.5), ("device", 1.0), ("agent", 1.0))
-TAGS = CONTEXT_TAGS  # one hash namespace per field of WEIGHTS, shared with service_misuse
+WEIGHTS: Final = (("country", 1.0), ("network", 0.5), ("device", 1.0), ("agent", 1.0))
+TAGS: Final = CONTEXT_TAGS  # one hash namespace per field of WEIGHTS, shared with service_misuse
 
 
 def context_values(event: Event) -> tuple[str | None, ...]:

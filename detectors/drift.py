@@ -25,7 +25,7 @@ Two mechanisms:
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Final
 
 from mypy_extensions import mypyc_attr
 from river import drift
@@ -34,7 +34,7 @@ from detectors.base import Detector, Finding, Profile
 from detectors.compact import DAY_S, HOUR_S, DistinctCounter, h32, is_weekend, restore_slots, slot_state
 from detectors.events import Event
 
-_DEPT_KEYS: dict[str | None, str] = {}
+_DEPT_KEYS: Final[dict[str | None, str]] = {}
 
 
 def dept_key(department: str | None) -> str:

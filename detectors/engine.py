@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from mypy_extensions import mypyc_attr
 
@@ -23,7 +23,7 @@ from detectors.feedback import FeedbackPolicy
 #: the detectors' learned-state layout and scoring: bump it whenever either changes, so that
 #: snapshots of the old state are refused (the partition falls back to an older snapshot or starts
 #: afresh) instead of unpickled into new code, and alerts say which model raised them
-MODEL_VERSION = "0.2.1"
+MODEL_VERSION: Final = "0.2.1"
 
 
 @dataclass

@@ -10,22 +10,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 from mypy_extensions import mypyc_attr
 
 from detectors.compact import day_number, h32, h32_once, ip_prefix, is_weekend, local_hour, tagged
 
-ACCESS = "access"
-PERMISSION = "permission"
+ACCESS: Final = "access"
+PERMISSION: Final = "permission"
 
-SENSITIVITY_RANK = {None: 0, "public": 0, "internal": 1, "confidential": 2, "restricted": 3}
+SENSITIVITY_RANK: Final[dict[str | None, int]] = {
+    None: 0, "public": 0, "internal": 1, "confidential": 2, "restricted": 3,
+}
 #: Data categories whose first touch pages even without history (special-category data, GDPR art. 9).
-SPECIAL_CATEGORIES = frozenset({"health", "minors", "biometric", "genetic"})
+SPECIAL_CATEGORIES: Final = frozenset({"health", "minors", "biometric", "genetic"})
 #: Hash namespaces (:func:`~detectors.compact.tagged`) of the network-context fields, in the order of
 #: :attr:`Event.context_values` (as :attr:`Event.context_hashes` spells them out); the context and
 #: service-misuse detectors share them.
-CONTEXT_TAGS = (1, 2, 3, 4)
+CONTEXT_TAGS: Final = (1, 2, 3, 4)
 
 _DERIVED = ("_context", "_context_hashes", "_resource_hash", "_day", "_hour", "_weekend", "_sensitive", "_subjects")
 
@@ -38,16 +40,17 @@ _ContextHashes = tuple[int | None, ...]
 _SensitiveItems = tuple[tuple[str, str, int], ...]
 #: Caches, not state (cleared when full; results never depend on them): a principal's context and
 #: the data categories of a resource come back event after event.
-_CONTEXT_MEMO: dict[tuple[str | None, ...], tuple[_ContextValues, _ContextHashes]] = {}
+_CONTEXT_MEMO: Final[dict[tuple[str | None, ...], tuple[_ContextValues, _ContextHashes]]] = {}
 #: IP -> the last context seen with it, checked first: a dictionary keyed by a string and three
 #: comparisons, where a key of four strings is hashed anew each time (about 1.3k instructions a lookup)
-_CONTEXT_BY_IP: dict[str | None, tuple[str | None, str | None, str | None, tuple[_ContextValues, _ContextHashes]]] = {}
+_LastContext = tuple[str | None, str | None, str | None, tuple[_ContextValues, _ContextHashes]]
+_CONTEXT_BY_IP: Final[dict[str | None, _LastContext]] = {}
 #: resource id -> (its categories, whether it is sensitive itself, the items): keyed by the id alone,
 #: a string (a key of a tuple and a tuple was hashed anew on every event, about 1k instructions)
-_SENSITIVE_MEMO: dict[str, tuple[tuple[str, ...], bool, _SensitiveItems]] = {}
+_SENSITIVE_MEMO: Final[dict[str, tuple[tuple[str, ...], bool, _SensitiveItems]]] = {}
 #: ~0.5 KB per context entry: at most ~8 MB per process (50k entries measured +25 MB peak RSS in bench),
 #: and ~0.1 KB per IP of the by-IP memo, which shares the entries
-_MEMO_CAP = 16_384
+_MEMO_CAP: Final = 16_384
 
 
 def _context(
@@ -274,14 +277,14 @@ class Event(_Derived):
         return f"{self.department or '-'}/{self.role or '-'}"
 
 
-_NONE: dict[str, Any] = {}
+_NONE: Final[dict[str, Any]] = {}
 #: ``date(1970, 1, 1).toordinal()``
-_EPOCH_ORDINAL = 719_163
+_EPOCH_ORDINAL: Final = 719_163
 #: Seconds since the epoch below this, times 10**6, plus at most a day of microseconds, stay below
 #: 2**53: exact as doubles (until the year 2255)
-_EXACT_S = 9_000_000_000
+_EXACT_S: Final = 9_000_000_000
 #: fixed-offset tzinfo -> its UTC offset in microseconds (:func:`_offset_us`; a cache, like the memos above)
-_OFFSETS: dict[Any, int] = {}
+_OFFSETS: Final[dict[Any, int]] = {}
 #: resource id -> (sensitivity, categories), for events that omit them (``stream.decode``'s catalog)
 Catalog = dict[str, tuple[str | None, tuple[str, ...]]]
 

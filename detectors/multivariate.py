@@ -25,7 +25,7 @@ from detectors.compact import EW, HOUR_S, restore_slots, slot_state
 from detectors.events import SENSITIVITY_RANK, Event
 from detectors.volume import EXPORT_ACTIONS
 
-FEATURES = (
+FEATURES: Final = (
     "events",
     "records",
     "resources",

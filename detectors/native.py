@@ -23,6 +23,9 @@ What compiling asks of the sources (mypyc 2.x):
 - Small ``__slots__`` classes pickle their state as a dict of named attributes
   (:func:`~detectors.compact.slot_state`), which both builds read, as well as plain Python's default
   form: a snapshot written by either build, or by an earlier version, restores into either.
+- Module-level constants and caches that the hot path reads are ``Final``: compiled, a ``Final``
+  name is a C static, where any other module-level name is looked up in the module's dictionary at
+  every use (about 130 instructions).
 - Class-level constants are ``ClassVar`` or ``Final``; constructor defaults are literals or
   ``Final`` names (the compiled class's signature, which ``clone()`` reads, must render them).
 """

@@ -24,7 +24,7 @@ from detectors.events import ACCESS, SPECIAL_CATEGORIES, Event
 
 DAY_S: Final = 86_400.0
 #: group key of the items any person has touched (a pipeline loading a new table does not count)
-_HUMANS = "org:humans"
+_HUMANS: Final = "org:humans"
 
 
 def _items(event: Event) -> tuple[tuple[str, str, int], ...]:

@@ -11,7 +11,7 @@ seen-set of 32-bit hashes (``cap_resources``).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 from mypy_extensions import mypyc_attr
 
@@ -21,7 +21,7 @@ from detectors.events import ACCESS, Event
 from detectors.volume import EXPORT_ACTIONS
 
 #: (rule, score, min severity, title) in decreasing order of certainty
-RULES = {
+RULES: Final = {
     "self_grant": (9.0, 85.0, "Principal granted itself {perm}"),
     "non_admin_grant": (7.0, 70.0, "{perm} granted by a non-admin"),
     "privileged_no_ticket": (5.0, 60.0, "Privileged {perm} granted without a ticket"),

@@ -8,7 +8,7 @@ action) and a 24-bin UTC hour profile.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 from mypy_extensions import mypyc_attr
 
@@ -18,8 +18,8 @@ from detectors.events import Event
 from detectors.volume import EXPORT_ACTIONS
 
 #: the context fields, in the order of :attr:`Event.context_values`
-FIELDS = ("country", "network", "device", "agent")
-BROWSER_MARKERS = ("mozilla/", "applewebkit", "chrome/", "safari/", "firefox/", "edg/")
+FIELDS: Final = ("country", "network", "device", "agent")
+BROWSER_MARKERS: Final = ("mozilla/", "applewebkit", "chrome/", "safari/", "firefox/", "edg/")
 
 
 def looks_like_browser(user_agent: str | None) -> bool:

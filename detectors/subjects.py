@@ -13,7 +13,7 @@ weight, as in a sliding-window rate limiter.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Final
 
 from mypy_extensions import mypyc_attr
 
@@ -47,7 +47,7 @@ class _Window:
         return self.counter.estimate(extra_ones) + self.plain + extra_plain
 
 
-_EMPTY = DistinctCounter()  # never mutated
+_EMPTY: Final = DistinctCounter()  # never mutated
 #: (z, label, estimate, baseline, window) of the strongest window in :meth:`Subjects.score_one`
 _Candidate = tuple[float, str, float, EW, _Window]
 

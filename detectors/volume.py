@@ -4,14 +4,15 @@ baseline (log scale, exponentially weighted)."""
 from __future__ import annotations
 
 import math
+from typing import Final
 
 from detectors.base import Detector, Finding, Profile
 from detectors.compact import EW
 from detectors.events import Event
 
-EXPORT_ACTIONS = frozenset({"export", "download", "share"})
+EXPORT_ACTIONS: Final = frozenset({"export", "download", "share"})
 #: action class -> index in a principal's baselines (0 is all actions together)
-CLASSES = {"export": 1, "query": 2, "read": 3}
+CLASSES: Final = {"export": 1, "query": 2, "read": 3}
 
 
 def action_class(action: str) -> str:
