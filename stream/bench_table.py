@@ -55,6 +55,18 @@ def _slowest_row(worst: dict[str, Any]) -> str:
 
 
 def _caution_row(lat: dict[str, Any]) -> list[tuple[str, str]]:
+    """Why the latency above is not the service's own, if it is not.
+
+    >>> _caution_row({"rate_events_per_s": 100.0, "error": "RuntimeError: no kafka-tools jar"})
+    [('    error', 'the latency phase failed: RuntimeError: no kafka-tools jar')]
+    >>> slow = {"rate_events_per_s": 100.0, "achieved_rate_events_per_s": 80.0, "generator_kept_up": False}
+    >>> _caution_row(slow)[0][1][:45]
+    'the load generator sent only 80% of the rate:'
+    >>> _caution_row({"rate_events_per_s": 100.0, "achieved_rate_events_per_s": 99.0, "generator_kept_up": True})
+    []
+    """
+    if "error" in lat:  # the phase stopped before it measured anything (it has no achieved rate)
+        return [("    error", f"the latency phase failed: {lat['error']}")]
     if lat.get("generator_kept_up", True):
         return []
     share = lat["achieved_rate_events_per_s"] / lat["rate_events_per_s"]
