@@ -41,9 +41,10 @@ _SensitiveItems = tuple[tuple[str, str, int], ...]
 #: Caches, not state (cleared when full; results never depend on them): a principal's context and
 #: the data categories of a resource come back event after event.
 _CONTEXT_MEMO: Final[dict[tuple[str | None, ...], tuple[_ContextValues, _ContextHashes]]] = {}
+#: (country, device, agent, the memo's entry) of the last context seen with an IP
+_LastContext = tuple[str | None, str | None, str | None, tuple[_ContextValues, _ContextHashes]]
 #: IP -> the last context seen with it, checked first: a dictionary keyed by a string and three
 #: comparisons, where a key of four strings is hashed anew each time (about 1.3k instructions a lookup)
-_LastContext = tuple[str | None, str | None, str | None, tuple[_ContextValues, _ContextHashes]]
 _CONTEXT_BY_IP: Final[dict[str | None, _LastContext]] = {}
 #: resource id -> (its categories, whether it is sensitive itself, the items): keyed by the id alone,
 #: a string (a key of a tuple and a tuple was hashed anew on every event, about 1k instructions)
