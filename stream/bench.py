@@ -13,7 +13,7 @@
 3. (c) the same service keeps running while a separate process produces at half of (b)'s rate
    through Kafka's console producer (:mod:`stream.bench_latency`), with a paging probe at a fixed
    rate; p50/p99 of probe-sent → alert-consumed, after an unmeasured start (until a probe's alert
-   comes back, then 3 s at the full rate). The service's CPU and the machine's over the window, and
+   comes back, then 10 s at the full rate). The service's CPU and the machine's over the window, and
    second by second with the slowest probe of each second (:mod:`stream.bench_timeline`).
 4. (b) in memory: the same events through the same service loop with no broker and no kafka-python
    (:func:`stream.bench_loop.measure`), in a process of its own: the pipeline's ceiling whatever the

@@ -46,8 +46,12 @@ from stream import bench_timeline, cpustat
 WEEK_S = 7 * 86_400.0
 #: Pacing granularity: events are sent in small bursts every tick.
 TICK_S = 0.01
-#: Unmeasured pacing at the full rate before the measured window (see :func:`measure`).
-WARMUP_S = 3.0
+#: Unmeasured pacing at the full rate before the measured window (see :func:`measure`). With 3 s, the
+#: first seconds measured on a freshly started broker were the two console-producer JVMs and the
+#: broker's still compiling: the rest of the machine took 0.9-1.3 of its 2 CPUs, the service got 0.54
+#: of a core and its probes waited up to 299 ms (869 ms in an earlier run), against 0.6-0.8 CPUs and
+#: about 100 ms from then on. With 10 s on a fresh broker, the window's first seconds looked like the rest.
+WARMUP_S = 10.0
 #: Before that, one record every so often until the generator and the service answer (:func:`wait_ready`).
 READY_TICK_S = 0.1
 READY_TIMEOUT_S = 60.0
