@@ -128,14 +128,15 @@ def simulated(n: int, principals: int, seed: int, weeks_before: int = 0) -> list
 
 def weeks_for_latency(events: int, principals: int, seconds: float) -> int:
     """Weeks of replayed history the latency phase may need: at most ``MAX_LATENCY_RATE`` events/s for
-    ``seconds``, out of a replayed week of about ``EVENTS_PER_PRINCIPAL_DAY`` per principal and day (the
-    whole history when it is shorter), with a quarter and one week to spare.
+    its unmeasured warm-up (:data:`~stream.bench_latency.WARMUP_S`) and ``seconds``, out of a replayed
+    week of about ``EVENTS_PER_PRINCIPAL_DAY`` per principal and day (the whole history when it is
+    shorter), with a quarter and one week to spare.
 
     >>> weeks_for_latency(200_000, 500, 20.0)
-    15
+    22
     """
     per_replay = min(events, principals * EVENTS_PER_PRINCIPAL_DAY * 7)
-    return math.ceil(1.25 * MAX_LATENCY_RATE * seconds / per_replay) + 1
+    return math.ceil(1.25 * MAX_LATENCY_RATE * (bench_latency.WARMUP_S + seconds) / per_replay) + 1
 
 
 def create_topics(bootstrap: str, partitions: int) -> dict[str, str]:

@@ -6,7 +6,7 @@ import time
 from datetime import datetime
 
 from stream.bench import MAX_LATENCY_RATE, simulated, weeks_for_latency
-from stream.bench_latency import WEEK_S, iso, templates
+from stream.bench_latency import WARMUP_S, WEEK_S, iso, templates
 from stream.decode import decode
 
 
@@ -28,8 +28,9 @@ def test_replayed_weeks_are_valid_events_in_the_past_and_keep_their_hour_and_wee
     assert 0 < len(week) <= len(history)
     assert [t.ts for t in week] == sorted(t.ts for t in week)
     assert max(t.ts for t in week) - min(t.ts for t in week) <= WEEK_S
-    # the phase's upper bound of events fits in the replayed weeks before the wall clock is reached
-    assert len(week) * weeks >= MAX_LATENCY_RATE * seconds
+    # the phase's upper bound of events (its warm-up too) fits in the replayed weeks before the wall
+    # clock is reached
+    assert len(week) * weeks >= MAX_LATENCY_RATE * (WARMUP_S + seconds)
     assert week[-1].ts + weeks * WEEK_S < time.time()
     by_id = {e["event_id"]: e for e in history}
     original = next(e for e in history if _ts(e) == week[0].ts)
