@@ -56,9 +56,13 @@ def _fibonacci(crc: int) -> int:
     return (low * 0x79B1 + (((high * 0x79B1 + low * 0x9E37) & 0xFFFF) << 16)) & 0xFFFFFFFF
 
 
-#: ``(tag * 0x5BD1E995) & 0xFFFFFFFF`` for the small tags (:func:`tagged`): precomputed, since that
-#: product too would leave the compiled build's native ints
-_SALTS: Final = tuple((tag * 0x5BD1E995) & 0xFFFFFFFF for tag in range(16))
+def _salt(tag: int) -> int:
+    """What :func:`tagged` mixes into a hash for namespace ``tag``."""
+    return (tag * 0x5BD1E995) & 0xFFFFFFFF
+
+
+#: :func:`_salt` of the small tags, precomputed: compiled, that product leaves the native ints
+_SALTS: Final = tuple(_salt(tag) for tag in range(16))
 
 
 def tagged(tag: int, text: str) -> int:
@@ -67,7 +71,7 @@ def tagged(tag: int, text: str) -> int:
     >>> tagged(1, "x") != tagged(2, "x")
     True
     """
-    salt = _SALTS[tag] if 0 <= tag < 16 else tag * 0x5BD1E995 & 0xFFFFFFFF
+    salt = _SALTS[tag] if 0 <= tag < 16 else _salt(tag)
     return h32(text) ^ salt
 
 

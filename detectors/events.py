@@ -54,6 +54,13 @@ _SENSITIVE_MEMO: Final[dict[str, tuple[tuple[str, ...], bool, _SensitiveItems]]]
 _MEMO_CAP: Final = 16_384
 
 
+def _remember(memo: dict[Any, Any], key: Any, value: Any) -> None:
+    """Store ``value`` in one of this module's caches, emptied first when it holds :data:`_MEMO_CAP`."""
+    if len(memo) >= _MEMO_CAP:
+        memo.clear()
+    memo[key] = value
+
+
 def _context(
     country: str | None, ip: str | None, device: str | None, agent: str | None
 ) -> tuple[_ContextValues, _ContextHashes]:
@@ -70,12 +77,9 @@ def _context(
             None if device is None else tagged(3, device),
             None if agent is None else tagged(4, agent),
         )
-        if len(_CONTEXT_MEMO) >= _MEMO_CAP:
-            _CONTEXT_MEMO.clear()
-        known = _CONTEXT_MEMO[key] = ((country, network, device, agent), hashes)
-    if len(_CONTEXT_BY_IP) >= _MEMO_CAP:
-        _CONTEXT_BY_IP.clear()
-    _CONTEXT_BY_IP[ip] = (country, device, agent, known)
+        known = ((country, network, device, agent), hashes)
+        _remember(_CONTEXT_MEMO, key, known)
+    _remember(_CONTEXT_BY_IP, ip, (country, device, agent, known))
     return known
 
 
@@ -87,9 +91,7 @@ def _sensitive_items(categories: tuple[str, ...], resource_id: str, sensitive: b
     items = tuple([("category", c, tagged(1, c)) for c in categories])
     if sensitive:
         items += (("resource", resource_id, tagged(2, resource_id)),)
-    if len(_SENSITIVE_MEMO) >= _MEMO_CAP:
-        _SENSITIVE_MEMO.clear()
-    _SENSITIVE_MEMO[resource_id] = (categories, sensitive, items)
+    _remember(_SENSITIVE_MEMO, resource_id, (categories, sensitive, items))
     return items
 
 
@@ -305,9 +307,7 @@ def _offset_us(ts: datetime) -> int:
     offset = ts.utcoffset() if fixed is None else fixed
     us = 0 if offset is None else (offset.days * 86_400 + offset.seconds) * 1_000_000 + offset.microseconds
     if fixed is not None:
-        if len(_OFFSETS) >= _MEMO_CAP:
-            _OFFSETS.clear()
-        _OFFSETS[tz] = us
+        _remember(_OFFSETS, tz, us)
     return us
 
 

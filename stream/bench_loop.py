@@ -272,9 +272,13 @@ def main(argv: list[str] | None = None) -> int:
     with args.events.open("rb") as fh:
         lines = [line.rstrip(b"\n") for _, line in zip(range(args.limit), fh, strict=False)]
     prof = cProfile.Profile() if args.profile else None
-    result = measure(lines, args.partitions, prof, contextlib.nullcontext() if args.default_gc else None)
+
+    def collector() -> contextlib.AbstractContextManager[Any]:  # a fresh one per use (loop_gc's is single-use)
+        return contextlib.nullcontext() if args.default_gc else loop_gc()
+
+    result = measure(lines, args.partitions, prof, collector())
     if args.per_detector:  # under the same collector settings as the rest
-        with contextlib.nullcontext() if args.default_gc else loop_gc():
+        with collector():
             result["detectors"] = detector_costs(lines, args.partitions)
     print(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())
     if prof is not None:
