@@ -1,5 +1,5 @@
 # privwatch service image: `docker build -t privwatch:0.1.0 .` (deploy/docker-compose.yml builds it too).
-# Two stages: compile the hot detector modules with mypyc (deploy/native/build.py; gcc is needed here
+# Two stages: compile the hot modules with mypyc (deploy/native/build.py; gcc is needed here
 # only) and build a wheel of the project, then install the wheel (with its dependencies' binary wheels)
 # and the compiled modules into a clean slim image that runs as an unprivileged user. Both stages must
 # use the same interpreter: the compiled modules are used only if their manifest matches it and the

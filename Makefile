@@ -19,15 +19,15 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $@
 
-# The hot detector modules compiled by mypyc (detectors/native.py). Rebuilt whenever a detector source
-# changes; the import-time hash check refuses a build that no longer matches its sources whatever
+# The hot modules compiled by mypyc (detectors/native.py). Rebuilt whenever a detector source or a
+# compiled stream module changes; the import-time hash check refuses a build that no longer matches its sources whatever
 # make thinks. A failed build warns and leaves pure Python (tests then refuse to run: conftest.py).
 # PRIVWATCH_PURE=1 skips it.
-NATIVE := $(CACHE)/mypyc/lib/detectors/manifest.json
-$(NATIVE): $(BIN)/.installed $(wildcard detectors/*.py) deploy/native/build.py deploy/native/mypy.ini | sysdeps
+NATIVE := $(CACHE)/mypyc/lib/manifest.json
+$(NATIVE): $(BIN)/.installed $(wildcard detectors/*.py) stream/decode.py stream/merge.py deploy/native/build.py deploy/native/mypy.ini | sysdeps
 	@$(BIN)/python deploy/native/build.py --allow-failure
 
-native: $(NATIVE) ## Compile the hot detector modules with mypyc (PRIVWATCH_PURE=1: run pure Python instead)
+native: $(NATIVE) ## Compile the hot modules (detectors, decoding) with mypyc (PRIVWATCH_PURE=1: run pure Python instead)
 
 sysdeps: ## Install Java 17, Maven, Prometheus and Alertmanager (Debian packages) when missing
 	@PYTHON=$(PYTHON) bash deploy/sysdeps.sh

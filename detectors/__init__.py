@@ -6,7 +6,7 @@ The hot modules run compiled by mypyc when a build matching their sources exists
 
 from detectors import native
 
-native.activate(__path__)
+native.activate(__path__, "detectors")
 
 from detectors.engine import Engine, EngineConfig  # noqa: E402 - after the compiled modules are on __path__
 from detectors.events import Event  # noqa: E402

@@ -1,13 +1,15 @@
-"""The compiled (mypyc) build of the hot detector modules, and the guard that keeps it honest.
+"""The compiled (mypyc) build of the hot modules, and the guard that keeps it honest.
 
-``make native`` (``deploy/native/build.py``) compiles :data:`COMPILED` with mypyc into
-``.cache/mypyc/lib/detectors/``, outside the source tree, and writes a manifest there last: the
-SHA-256 of every compiled ``.py`` as it was built, and the interpreter's extension suffix.
-:func:`activate`, called by ``detectors/__init__.py`` before any other submodule is imported, puts
-that directory first on the package's ``__path__`` only when every hash still matches the ``.py``
-beside it; otherwise the package runs from source. Compiled code is therefore never older than its
-source, whatever the file times say (a checkout, an edit, a copied tree), and nothing compiled sits
-next to a ``.py`` to shadow it.
+``make native`` (``deploy/native/build.py``) compiles :data:`COMPILED` (the detectors, and the
+service's per-record decoding and merging in ``stream``) with mypyc into ``.cache/mypyc/lib/``,
+outside the source tree, and writes a manifest there last: the SHA-256 of every compiled ``.py`` as
+it was built, and the interpreter's extension suffix. :func:`activate`, called by
+``detectors/__init__.py`` and ``stream/__init__.py`` before any other submodule is imported, puts
+that package's directory of the build first on the package's ``__path__`` only when every hash
+still matches the ``.py`` it was built from; otherwise the packages run from source. Compiled code
+is therefore never older than its source, whatever the file times say (a checkout, an edit, a copied
+tree), and nothing compiled sits next to a ``.py`` to shadow it. One manifest covers both packages:
+they share one compiled library, so either both run compiled or neither does.
 
 ``PRIVWATCH_PURE=1`` runs from source on purpose. The test suite refuses to run on a stale or
 missing build unless that is set (``conftest.py``): the tests exercise what ships.
@@ -41,16 +43,20 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-#: modules compiled by mypyc (measured: each carries per-event work; registry, native and
-#: ``__init__`` run once and stay Python)
+#: modules compiled by mypyc, as paths from the project root without ``.py`` (measured: each carries
+#: per-event work; registry, native and the ``__init__`` modules run once and stay Python)
 COMPILED = (
-    "alerts", "base", "calibrate", "compact", "context", "denied", "dormancy", "drift", "engine", "events",
-    "export_mix", "feedback", "multivariate", "novelty", "privilege", "service_misuse", "slow_exfiltration",
-    "stats", "subjects", "volume",
+    *(f"detectors/{name}" for name in (
+        "alerts", "base", "calibrate", "compact", "context", "denied", "dormancy", "drift", "engine", "events",
+        "export_mix", "feedback", "multivariate", "novelty", "privilege", "service_misuse", "slow_exfiltration",
+        "stats", "subjects", "volume")),
+    "stream/decode", "stream/merge",
 )
-SOURCE_DIR = Path(__file__).resolve().parent
-#: where the build puts the compiled package (git-ignored; removed by ``make clean``)
-LIB_DIR = SOURCE_DIR.parent / ".cache" / "mypyc" / "lib" / "detectors"
+#: the directory holding the ``detectors`` and ``stream`` packages
+ROOT = Path(__file__).resolve().parent.parent
+SOURCE_DIR = ROOT / "detectors"
+#: where the build puts the compiled packages, one directory each (git-ignored; removed by ``make clean``)
+LIB_DIR = ROOT / ".cache" / "mypyc" / "lib"
 MANIFEST = "manifest.json"
 PURE_ENV = "PRIVWATCH_PURE"
 
@@ -58,17 +64,17 @@ PURE_ENV = "PRIVWATCH_PURE"
 status = "pure (not activated)"
 
 
-def source_hashes(source_dir: Path = SOURCE_DIR) -> dict[str, str]:
-    """SHA-256 of each compiled module's source, by module name."""
-    return {name: hashlib.sha256((source_dir / f"{name}.py").read_bytes()).hexdigest() for name in COMPILED}
+def source_hashes(root: Path = ROOT) -> dict[str, str]:
+    """SHA-256 of each compiled module's source, by path (``detectors/engine``)."""
+    return {path: hashlib.sha256((root / f"{path}.py").read_bytes()).hexdigest() for path in COMPILED}
 
 
-def manifest_for(source_dir: Path = SOURCE_DIR) -> dict[str, Any]:
-    """What a build of ``source_dir`` records (and what :func:`check` expects to find)."""
-    return {"ext_suffix": sysconfig.get_config_var("EXT_SUFFIX"), "modules": source_hashes(source_dir)}
+def manifest_for(root: Path = ROOT) -> dict[str, Any]:
+    """What a build of the sources under ``root`` records (and what :func:`check` expects to find)."""
+    return {"ext_suffix": sysconfig.get_config_var("EXT_SUFFIX"), "modules": source_hashes(root)}
 
 
-def check(lib_dir: Path = LIB_DIR, source_dir: Path = SOURCE_DIR) -> str | None:
+def check(lib_dir: Path = LIB_DIR, root: Path = ROOT) -> str | None:
     """None when ``lib_dir`` holds a build of exactly the current sources, else why not."""
     try:
         built = json.loads((lib_dir / MANIFEST).read_text())
@@ -76,7 +82,7 @@ def check(lib_dir: Path = LIB_DIR, source_dir: Path = SOURCE_DIR) -> str | None:
         return "not built (make native)"
     except (OSError, ValueError) as exc:
         return f"unreadable manifest: {exc}"
-    want = manifest_for(source_dir)
+    want = manifest_for(root)
     if built.get("ext_suffix") != want["ext_suffix"]:
         return f"built for {built.get('ext_suffix')}, this interpreter loads {want['ext_suffix']}"
     modules = built.get("modules", {})
@@ -86,17 +92,19 @@ def check(lib_dir: Path = LIB_DIR, source_dir: Path = SOURCE_DIR) -> str | None:
     return None
 
 
-def activate(package_path: list[str], lib_dir: Path = LIB_DIR, source_dir: Path = SOURCE_DIR) -> str:
-    """Put the compiled modules first on ``package_path`` when they match the sources; return the status."""
+def activate(package_path: list[str], package: str = "detectors", lib_dir: Path = LIB_DIR,
+             root: Path = ROOT) -> str:
+    """Put ``package``'s compiled modules first on its ``package_path`` when the build matches the
+    sources; return the status."""
     global status
     if os.environ.get(PURE_ENV, "") not in ("", "0"):
         status = f"pure ({PURE_ENV} set)"
-    elif (why := check(lib_dir, source_dir)) is not None:
+    elif (why := check(lib_dir, root)) is not None:
         status = f"pure ({why})"
         if not why.startswith("not built"):  # a build that no longer matches: say so, never load it
-            warnings.warn(f"privwatch: compiled detectors not used: {why}", RuntimeWarning, stacklevel=2)
+            warnings.warn(f"privwatch: compiled {package} not used: {why}", RuntimeWarning, stacklevel=2)
     else:
-        package_path.insert(0, str(lib_dir))
+        package_path.insert(0, str(lib_dir / package))
         status = "compiled"
     return status
 

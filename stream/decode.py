@@ -1,32 +1,34 @@
 """Bytes in, :class:`~detectors.events.Event` out, or a :class:`~stream.errors.BadRecord` saying why not.
 
 Validation is pydantic-core over the raw JSON (one pass, no intermediate Python objects);
-flattening is :func:`detectors.events.from_document`, compiled with the detectors; output encoding
-is orjson. Event-time sanity checks live here because they need the wall clock, which the
-engine itself never reads.
+flattening is :func:`detectors.events.from_document`; output encoding is orjson. Event-time sanity
+checks live here because they need the wall clock, which the engine itself never reads. This module
+runs compiled with the detectors (:mod:`detectors.native`): :func:`decode_records` is the service's
+per-record loop.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 import orjson
 from pydantic import ValidationError
 
 from detectors.events import Catalog, Event, from_document
 from stream.errors import BadRecord
+from stream.merge import Item
 from stream.schemas import INPUT_ADAPTER
 
 #: Records larger than this are refused before parsing (a contract event is well under 100 KiB).
-MAX_RECORD_BYTES = 1 << 20
+MAX_RECORD_BYTES: Final = 1 << 20
 #: Events stamped further ahead of the wall clock than this are refused: clock bugs, not activity.
-MAX_FUTURE_S = 86_400.0
+MAX_FUTURE_S: Final = 86_400.0
 #: Events older than this epoch second (2000-01-01) are refused as corrupt.
-MIN_TS = 946_684_800.0
+MIN_TS: Final = 946_684_800.0
 
 #: pydantic-core's validator itself: ``TypeAdapter.validate_json`` only forwards its default options
 #: to it, one Python frame per record (about 0.5 us)
-_validate_json = INPUT_ADAPTER.validator.validate_json
+_validate_json: Final = INPUT_ADAPTER.validator.validate_json
 
 
 def decode(value: bytes | None, now: float, catalog: Catalog | None = None) -> Event:
@@ -48,6 +50,30 @@ def decode(value: bytes | None, now: float, catalog: Catalog | None = None) -> E
     if event.ts < MIN_TS:
         raise BadRecord("ancient_timestamp", "ts before 2000-01-01")
     return event
+
+
+def decode_records(records: list[Any], topic: str, partition: int, now: float,
+                   catalog: Catalog | None = None) -> list[Item]:
+    """Decode one topic-partition's records (kafka-python ``ConsumerRecord``s, in offset order) into
+    merger items; a refused record's item carries its BadRecord, and sorts first.
+
+    >>> from collections import namedtuple
+    >>> Record = namedtuple("Record", "value offset")
+    >>> good = b'{"type":"access","event_id":"e1","ts":"2026-01-01T00:00:00Z","principal":{"id":"u"},' \\
+    ...        b'"action":"read","resource":{"id":"r"},"outcome":"allowed"}'
+    >>> items = decode_records([Record(good, 7), Record(b"{", 8)], "access", 2, now=1.8e9)
+    >>> [(i.offset, type(i.payload).__name__, i.ts) for i in items]
+    [(7, 'Event', 1767225600.0), (8, 'BadRecord', -inf)]
+    """
+    items: list[Item] = []
+    for record in records:
+        try:
+            event = decode(record.value, now, catalog)
+        except BadRecord as bad:
+            items.append(Item(float("-inf"), topic, partition, record.offset, record, bad, now))
+        else:
+            items.append(Item(event.ts, topic, partition, record.offset, record, event, now))
+    return items
 
 
 def _bad(exc: ValidationError) -> BadRecord:

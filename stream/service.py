@@ -25,7 +25,7 @@ from stream import kafka_io
 from stream.checkpoint import Checkpoint
 from stream.correlate import Correlator
 from stream.deadletter import DeadLetter
-from stream.decode import Catalog, decode, dumps
+from stream.decode import Catalog, decode_records, dumps
 from stream.errors import BadRecord
 from stream.feedback import FeedbackReader
 from stream.gctune import loop_gc
@@ -159,7 +159,8 @@ class Service(PartitionOwnership):
         now = self.clock()
         for tp, records in batch.items():
             n += len(records)
-            self.merger.extend(tp.topic, tp.partition, self._items(tp, records, now))
+            self.merger.extend(tp.topic, tp.partition, decode_records(records, tp.topic, tp.partition, now,
+                                                                      self.catalog))
         handled = self.handle_items()
         if n:
             self.metrics.batch_records.observe(n)
@@ -179,20 +180,6 @@ class Service(PartitionOwnership):
         tp = TopicPartition(topic, partition)
         highwater = self.consumer.highwater(tp)
         return highwater is not None and self.consumer.position(tp) >= highwater
-
-    def _items(self, tp: TopicPartition, records: list[Any], now: float) -> list[Item]:
-        """Decode one topic-partition's records (in offset order); refused ones carry their BadRecord."""
-        topic, partition, catalog = tp.topic, tp.partition, self.catalog
-        items: list[Item] = []
-        append = items.append
-        for record in records:
-            try:
-                event = decode(record.value, now, catalog)
-            except BadRecord as bad:
-                append(Item(float("-inf"), topic, partition, record.offset, record, bad, now))
-            else:
-                append(Item(event.ts, topic, partition, record.offset, record, event, now))
-        return items
 
     def handle_items(self, drain: bool = False) -> int:
         """Handle what the merger releases: each event through its partition's engine and its alerts

@@ -1,4 +1,4 @@
-"""The mypyc-compiled detectors (detectors/native.py): used by default, never stale, and the same
+"""The mypyc-compiled modules (detectors/native.py): used by default, never stale, and the same
 engine as the source in every way the service relies on: snapshots (pickle) in both directions
 between compiled and pure processes, ``copy.deepcopy``, ``clone()``, plain-Python subclasses, and
 the docstring examples of the compiled modules (run from their source)."""
@@ -32,27 +32,35 @@ PURE = os.environ.get(native.PURE_ENV, "") not in ("", "0")
 @pytest.mark.skipif(PURE, reason=f"{native.PURE_ENV} set")
 def test_compiled_modules_are_the_ones_loaded() -> None:
     assert native.status == "compiled"
-    for name in native.COMPILED:
-        __import__(f"detectors.{name}")
-        assert native.is_compiled(f"detectors.{name}"), name
+    assert {path.split("/")[0] for path in native.COMPILED} == {"detectors", "stream"}
+    for path in native.COMPILED:
+        module = path.replace("/", ".")
+        __import__(module)
+        assert native.is_compiled(module), module
 
 
 def test_a_build_of_other_sources_is_never_loaded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(native.PURE_ENV, raising=False)
     monkeypatch.setattr(native, "status", native.status)  # activate() below sets it; restored afterwards
     source = tmp_path / "src"
-    shutil.copytree(native.SOURCE_DIR, source)
+    for package in ("detectors", "stream"):
+        shutil.copytree(native.ROOT / package, source / package)
     lib = tmp_path / "lib"
     lib.mkdir()
     (lib / native.MANIFEST).write_text(json.dumps(native.manifest_for(source)))
     assert native.check(lib, source) is None
-    volume = source / "volume.py"
-    volume.write_text(volume.read_text() + "\n# edited after the build\n")
-    assert native.check(lib, source) == "stale: volume changed since the build (make native)"
     path: list[str] = []
-    with pytest.warns(RuntimeWarning, match="stale: volume"):
-        assert native.activate(path, lib, source).startswith("pure (stale")
-    assert path == []  # the stale build is not on the package path
+    assert native.activate(path, "stream", lib, source) == "compiled" and path == [str(lib / "stream")]
+    for edited in ("detectors/volume", "stream/decode"):  # either package's edit stops both: one shared library
+        module = source / f"{edited}.py"
+        module.write_text(module.read_text() + "\n# edited after the build\n")
+        assert native.check(lib, source) == f"stale: {edited} changed since the build (make native)"
+        for package in ("detectors", "stream"):
+            path = []
+            with pytest.warns(RuntimeWarning, match=f"compiled {package} not used: stale: {edited}"):
+                assert native.activate(path, package, lib, source).startswith("pure (stale")
+            assert path == []  # the stale build is not on the package path
+        (lib / native.MANIFEST).write_text(json.dumps(native.manifest_for(source)))
     (lib / native.MANIFEST).write_text(json.dumps({**native.manifest_for(source), "ext_suffix": ".other.so"}))
     assert "built for .other.so" in (native.check(lib, source) or "")
     assert native.check(tmp_path / "missing", source) == "not built (make native)"
@@ -148,9 +156,10 @@ def test_snapshots_cross_between_pure_and_compiled(tmp_path: Path, writer_pure: 
     assert written["alerts"] and restored["alerts"] == written["alerts"]
 
 
-def _source_module(name: str):
+def _source_module(path: str):
     """A compiled module's source, loaded under a private name (its docstrings are the examples)."""
-    spec = importlib.util.spec_from_file_location(f"_source_of_{name}", native.SOURCE_DIR / f"{name}.py")
+    name = path.replace("/", "_")
+    spec = importlib.util.spec_from_file_location(f"_source_of_{name}", native.ROOT / f"{path}.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up
@@ -162,11 +171,11 @@ def _source_module(name: str):
 
 
 @pytest.mark.skipif(PURE, reason="pytest collects the doctests of the sources itself")
-@pytest.mark.parametrize("name", native.COMPILED)
-def test_docstring_examples_of_compiled_modules(name: str) -> None:
+@pytest.mark.parametrize("path", native.COMPILED)
+def test_docstring_examples_of_compiled_modules(path: str) -> None:
     """Compiled modules carry no docstrings, so ``--doctest-modules`` skips them (conftest.py): run
     their examples here, from the source."""
-    module = _source_module(name)
+    module = _source_module(path)
     runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
     for test in doctest.DocTestFinder().find(module, module.__name__):
         runner.run(test)

@@ -1,4 +1,4 @@
-"""Compile the hot detector modules with mypyc: ``make native`` runs this (see ``detectors/native.py``).
+"""Compile the hot modules with mypyc: ``make native`` runs this (see ``detectors/native.py``).
 
 The build goes to ``.cache/mypyc/new``; the manifest (source hashes taken *before* compiling, and
 checked again after) is written last, and only then does the result replace ``.cache/mypyc/lib``.
@@ -39,7 +39,7 @@ def build(native, opt_level: str) -> None:
     shutil.rmtree(new, ignore_errors=True)
     os.chdir(ROOT)  # mypyc names modules after paths relative to the working directory
     extensions = mypycify(
-        ["--config-file", "deploy/native/mypy.ini", *(f"detectors/{name}.py" for name in native.COMPILED)],
+        ["--config-file", "deploy/native/mypy.ini", *(f"{path}.py" for path in native.COMPILED)],
         opt_level=opt_level,
         debug_level="0",
         group_name="detectors._native",  # the shared library lives inside the package: detectors/_native__mypyc
@@ -54,11 +54,9 @@ def build(native, opt_level: str) -> None:
     )
     if native.manifest_for() != before:
         raise RuntimeError("sources changed during the build; run it again")
-    (new / "detectors" / native.MANIFEST).write_text(json.dumps(before, indent=1, sort_keys=True) + "\n")
+    (new / native.MANIFEST).write_text(json.dumps(before, indent=1, sort_keys=True) + "\n")
     shutil.rmtree(native.LIB_DIR, ignore_errors=True)
-    native.LIB_DIR.parent.mkdir(parents=True, exist_ok=True)
-    (new / "detectors").rename(native.LIB_DIR)
-    shutil.rmtree(new, ignore_errors=True)
+    new.rename(native.LIB_DIR)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -72,16 +70,16 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if native.check() is None:
         (native.LIB_DIR / native.MANIFEST).touch()  # newer than the sources again, for make
-        print("native: compiled detectors are up to date", file=sys.stderr)
+        print("native: compiled modules are up to date", file=sys.stderr)
         return 0
     started = time.monotonic()
     try:
         build(native, args.opt_level)
     except (Exception, SystemExit) as exc:  # setuptools reports a compiler failure as SystemExit
         shutil.rmtree(native.LIB_DIR, ignore_errors=True)  # never leave a build that does not match
-        print(f"native: mypyc build FAILED ({exc}); detectors run as pure Python", file=sys.stderr)
+        print(f"native: mypyc build FAILED ({exc}); everything runs as pure Python", file=sys.stderr)
         return 0 if args.allow_failure else 1
-    print(f"native: compiled {len(native.COMPILED)} detector modules in {time.monotonic() - started:.0f} s",
+    print(f"native: compiled {len(native.COMPILED)} modules in {time.monotonic() - started:.0f} s",
           file=sys.stderr)
     return 0
 
