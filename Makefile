@@ -24,7 +24,7 @@ $(BIN)/.installed: pyproject.toml
 # make thinks. A failed build warns and leaves pure Python (tests then refuse to run: conftest.py).
 # PRIVWATCH_PURE=1 skips it.
 NATIVE := $(CACHE)/mypyc/lib/manifest.json
-$(NATIVE): $(BIN)/.installed $(wildcard detectors/*.py) stream/decode.py stream/merge.py deploy/native/build.py deploy/native/mypy.ini | sysdeps
+$(NATIVE): $(BIN)/.installed $(wildcard detectors/*.py) stream/decode.py stream/dispatch.py stream/merge.py deploy/native/build.py deploy/native/mypy.ini | sysdeps
 	@$(BIN)/python deploy/native/build.py --allow-failure
 
 native: $(NATIVE) ## Compile the hot modules (detectors, decoding) with mypyc (PRIVWATCH_PURE=1: run pure Python instead)

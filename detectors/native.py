@@ -1,7 +1,7 @@
 """The compiled (mypyc) build of the hot modules, and the guard that keeps it honest.
 
 ``make native`` (``deploy/native/build.py``) compiles :data:`COMPILED` (the detectors, and the
-service's per-record decoding and merging in ``stream``) with mypyc into ``.cache/mypyc/lib/``,
+service's per-record decoding, merging and dispatching in ``stream``) with mypyc into ``.cache/mypyc/lib/``,
 outside the source tree, and writes a manifest there last: the SHA-256 of every compiled ``.py`` as
 it was built, and the interpreter's extension suffix. :func:`activate`, called by
 ``detectors/__init__.py`` and ``stream/__init__.py`` before any other submodule is imported, puts
@@ -50,7 +50,7 @@ COMPILED = (
         "alerts", "base", "calibrate", "compact", "context", "denied", "dormancy", "drift", "engine", "events",
         "export_mix", "feedback", "multivariate", "novelty", "privilege", "service_misuse", "slow_exfiltration",
         "stats", "subjects", "volume")),
-    "stream/decode", "stream/merge",
+    "stream/decode", "stream/dispatch", "stream/merge",
 )
 #: the directory holding the ``detectors`` and ``stream`` packages
 ROOT = Path(__file__).resolve().parent.parent
