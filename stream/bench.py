@@ -2,15 +2,18 @@
 
 1. Fresh topics (access and permission co-partitioned, alerts, dead letters, feedback, state),
    pre-filled with N simulated events keyed like the contract says.
-2. (a) a bare kafka-python consumer that only decodes JSON (orjson) reads all N three times, in a
-   process of its own; the fastest run counts (:mod:`stream.bench_bare`);
-   (b0) the service with no detectors reads the same N with a fresh group: the pipeline's own floor
-   (validation, merge, offsets, metrics), the most (b) could reach;
-   (b) the full service (every detector, alerts produced) reads the same N with a fresh group.
-   Both run as deployed, with snapshots of their state to the state topic, and like (a) three
-   times, each in a fresh process with a fresh group and empty state; the fastest run counts.
-   (Until this stop, (b) ran once against (a)'s fastest of three, so the machine's noise, a third
-   from run to run, only ever lowered the ratio.) The JSON also holds the ratio of the medians.
+2. (a) a bare kafka-python consumer that only decodes JSON (orjson) reads all N
+   (:mod:`stream.bench_bare`);
+   (b0) the service with no detectors reads the same N: the pipeline's own floor (validation,
+   merge, offsets, metrics), the most (b) could reach;
+   (b) the full service (every detector, alerts produced) reads the same N.
+   The services run as deployed, with snapshots of their state to the state topic. Each of the
+   three runs three times, in rounds of (a), (b0), (b), so that all three see the machine as it is
+   at the time (this 2-core machine's speed drifts over minutes; with all of (a) first, then (b),
+   (a)'s fastest run ranged 77k-108k events/s from one bench to the next); each run in a fresh
+   process, with a fresh group and empty state. The fastest run of each counts (until this stop (b)
+   ran once against (a)'s fastest of three, so noise only ever lowered the ratio); the JSON also
+   holds the ratio of the median runs.
    Rates are counted from the end of the first non-empty poll (group join excluded) to the N-th record,
    with the process's CPU time over the same span.
 3. (c) the service of (b)'s last run keeps running while a separate process produces at half of
@@ -54,7 +57,7 @@ from detectors import native
 from detectors.engine import Engine, EngineConfig
 from detectors.registry import REGISTRY
 from stream import bench_latency, bench_loop
-from stream.bench_bare import RUNS, Rate, bare_runs, fastest
+from stream.bench_bare import RUNS, Rate, bare_consumer, fastest
 from stream.bench_state import state_bytes_per_principal
 from stream.bench_table import table
 from stream.metrics import Metrics
@@ -334,10 +337,15 @@ def run(args: argparse.Namespace) -> int:
             return settings_for(args.bootstrap_servers, topics, f"{group}-{uuid.uuid4().hex[:8]}")
 
         timeout_s = 120 + args.events / 1000
-        result["bare"] = spawned(bare_runs, fresh("pwbench-bare"), args.events, timeout_s)
-        result["floor"] = fastest([spawned(run_service, fresh("pwfloor"), args.events, [])
-                                   for _ in range(RUNS)])
-        earlier = [spawned(run_service, fresh("pwbench"), args.events) for _ in range(RUNS - 1)]
+        bare: list[dict[str, Any]] = []
+        floor: list[dict[str, Any]] = []
+        earlier: list[dict[str, Any]] = []
+        for round_ in range(RUNS):  # (b)'s last run goes on into (c), below
+            bare.append(spawned(bare_consumer, fresh("pwbench-bare"), args.events, timeout_s))
+            floor.append(spawned(run_service, fresh("pwfloor"), args.events, []))
+            if round_ < RUNS - 1:
+                earlier.append(spawned(run_service, fresh("pwbench"), args.events))
+        result["bare"], result["floor"] = fastest(bare), fastest(floor)
         latency_args = {"background": bench_latency.templates(events), "probe_rate": args.probe_rate,
                         "seconds": args.latency_seconds, "libs": args.kafka_libs}
         del events

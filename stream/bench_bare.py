@@ -1,10 +1,10 @@
 """(a) of ``privwatch bench``: a bare kafka-python consumer that only decodes JSON (orjson).
 
-It runs with CPython's defaults in a spawned process of its own. In the bench's process it used to
-share the heap with the pre-filled history (hundreds of thousands of dicts), and CPython's full
-collections over it slowed it down by a third or more, which flattered the ratio. It reads the topic
-three times and the fastest run counts (:func:`fastest`): back-to-back runs vary by a third on a
-2-core machine. (b0) and (b) are measured the same way (:mod:`stream.bench`).
+Each run is in a spawned process of its own, with CPython's defaults. In the bench's process it used
+to share the heap with the pre-filled history (hundreds of thousands of dicts), and CPython's full
+collections over it slowed it down by a third or more, which flattered the ratio. The bench reads
+the topic three times with it, in rounds with (b0) and (b), and the fastest run of each counts
+(:func:`fastest`): back-to-back runs vary by a third on a 2-core machine.
 """
 
 from __future__ import annotations
@@ -60,12 +60,6 @@ class Rate:
         if self.t_done > self.t_half > self.t_first:
             out["second_half_events_per_s"] = round((self.target - self.n_half) / (self.t_done - self.t_half), 1)
         return out
-
-
-def bare_runs(settings: Settings, n: int, timeout_s: float, runs: int = RUNS) -> dict[str, Any]:
-    """(a) ``runs`` times, one after another: the fastest run, with every run's rate. The bench calls
-    it in a fresh spawned process (:func:`stream.bench.spawned`)."""
-    return fastest([bare_consumer(settings, n, timeout_s) for _ in range(runs)])
 
 
 def fastest(results: list[dict[str, Any]]) -> dict[str, Any]:
