@@ -1,9 +1,9 @@
 """The compiled (mypyc) build of the hot modules, and the guard that keeps it honest.
 
 ``make native`` (``deploy/native/build.py``) compiles :data:`COMPILED` (the detectors, and the
-service's per-record decoding, merging and dispatching in ``stream``) with mypyc into ``.cache/mypyc/lib/``,
-outside the source tree, and writes a manifest there last: the SHA-256 of every compiled ``.py`` as
-it was built, and the interpreter's extension suffix. :func:`activate`, called by
+service's per-record decoding, merging and dispatching in ``stream``) with mypyc into
+``.cache/mypyc/lib/``, outside the source tree, and writes a manifest there last: the SHA-256 of
+every compiled ``.py`` as it was built, and the interpreter's extension suffix. :func:`activate`, called by
 ``detectors/__init__.py`` and ``stream/__init__.py`` before any other submodule is imported, puts
 that package's directory of the build first on the package's ``__path__`` only when every hash
 still matches the ``.py`` it was built from; otherwise the packages run from source. Compiled code
