@@ -11,9 +11,9 @@
    three runs three times, in rounds of (a), (b0), (b), so that all three see the machine as it is
    at the time (this 2-core machine's speed drifts over minutes; with all of (a) first, then (b),
    (a)'s fastest run ranged 77k-108k events/s from one bench to the next); each run in a fresh
-   process, with a fresh group and empty state. The fastest run of each counts (until this stop (b)
-   ran once against (a)'s fastest of three, so noise only ever lowered the ratio); the JSON also
-   holds the ratio of the median runs.
+   process, with a fresh group and empty state. The fastest run of each counts ((b) used to run
+   once against (a)'s fastest of three, so noise only ever lowered the ratio); the JSON also holds
+   the ratio of the median runs.
    Rates are counted from the end of the first non-empty poll (group join excluded) to the N-th record,
    with the process's CPU time over the same span.
 3. (c) the service of (b)'s last run keeps running while a separate process produces at half of
