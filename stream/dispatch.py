@@ -15,7 +15,7 @@ from detectors.events import Event
 from stream.errors import BadRecord
 from stream.merge import Item
 
-log = logging.getLogger("stream.service")
+log = logging.getLogger("stream.service")  # the loop's lines keep the logger name they had in service.py
 
 #: The event-lag histogram sees one event in this many (its quantiles, not its count, are what is
 #: read; observing every event cost about 1 us, a few percent of the whole per-event budget).

@@ -39,6 +39,19 @@ def test_compiled_modules_are_the_ones_loaded() -> None:
         assert native.is_compiled(module), module
 
 
+def test_importing_the_packages_loads_no_engine() -> None:
+    """Both packages' ``__init__`` activate the build and stop there: a process that only produces
+    (the bench's load generator) does not load the engine and numpy; the re-exports load on use."""
+    code = ("import sys, stream.bench_latency; "
+            "print(sorted(m for m in ('numpy', 'detectors.engine') if m in sys.modules)); "
+            "from detectors import Engine, EngineConfig, Event; import detectors.engine, detectors.events; "
+            "print(Engine is detectors.engine.Engine, EngineConfig is detectors.engine.EngineConfig, "
+            "Event is detectors.events.Event)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=TESTS.parent, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == ["[]", "True True True"]
+
+
 def test_a_build_of_other_sources_is_never_loaded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(native.PURE_ENV, raising=False)
     monkeypatch.setattr(native, "status", native.status)  # activate() below sets it; restored afterwards
