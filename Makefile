@@ -19,12 +19,14 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $@
 
-# The hot modules compiled by mypyc (detectors/native.py). Rebuilt whenever a detector source or a
-# compiled stream module changes; the import-time hash check refuses a build that no longer matches its sources whatever
-# make thinks. A failed build warns and leaves pure Python (tests then refuse to run: conftest.py).
-# PRIVWATCH_PURE=1 skips it.
+# The hot modules compiled by mypyc (detectors/native.py's COMPILED, in both packages). make runs the
+# build after any change to either package: the build compares the compiled sources' hashes and only
+# recompiles when one of them changed (otherwise it says so in a second), so no list of the compiled
+# modules is kept here. The import-time hash check refuses a build that no longer matches its sources
+# whatever make thinks. A failed build warns and leaves pure Python (tests then refuse to run:
+# conftest.py). PRIVWATCH_PURE=1 skips it.
 NATIVE := $(CACHE)/mypyc/lib/manifest.json
-$(NATIVE): $(BIN)/.installed $(wildcard detectors/*.py) stream/decode.py stream/dispatch.py stream/merge.py deploy/native/build.py deploy/native/mypy.ini | sysdeps
+$(NATIVE): $(BIN)/.installed $(wildcard detectors/*.py stream/*.py) deploy/native/build.py deploy/native/mypy.ini | sysdeps
 	@$(BIN)/python deploy/native/build.py --allow-failure
 
 native: $(NATIVE) ## Compile the hot modules (detectors, decoding) with mypyc (PRIVWATCH_PURE=1: run pure Python instead)

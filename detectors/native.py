@@ -54,7 +54,6 @@ COMPILED = (
 )
 #: the directory holding the ``detectors`` and ``stream`` packages
 ROOT = Path(__file__).resolve().parent.parent
-SOURCE_DIR = ROOT / "detectors"
 #: where the build puts the compiled packages, one directory each (git-ignored; removed by ``make clean``)
 LIB_DIR = ROOT / ".cache" / "mypyc" / "lib"
 MANIFEST = "manifest.json"

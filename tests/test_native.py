@@ -81,7 +81,7 @@ def test_a_build_of_other_sources_is_never_loaded(tmp_path: Path, monkeypatch: p
 
 def _init_params(cls: type) -> list[str]:
     """A detector's constructor arguments as its source spells them."""
-    tree = ast.parse((native.SOURCE_DIR / f"{cls.__module__.rsplit('.', 1)[1]}.py").read_text())
+    tree = ast.parse((native.ROOT / f"{cls.__module__.replace('.', '/')}.py").read_text())
     node = next(n for n in ast.walk(tree) if isinstance(n, ast.ClassDef) and n.name == cls.__name__)
     init = next(n for n in node.body if isinstance(n, ast.FunctionDef) and n.name == "__init__")
     return [a.arg for a in init.args.args[1:]]
