@@ -26,6 +26,14 @@ MAX_FUTURE_S: Final = 86_400.0
 #: Events older than this epoch second (2000-01-01) are refused as corrupt.
 MIN_TS: Final = 946_684_800.0
 
+#: Records validated together before any of them is flattened. Record by record, pydantic-core's
+#: validation and the compiled flattening took turns, each pushing the other's code out of the CPU's
+#: 32 KB instruction cache: a chunk at a time, each stage's code stays there for the whole chunk, and
+#: the chunk's documents (a few KB each) stay in the data caches until flattened. Measured with
+#: callgrind's cache model (32 KB L1s, 1 MB L2) over the first 40k events of the bench's stream:
+#: 951 -> 560 instruction-cache misses per record in decoding (8: 601; 128: 551, with more L2 misses),
+#: for 1.5% more instructions.
+DECODE_CHUNK: Final = 32
 #: pydantic-core's validator itself: ``TypeAdapter.validate_json`` only forwards its default options
 #: to it, one Python frame per record (about 0.5 us)
 _validate_json: Final = INPUT_ADAPTER.validator.validate_json
@@ -36,14 +44,23 @@ def decode(value: bytes | None, now: float, catalog: Catalog | None = None) -> E
 
     ``catalog`` maps resource ids to ``(sensitivity, categories)`` for events that omit them.
     """
+    return _event(validate(value), now, catalog)
+
+
+def validate(value: bytes | None) -> dict[str, Any]:
+    """One record's contract document, validated (a dict, ``ts`` a datetime); BadRecord if refused."""
     if not value:
         raise BadRecord("empty", "record has no value")
     if len(value) > MAX_RECORD_BYTES:
         raise BadRecord("too_large", f"{len(value)} bytes > {MAX_RECORD_BYTES}")
     try:
-        doc = _validate_json(value)
+        doc: dict[str, Any] = _validate_json(value)
     except ValidationError as exc:
         raise _bad(exc) from None
+    return doc
+
+
+def _event(doc: dict[str, Any], now: float, catalog: Catalog | None) -> Event:
     event = from_document(doc, catalog)
     if event.ts > now + MAX_FUTURE_S:
         raise BadRecord("future_timestamp", f"ts is {event.ts - now:.0f} s ahead of the wall clock")
@@ -55,7 +72,8 @@ def decode(value: bytes | None, now: float, catalog: Catalog | None = None) -> E
 def decode_records(records: list[Any], topic: str, partition: int, now: float,
                    catalog: Catalog | None = None) -> list[Item]:
     """Decode one topic-partition's records (kafka-python ``ConsumerRecord``s, in offset order) into
-    merger items; a refused record's item carries its BadRecord, and sorts first.
+    merger items; a refused record's item carries its BadRecord, and sorts first. Records are
+    validated :data:`DECODE_CHUNK` at a time, then flattened.
 
     >>> from collections import namedtuple
     >>> Record = namedtuple("Record", "value offset")
@@ -66,13 +84,25 @@ def decode_records(records: list[Any], topic: str, partition: int, now: float,
     [(7, 'Event', 1767225600.0), (8, 'BadRecord', -inf)]
     """
     items: list[Item] = []
-    for record in records:
-        try:
-            event = decode(record.value, now, catalog)
-        except BadRecord as bad:
-            items.append(Item(float("-inf"), topic, partition, record.offset, record, bad, now))
-        else:
-            items.append(Item(event.ts, topic, partition, record.offset, record, event, now))
+    for start in range(0, len(records), DECODE_CHUNK):
+        chunk = records[start:start + DECODE_CHUNK]
+        docs: list[dict[str, Any] | BadRecord] = []
+        for record in chunk:
+            try:
+                docs.append(validate(record.value))
+            except BadRecord as bad:
+                docs.append(bad)
+        for i, record in enumerate(chunk):
+            doc = docs[i]
+            if isinstance(doc, BadRecord):
+                items.append(Item(float("-inf"), topic, partition, record.offset, record, doc, now))
+                continue
+            try:
+                event = _event(doc, now, catalog)
+            except BadRecord as bad:
+                items.append(Item(float("-inf"), topic, partition, record.offset, record, bad, now))
+            else:
+                items.append(Item(event.ts, topic, partition, record.offset, record, event, now))
     return items
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import random
 import time
+from collections import namedtuple
 from dataclasses import MISSING, Field, astuple, fields, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -15,10 +16,11 @@ import pytest
 from factories import access, example, permission
 
 from detectors.events import Event, from_document
-from stream.decode import MAX_RECORD_BYTES, decode
+from stream.decode import DECODE_CHUNK, MAX_RECORD_BYTES, decode, decode_records
 from stream.errors import BadRecord
 
 NOW = time.time()
+Record = namedtuple("Record", "value offset")
 
 
 def _reason(value):
@@ -50,6 +52,29 @@ def _reason(value):
 )
 def test_bad_input_has_a_reason(value, reason):
     assert _reason(value) == reason
+
+
+def test_a_batch_decodes_in_chunks_as_record_by_record():
+    """decode_records validates a chunk of records before flattening them: each item must still be
+    its own record's, in offset order, good or bad, across chunk boundaries."""
+    rng = random.Random(7)
+    bad = [b"{not json", b"{}", orjson.dumps(access("f", NOW + 400 * 86_400)), b""]
+    values = [rng.choice(bad) if rng.random() < 0.2 else orjson.dumps(access(f"e{i}", NOW - i, principal=f"u{i}"))
+              for i in range(3 * DECODE_CHUNK + 5)]
+    records = [Record(value, 100 + i) for i, value in enumerate(values)]
+    items = decode_records(records, "access", 1, NOW)
+    assert [(item.offset, item.record) for item in items] == [(r.offset, r) for r in records]
+    for item, value in zip(items, values, strict=True):
+        try:
+            expected: Event | BadRecord = decode(value, NOW)
+        except BadRecord as refused:
+            expected = refused
+        if isinstance(expected, BadRecord):
+            assert isinstance(item.payload, BadRecord) and item.payload.reason == expected.reason
+            assert item.ts == float("-inf")
+        else:
+            assert astuple(item.payload) == astuple(expected) and item.ts == expected.ts
+    assert sum(isinstance(item.payload, BadRecord) for item in items) > 5
 
 
 def test_odd_unicode_is_fine():
