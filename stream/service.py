@@ -191,7 +191,8 @@ class Service(PartitionOwnership):
         handled_to: dict[str, dict[int, int]] = {topic: {} for topic in self.inputs}
         processed = {"access": 0, "permission": 0}
         newest = self.newest_ts
-        self.newest_ts = dispatch(items, self, now, handled_to, processed, newest)
+        released = len(items)
+        self.newest_ts = dispatch(items, self, now, handled_to, processed, newest)  # empties items
         for topic, offsets in handled_to.items():
             for partition, offset in offsets.items():
                 self.checkpoint.store(TopicPartition(topic, partition), offset)
@@ -201,8 +202,8 @@ class Service(PartitionOwnership):
                 self.metrics.events.labels(kind, "processed").inc(n)
         if self.newest_ts > newest:
             self.metrics.last_event_ts.set(self.newest_ts)
-        self.handled_total += len(items)
-        return len(items)
+        self.handled_total += released
+        return released
 
     def engine(self, partition: int) -> Engine:
         """The engine of an input partition (created empty if the partition has none yet)."""
