@@ -92,17 +92,16 @@ def decode_records(records: list[Any], topic: str, partition: int, now: float,
                 docs.append(validate(record.value))
             except BadRecord as bad:
                 docs.append(bad)
-        for i, record in enumerate(chunk):
-            doc = docs[i]
-            if isinstance(doc, BadRecord):
-                items.append(Item(float("-inf"), topic, partition, record.offset, record, doc, now))
-                continue
-            try:
-                event = _event(doc, now, catalog)
-            except BadRecord as bad:
-                items.append(Item(float("-inf"), topic, partition, record.offset, record, bad, now))
-            else:
-                items.append(Item(event.ts, topic, partition, record.offset, record, event, now))
+        for record, doc in zip(chunk, docs, strict=True):
+            if not isinstance(doc, BadRecord):
+                try:
+                    event = _event(doc, now, catalog)
+                except BadRecord as bad:
+                    doc = bad
+                else:
+                    items.append(Item(event.ts, topic, partition, record.offset, record, event, now))
+                    continue
+            items.append(Item(float("-inf"), topic, partition, record.offset, record, doc, now))
     return items
 
 
