@@ -3,8 +3,10 @@ window features (events, records, distinct resources, subjects, export and denie
 sensitivity, night, and volume relative to the principal's own usual window).
 
 Model work happens at window granularity, not per event: a window is scored while it grows (when
-its event count reaches ``first_checkpoint``, then doubles: 16, 32, 64, ...) and learned once it
-closes, unless it was flagged (in batches: :data:`LEARN_BATCH`).
+its event count reaches ``first_checkpoint``, then doubles: 16, 32, 64, ...) and, once it closes,
+kept for the trees (a sample of closed windows, unless flagged). The trees learn only when a score
+needs them (:meth:`Multivariate._trees`): half-space trees score against the masses of their last
+complete window of ``window_size`` examples, so only that window is learned, then.
 One model serves the partition; the features relative to each principal's own baseline make it
 personal.
 """
@@ -86,9 +88,9 @@ def _reduce_branch(node: PaddedBranch) -> tuple[type, tuple[Any, ...]]:
     By default pickle saves and restores each node's ``__dict__``. Reading it gives the live node a
     separate dictionary, and so does restoring it; CPython then reads and writes the node's attributes
     by dictionary lookup instead of at fixed offsets, and River's interpreted tree walk runs about half
-    as fast (measured: 25 against 13 us per ``learn_one``, 27 against 19 us per ``score_one``): after
-    the first snapshot in the running service, and for good in a restored one. Through the
-    constructor, neither happens.
+    as fast (measured: 25 against 13 us per ``learn_one``, 27 against 19 us per ``score_one``). Through
+    the constructor, neither happens. Snapshots hold trees only while a detector restored from format
+    6 or earlier still learns with the trees it restored (``Multivariate.legacy_``).
     """
     left, right = node.children
     return PaddedBranch, (left, right, node.feature, node.threshold, node.l_mass, node.r_mass)
@@ -97,14 +99,9 @@ def _reduce_branch(node: PaddedBranch) -> tuple[type, tuple[Any, ...]]:
 copyreg.pickle(PaddedBranch, _reduce_branch)
 
 
-#: Closed windows' features wait in a batch of this many before the trees learn them, all together.
-#: One at a time, each ``learn_one`` walked ten trees that every other detector's state had pushed
-#: out of the CPU's caches since the last one: on the bench stream among all the detectors (about
-#: one learn per 18 events), 42-55 us per ``learn_one`` one at a time against 20-39 us in batches
-#: (five alternating runs each, same process), and 7% fewer L1 and L2 data misses per event in
-#: the engine (callgrind's cache model). The model is the same: the batch is learned, in order,
-#: before anything is scored.
-LEARN_BATCH: Final = 64
+#: what a Multivariate detector's snapshot holds besides its parameters (the trees built for scoring
+#: are not: they are rebuilt from the kept examples when next needed)
+_LEARNED: Final = ("n_learned_", "n_closed_", "examples_", "first_example_", "legacy_", "state_")
 
 
 def _clip(x: float) -> float:
@@ -143,23 +140,83 @@ class Multivariate(Detector):
         self.min_relative = min_relative
         self.first_checkpoint = first_checkpoint
         self.page = page
-        self.model_ = anomaly.HalfSpaceTrees(
-            n_trees=n_trees,
-            height=height,
-            window_size=window_size,
-            limits={f: (0.0, 1.0) for f in FEATURES},
-            seed=seed,
-        )
+        #: windows kept for the trees (a sample of closed windows), numbered from 0 in the order kept
         self.n_learned_ = 0
         self.n_closed_ = 0
-        #: features of closed windows not yet learned by the trees (see LEARN_BATCH); counted in n_learned_
-        self.unlearned_: list[dict[str, float]] = []
+        #: the kept windows' features (len(FEATURES) values each, in FEATURES order) from number
+        #: ``first_example_`` on: the trees' last complete window of ``window_size`` examples, and the
+        #: one filling up (see :meth:`_trees`)
+        self.examples_ = array("d")
+        self.first_example_ = 0
+        #: trees restored from a snapshot of format 6 or earlier, which kept no examples: they learn each
+        #: new one until the examples cover a complete window of the trees' own
+        self.legacy_: Any = None
         self.state_: dict[str, _Window] = {}
+        self._trees_built: Any = None  # derived: the trees last built for scoring (not pickled)
+        self._trees_window = -1  # the window of examples they learned
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self._get_params()
+        state.update((name, getattr(self, name)) for name in _LEARNED)
+        return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.unlearned_ = []  # snapshots before format 6 have no batch: everything was learned
+        state = dict(state)
+        trees = state.pop("model_", None)  # formats 6 and earlier: the live trees, and the examples
+        waiting = state.pop("unlearned_", [])  # (format 6) not yet learned by them
         for name, value in state.items():
             setattr(self, name, value)
+        if trees is not None:
+            for x in waiting:
+                trees.learn_one(x)
+            self.examples_, self.first_example_, self.legacy_ = array("d"), self.n_learned_, trees
+        self._trees_built, self._trees_window = None, -1
+
+    def _new_trees(self) -> Any:
+        return anomaly.HalfSpaceTrees(n_trees=self.n_trees, height=self.height, window_size=self.window_size,
+                                      limits={f: (0.0, 1.0) for f in FEATURES}, seed=self.seed)
+
+    def _keep(self, x: dict[str, float]) -> None:
+        """Keep a closed window's features for the trees, and let go of those no score can need now."""
+        self.examples_.extend([x[f] for f in FEATURES])
+        self.n_learned_ += 1
+        if self.legacy_ is not None:
+            self.legacy_.learn_one(x)
+        first = (self.n_learned_ // self.window_size - 1) * self.window_size  # the last complete window's
+        if first > self.first_example_:
+            del self.examples_[: (first - self.first_example_) * len(FEATURES)]
+            self.first_example_ = first
+        if first >= self.first_example_:
+            self.legacy_ = None
+
+    def _trees(self) -> Any:
+        """Trees that score as trees having learned every kept example in order would (``n_learned_`` is at
+        least ``window_size``).
+
+        River's ``HalfSpaceTrees`` counts each example it learns into every tree's nodes (``l_mass``); each
+        ``window_size`` examples it moves those counts to ``r_mass`` and counts afresh. A score reads
+        ``r_mass`` alone (``l_mass`` only for a feature an example lacks; ours have them all), and the
+        splits come from the seed alone. Trees that have learned just the last complete window therefore
+        score exactly as trees that have learned every example. Those are made here when a score needs
+        them and the window has moved since: the trees built for the last score (or new ones, same seed)
+        learn the window, whose last example moves its counts to ``r_mass`` over the older window's.
+        Learning each example as it came cost about 19 us per window kept (a tenth of the events on the
+        bench's stream); scores are rare.
+        """
+        window = self.n_learned_ // self.window_size - 1
+        first = window * self.window_size
+        if first < self.first_example_:
+            return self.legacy_  # restored from an older snapshot: their last complete window is this one
+        if window != self._trees_window:
+            if self._trees_built is None:
+                self._trees_built = self._new_trees()
+            learn, width, values = self._trees_built.learn_one, len(FEATURES), self.examples_
+            at = (first - self.first_example_) * width
+            for _ in range(self.window_size):
+                learn(dict(zip(FEATURES, values[at:at + width], strict=True)))
+                at += width
+            self._trees_window = window
+        return self._trees_built
 
     def _features(self, w: _Window) -> dict[str, float]:
         ev, rec = math.log1p(w.events), math.log1p(w.records)
@@ -189,9 +246,7 @@ class Multivariate(Detector):
         x = self._features(probe)
         if min(x["rel_events"], x["rel_records"]) < self.min_relative:
             return None
-        if self.unlearned_:
-            self.learn_pending()  # what the model is: scores see every window learned so far
-        score = self.model_.score_one(x)
+        score = self._trees().score_one(x)
         if score < self.min_score:
             return None
         top = sorted(FEATURES, key=lambda f: -abs(x[f] - 0.5) if f.startswith("rel_") else -x[f])[:4]
@@ -251,19 +306,9 @@ class Multivariate(Detector):
             return
         self.n_closed_ += 1
         if self.n_closed_ % self.learn_every == 0:  # a sample of closed windows is reference enough
-            self.unlearned_.append(self._features(w))
-            self.n_learned_ += 1
-            if len(self.unlearned_) >= LEARN_BATCH:
-                self.learn_pending()
+            self._keep(self._features(w))
         w.ev_base.update(math.log1p(w.events), self.alpha)
         w.rec_base.update(math.log1p(w.records), self.alpha)
-
-    def learn_pending(self) -> None:
-        """Let the trees learn the batched windows, in the order they closed."""
-        learn = self.model_.learn_one
-        for x in self.unlearned_:
-            learn(x)
-        self.unlearned_ = []
 
     def forget(self, principal_id: str) -> None:
         self.state_.pop(principal_id, None)

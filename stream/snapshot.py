@@ -17,10 +17,12 @@ their internals); privwatch versions must agree on ``major.minor``, so a patch r
 learned state across a deploy. Formats in ``READABLE`` load: format 2 held the engine alone (no
 incidents); formats 2 and 3 kept a seen-set's days and counts in two arrays, format 4 in one array
 (day and count per key), format 5 its keys and days packed in ``bytes``:
-:class:`~detectors.compact.SeenSet` unpickles all of them. Format 6 adds the multivariate
-detector's batch of windows not yet learned (:data:`~detectors.multivariate.LEARN_BATCH`); earlier
-formats restore with none waiting. A version that cannot read a newer format refuses it by number
-instead of failing inside unpickling.
+:class:`~detectors.compact.SeenSet` unpickles all of them. Format 6 added the multivariate
+detector's batch of windows not yet learned by its trees (earlier formats restore with none waiting);
+format 7 holds, instead of the trees, the windows' features that scoring needs (the trees are built
+from them when a score asks: ``Multivariate._trees``); a detector from an earlier format carries on
+with the trees it restored until its features cover a complete window of theirs. A version that
+cannot read a newer format refuses it by number instead of failing inside unpickling.
 """
 
 from __future__ import annotations
@@ -41,10 +43,10 @@ from stream import __version__
 from stream.errors import SnapshotError
 from stream.gctune import paused_gc
 
-FORMAT = 6
+FORMAT = 7
 #: formats this version restores (2: the pickled engine alone; 2 and 3: seen-sets in four parts;
-#: 4: seen-sets in ``array`` objects; 2 to 5: no batch of unlearned windows)
-READABLE = (2, 3, 4, 5, 6)
+#: 4: seen-sets in ``array`` objects; 2 to 5: no batch of unlearned windows; 2 to 6: live trees)
+READABLE = (2, 3, 4, 5, 6, 7)
 MAGIC = b"privwatch-snapshot\n"
 CHUNK_BYTES = 512 * 1024  # well under Kafka's default 1 MiB message limit
 MIN_KEY_BYTES = 16

@@ -11,6 +11,7 @@ import random
 import zlib
 from array import array
 from dataclasses import astuple, replace
+from typing import Any
 
 import orjson
 from detector_streams import DAY, HOUR, T0, access, last_of, routine
@@ -245,87 +246,117 @@ def test_half_space_trees_pickle_through_their_constructor_and_carry_on_identica
 
     from detectors.multivariate import FEATURES, Multivariate
 
-    def branches(detector: Multivariate) -> list[PaddedBranch]:
-        return [n for tree in detector.model_.trees for n in tree.iter_dfs() if isinstance(n, PaddedBranch)]
+    def branches(trees: Any) -> list[PaddedBranch]:
+        return [n for tree in trees.trees for n in tree.iter_dfs() if isinstance(n, PaddedBranch)]
 
     rng = random.Random(3)
     rows = [{f: rng.random() for f in FEATURES} for _ in range(700)]
-    detector = Multivariate(window_size=50)
+    trees = Multivariate(window_size=50)._new_trees()
     for x in rows[:120]:
-        detector.model_.learn_one(x)
-    restored = pickle.loads(pickle.dumps(detector))
+        trees.learn_one(x)
+    restored = pickle.loads(pickle.dumps(trees))
     # neither the pickled model's nodes nor the restored ones hold a __dict__ of their own
-    assert branches(detector) and not any(_holds_a_dict(node) for node in branches(detector))
+    assert branches(trees) and not any(_holds_a_dict(node) for node in branches(trees))
     assert branches(restored) and not any(_holds_a_dict(node) for node in branches(restored))
     # the window pivot walks ``_tree_nodes``: it must list the restored trees' nodes, or masses go stale
-    nodes = [node for tree in restored.model_.trees for node in tree.iter_dfs()]
-    pivoted = [node for tree_nodes in restored.model_._tree_nodes for node in tree_nodes]
+    nodes = [node for tree in restored.trees for node in tree.iter_dfs()]
+    pivoted = [node for tree_nodes in restored._tree_nodes for node in tree_nodes]
     assert all(a is b for a, b in zip(pivoted, nodes, strict=True))
     for x in rows[120:]:  # several pivots (window of 50) after the restore
-        assert restored.model_.score_one(x) == detector.model_.score_one(x)
-        restored.model_.learn_one(x)
-        detector.model_.learn_one(x)
-    assert pickle.dumps(restored.model_) == pickle.dumps(detector.model_)
+        assert restored.score_one(x) == trees.score_one(x)
+        restored.learn_one(x)
+        trees.learn_one(x)
+    assert pickle.dumps(restored) == pickle.dumps(trees)
 
 
-def test_multivariate_learning_in_batches_scores_as_learning_each_window_at_once() -> None:
-    from detectors.base import Profile
-    from detectors.multivariate import LEARN_BATCH, Multivariate
-
-    def make() -> Multivariate:  # scores often: small model window, every closed window learned
-        return Multivariate(window_size=20, learn_every=1, min_windows=3, first_checkpoint=2, min_score=0.0,
-                            min_relative=0.0)
-
-    rng = random.Random(5)
+def _multivariate_events(n: int, seed: int) -> list[Event]:
+    rng = random.Random(seed)
     events, ts = [], T0
-    for i in range(6_000):
+    for i in range(n):
         ts += rng.expovariate(1 / 40.0)
         events.append(Event(kind="access", event_id=f"e{i}", ts=ts, principal_id=f"u{rng.randrange(12)}",
                             action=rng.choice(["read", "query", "export"]), records=rng.randrange(1, 5_000),
                             resource_id=f"r{rng.randrange(40)}", outcome="allowed"))
-    batched, eager, profile = make(), make(), Profile(first_ts=T0, last_ts=T0)
-    scores = waiting = restored = 0
-    for i, event in enumerate(events):
-        if i == len(events) // 2:  # a snapshot taken with windows waiting restores them, still waiting
-            while not batched.unlearned_:
-                batched.learn_one(event, profile)  # (a repeat: learned by both)
-                eager.learn_one(event, profile)
-                eager.learn_pending()
-            batched, restored = pickle.loads(pickle.dumps(batched)), len(batched.unlearned_)
-            assert len(batched.unlearned_) == restored
-        mine, reference = batched.score_one(event, profile), eager.score_one(event, profile)
-        assert (mine is None) == (reference is None)
-        if mine is not None and reference is not None:
-            assert mine.score == reference.score
-            scores += 1
-        batched.learn_one(event, profile)
-        eager.learn_one(event, profile)
-        eager.learn_pending()  # learned as each window closes: the behaviour before batching
-        waiting = max(waiting, len(batched.unlearned_))
-        assert batched.n_learned_ == eager.n_learned_ and not eager.unlearned_
-    assert scores > 100 and 1 < waiting <= LEARN_BATCH and restored
-    batched.learn_pending()
-    assert pickle.dumps(batched.model_) == pickle.dumps(eager.model_)
+    return events
 
 
-def test_multivariate_restores_a_snapshot_from_before_batching() -> None:
+def _reference(trees: Any) -> list[tuple[Any, ...]]:
+    """What half-space trees score with: each node's split and reference mass."""
+    return [(getattr(n, "feature", None), getattr(n, "threshold", None), n.r_mass)
+            for tree in trees.trees for n in tree.iter_dfs()]
+
+
+def test_multivariate_scores_with_the_trees_of_every_kept_window() -> None:
+    """The trees are built from the last complete window of examples when a score needs them: at every
+    score they must hold what River's trees learning each example as it came hold (same splits, same
+    reference masses, same scores), across a snapshot, with at most two windows of examples kept."""
     from detectors.base import Profile
-    from detectors.multivariate import Multivariate
+    from detectors.multivariate import FEATURES, Multivariate
 
-    def event(day: int) -> Event:
-        return Event(kind="access", event_id=f"e{day}", ts=T0 + day * DAY, principal_id="u1", action="read",
-                     records=10 + day % 7, outcome="allowed")
+    detector = Multivariate(window_size=20, learn_every=1, min_windows=3, first_checkpoint=2, min_score=0.0,
+                            min_relative=0.0)  # scores often: small model window, every closed window kept
+    every, profile, width = detector._new_trees(), Profile(first_ts=T0, last_ts=T0), len(FEATURES)
+    rng = random.Random(2)
+    probes = [{f: rng.random() for f in FEATURES} for _ in range(5)]
+    events = _multivariate_events(6_000, 5)
+    scores, built, kept, made = 0, set(), 0, []
+    for i, event in enumerate(events):
+        if i == len(events) // 2:
+            detector = pickle.loads(pickle.dumps(detector))
+        finding = detector.score_one(event, profile)
+        if finding is not None:
+            trees = detector._trees_built
+            if not any(trees is other for other in made):
+                made.append(trees)
+            assert _reference(trees) == _reference(every)
+            assert [trees.score_one(p) for p in probes] == [every.score_one(p) for p in probes]
+            scores += 1
+            built.add(detector._trees_window)
+        before = detector.n_learned_
+        detector.learn_one(event, profile)
+        if detector.n_learned_ > before:  # a window closed and was kept: River learns it as it comes
+            every.learn_one(dict(zip(FEATURES, detector.examples_[-width:], strict=True)))
+        kept = max(kept, len(detector.examples_))
+    assert scores > 100 and len(built) > 3 and kept <= (2 * 20 - 1) * width
+    assert len(made) == 2  # trees built once, and again after the snapshot: each new window relearned
+    assert "_trees_built" not in detector.__getstate__() and detector.legacy_ is None
 
-    detector, profile = Multivariate(learn_every=1), Profile(first_ts=T0, last_ts=T0)
-    for day in range(200):  # a window a day for one principal: each learned as the next opens
-        detector.learn_one(event(day), profile)
-    state = detector.__reduce_ex__(4)[2]
-    state.pop("unlearned_")  # what format 5 and earlier held
-    old = Multivariate.__new__(Multivariate)  # what unpickling does, in either build
-    old.__setstate__(state)
-    assert old.unlearned_ == [] and old.n_learned_ == detector.n_learned_ > 0
-    old.learn_one(event(300), profile)
-    assert len(old.unlearned_) == 1
+
+def test_multivariate_carries_on_from_a_snapshot_with_live_trees() -> None:
+    """A format-6 state (the trees themselves, and a batch of examples they had not learned yet)
+    restores: the restored trees score until the kept examples cover a complete window of theirs,
+    then trees built from the examples do; both score as trees that learned every example."""
+    from detectors.multivariate import FEATURES, Multivariate
+
+    rng = random.Random(11)
+    rows = [{f: rng.random() for f in FEATURES} for _ in range(400)]
+    probes = rows[-20:]
+    for restored_at in (57, 60):  # partway through the trees' window of 20, and at its end
+        detector, every = Multivariate(window_size=20), Multivariate(window_size=20)._new_trees()
+        state = detector.__getstate__()
+        for name in ("examples_", "first_example_", "legacy_"):
+            state.pop(name)
+        old_trees, waiting = detector._new_trees(), rows[restored_at - 3:restored_at]
+        for x in rows[:restored_at - 3]:
+            old_trees.learn_one(x)
+            every.learn_one(x)
+        state.update(model_=old_trees, unlearned_=waiting, n_learned_=restored_at)
+        old = Multivariate.__new__(Multivariate)  # what unpickling does, in either build
+        old.__setstate__(state)
+        for x in waiting:
+            every.learn_one(x)
+        assert old.legacy_ is old_trees and old.first_example_ == restored_at and not old.examples_
+        used_legacy = used_built = 0
+        for x in rows[restored_at:300]:
+            old._keep(x)
+            every.learn_one(x)
+            if old.n_learned_ == 70:
+                old = pickle.loads(pickle.dumps(old))  # a snapshot taken while the old trees still learn
+            trees = old._trees()
+            used_legacy += trees is old.legacy_
+            used_built += trees is old._trees_built
+            assert [trees.score_one(p) for p in probes] == [every.score_one(p) for p in probes]
+        assert used_legacy > 0 and used_built > 200 and old.legacy_ is None
 
 def test_service_loop_dead_letters_an_event_the_engine_fails_on_and_carries_on() -> None:
     from factories import lines, routine_then_bulk
