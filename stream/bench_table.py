@@ -83,6 +83,8 @@ def table(r: dict[str, Any]) -> str:
     lat, state = r["latency"], r["state"]
     rows = [
         ("(a) bare kafka-python + orjson", _fastest(r["bare"])),
+        ("(a') the same, tuned as (b)", _fastest(r["bare_tuned"]) + " (with the service's collector and allocator "
+                                                                  "settings)"),
         ("(b0) privwatch, no detectors", _fastest(r["floor"])),
         ("    ratio to (a)", f"{r['floor_ratio']:.3f} (decode, merge, offsets, metrics: the ceiling of (b))"),
         ("(b) privwatch, all detectors", _fastest(r["pipeline"])),
@@ -90,9 +92,12 @@ def table(r: dict[str, Any]) -> str:
                                 "(past the history's baseline weeks)"),
         ("    in memory, no Kafka", _in_memory_row(r["in_memory"])),
         ("CPU per event (busy)", " / ".join(f"{r[k]['cpu_us_per_event']:.1f} us ({r[k]['cpu_busy']:.0%})"
-                                            for k in ("bare", "floor", "pipeline")) + "  for (a) / (b0) / (b)"),
+                                            for k in ("bare", "bare_tuned", "floor", "pipeline"))
+                                 + "  for (a) / (a') / (b0) / (b)"),
         ("ratio (b)/(a)", f"{r['ratio']:.3f}  (target >= 0.5; fastest runs; of the median runs "
                           f"{r.get('ratio_of_medians', float('nan')):.3f})"),
+        ("ratio (b)/(a')", f"{r['ratio_to_tuned_bare']:.3f}  (against the bare consumer given the service's "
+                           "process settings)"),
         ("(c) latency at rate", f"{lat.get('rate_events_per_s', 0):,.0f} events/s requested, "
                                 f"{lat.get('achieved_rate_events_per_s', 0):,.0f} achieved "
                                 f"(by {lat.get('generator', '?')}), {lat.get('alerts', 0):,} alerts in all; "

@@ -21,7 +21,7 @@ from kafka.errors import KafkaError
 from detectors.calibrate import PAGING_LEVELS
 from detectors.engine import Engine, EngineConfig
 from detectors.feedback import FeedbackPolicy
-from stream import kafka_io
+from stream import heap, kafka_io
 from stream.checkpoint import Checkpoint
 from stream.correlate import Correlator
 from stream.deadletter import DeadLetter
@@ -103,6 +103,7 @@ class Service(PartitionOwnership):
 
     def run(self, max_idle_s: float | None = None) -> int:
         """Consume until stopped (or idle for ``max_idle_s``, for tests and the demo). Returns 0."""
+        heap.keep_free_heap(self.settings.heap_keep_mb << 20)  # before the clients allocate their buffers
         self.consumer = kafka_io.input_consumer(self.settings)
         self.producer = kafka_io.producer(self.settings)
         self.store = self._state_store()

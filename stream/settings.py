@@ -44,6 +44,9 @@ class Settings(BaseModel):
     fetch_min_bytes: int = Field(64 << 10, ge=1, le=8 << 20)
     fetch_max_wait_ms: int = Field(50, ge=1, le=60_000)  # 0 would spin on a quiet topic
     merge_wait_ms: int = Field(500, ge=0, le=60_000)
+    #: freed heap memory (MiB) the process keeps for the next fetch instead of returning it to the
+    #: kernel, which would fault it back in (``stream.heap``); 0 keeps the C library's defaults
+    heap_keep_mb: int = Field(128, ge=0, le=1 << 20)
     commit_interval_ms: int = Field(1000, ge=0, le=600_000)
     snapshot_interval_s: float = Field(30.0, ge=0.0)
     #: encode periodic snapshots in a forked child (copy-on-write) instead of stalling the loop
