@@ -34,7 +34,8 @@ def test_quick_bench_writes_a_complete_result(kafka_bootstrap: str, tmp_path, ca
     assert r["ratio_of_medians"] > 0
     assert r["ratio_to_tuned_bare"] == round(r["pipeline"]["events_per_s"] / r["bare_tuned"]["events_per_s"], 3) > 0
     # (a') runs with the service's allocator settings: fetch buffers are not faulted back in each time
-    assert r["bare_tuned"]["page_faults_per_1k_events"] * 3 < r["bare"]["page_faults_per_1k_events"]
+    # (20k events: 405-430 faults per 1k for (a), 13-79 for (a'), the heap still growing to its size)
+    assert r["bare_tuned"]["page_faults_per_1k_events"] * 2 < r["bare"]["page_faults_per_1k_events"]
     # (c) ran at half the fastest (b), whichever run that was (the latency phase follows the last one)
     assert r["latency"]["rate_events_per_s"] == round(r["pipeline"]["events_per_s"] / 2.0, 1)
     for phase in ("bare", "bare_tuned", "floor", "pipeline"):  # the process's CPU time over the counted span
