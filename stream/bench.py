@@ -29,7 +29,7 @@
 5. (d) state bytes per principal at 100k principals; (e) peak RSS (``ru_maxrss``) of the service's
    process in (b) and (c), and of this one (which ran (d)).
 
-(a), (b0), (b) with (c), and (b) in memory each run in a fresh spawned process (:func:`spawned`).
+(a), (a'), (b0), (b) with (c), and (b) in memory each run in a fresh spawned process (:func:`spawned`).
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
-"""(a) of ``privwatch bench``: a bare kafka-python consumer that only decodes JSON (orjson).
+"""(a) and (a') of ``privwatch bench``: a bare kafka-python consumer that only decodes JSON (orjson),
+with CPython's and glibc's defaults (a), and with the service's collector and allocator settings (a').
 
-Each run is in a spawned process of its own, with CPython's defaults. In the bench's process it used
+Each run is in a spawned process of its own. In the bench's process it used
 to share the heap with the pre-filled history (hundreds of thousands of dicts), and CPython's full
 collections over it slowed it down by a third or more, which flattered the ratio. The bench reads
-the topic three times with it, in rounds with (b0) and (b), and the fastest run of each counts
+the topic three times with each, in rounds with (b0) and (b), and the fastest run of each counts
 (:func:`fastest`): back-to-back runs vary by a third on a 2-core machine.
 """
 
@@ -20,7 +21,7 @@ from stream import heap, kafka_io
 from stream.gctune import loop_gc
 from stream.settings import Settings
 
-#: Runs of each variant ((a), (b0), (b)); the fastest counts.
+#: Runs of each variant ((a), (a'), (b0), (b)); the fastest counts.
 RUNS = 3
 
 
