@@ -200,6 +200,7 @@ class BenchService(Service):
         self.latency_proc: Any = None
         self.alerts_published = 0
         self.alerts_before_latency = 0
+        self.merge_timeouts_before_latency = 0.0
 
     def publish(self, alert: dict[str, Any], partition: int = -1) -> None:
         self.alerts_published += 1
@@ -210,6 +211,7 @@ class BenchService(Service):
         if self.latency_proc is None:
             if self.rate.batch(self.handled_total):
                 self.alerts_before_latency = self.alerts_published
+                self.merge_timeouts_before_latency = self.merge_timeouts()
                 if self.start_latency is None:
                     self.stopping = True
                     return n
@@ -217,6 +219,10 @@ class BenchService(Service):
         elif not self.latency_proc.is_alive():
             self.stopping = True
         return n
+
+
+    def merge_timeouts(self) -> float:
+        return self.metrics.registry.get_sample_value("privwatch_merge_timeouts_total") or 0.0
 
 
 def detector_count(service: Service) -> int:
@@ -295,6 +301,8 @@ def run_pipeline(settings: Settings, n: int, latency_args: dict[str, Any],
         latency["generator_kept_up"] = generator_kept_up(latency)
         # every alert of the phase, probes' included: the service's steady state, not an alert storm
         latency["alerts"] = service.alerts_published - service.alerts_before_latency
+        # records released after waiting merge_wait_ms for their partition's other topic: a lagging input
+        latency["merge_timeouts"] = int(service.merge_timeouts() - service.merge_timeouts_before_latency)
     return throughput, latency, peak_rss_mb()
 
 

@@ -101,7 +101,8 @@ def table(r: dict[str, Any]) -> str:
         ("(c) latency at rate", f"{lat.get('rate_events_per_s', 0):,.0f} events/s requested, "
                                 f"{lat.get('achieved_rate_events_per_s', 0):,.0f} achieved "
                                 f"(by {lat.get('generator', '?')}), {lat.get('alerts', 0):,} alerts in all; "
-                                f"the service busy {_share(lat.get('service_cpu_busy'))} of the window"),
+                                f"the service busy {_share(lat.get('service_cpu_busy'))} of the window; "
+                                f"{lat.get('merge_timeouts', 0):,} records released after a merge wait"),
         ("    the machine meanwhile", _machine_row(lat.get("machine") or {})),
         ("    p50 / p99 / max", f"{lat.get('p50_ms', float('nan')):.0f} / {lat.get('p99_ms', float('nan')):.0f} / "
                                 f"{lat.get('max_ms', float('nan')):.0f} ms  (target p99 <= 500 ms; "

@@ -47,8 +47,8 @@ class Merger:
     >>> m.add(Item(3.0, "p", 0, 0, None, None, arrived=0.0))
     >>> [i.topic for i in m.release(now=0.1)]
     ['p']
-    >>> [i.topic for i in m.release(now=2.0)]
-    ['a']
+    >>> [i.topic for i in m.release(now=2.0)], m.timed_out  # "a" waited its second for "p" in vain
+    (['a'], 1)
     >>> m = Merger(["a", "p"], wait_s=1.0, idle=lambda topic, partition: topic == "p")
     >>> m.add(Item(5.0, "a", 0, 1, None, None, arrived=0.0))
     >>> [i.offset for i in m.release(now=0.1)]  # "p" has nothing to fetch: no need to wait for it
@@ -63,6 +63,9 @@ class Merger:
         #: position is at the high watermark), so waiting for it is pointless (Kafka Streams does the same)
         self.idle = idle
         self.queues: dict[int, dict[str, deque[Item]]] = {}
+        #: items released because their wait ran out, the other topic of their partition still empty
+        #: and not known to be fetched to its end (the caller reads and resets it: a metric)
+        self.timed_out = 0
 
     def add(self, item: Item) -> None:
         self._queue(item.topic, item.partition).append(item)
@@ -105,8 +108,10 @@ class Merger:
                 # (Arrival times only grow along a queue, so this stops at the first one too young.)
                 while True:
                     first = heads[0] if len(heads) == 1 else min(heads, key=_head_ts)
-                    if not drain and now - first[0].arrived < wait_s:
-                        return
+                    if not drain:
+                        if now - first[0].arrived < wait_s:
+                            return
+                        self.timed_out += 1
                     append(first.popleft())
                     if not first:
                         break

@@ -46,6 +46,11 @@ class Metrics:
         self.batch_seconds = Histogram("privwatch_batch_duration_seconds", "Time to process one polled batch",
                                        buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
                                        registry=r)
+        self.merge_timeouts = Counter(
+            "privwatch_merge_timeouts",
+            "Records released after waiting merge_wait_ms for their partition's other input topic, which "
+            "had nothing to order them against",
+            registry=r)
         self.batch_records = Histogram("privwatch_batch_records", "Records per polled batch",
                                        buckets=(1, 10, 100, 500, 1000, 2000, 5000, 10000), registry=r)
         self.consumer_lag = Gauge("privwatch_consumer_lag_records", "Records behind the log end, per partition",

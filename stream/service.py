@@ -186,6 +186,9 @@ class Service(PartitionOwnership):
         dead-lettered). Offsets and metrics are updated once per batch."""
         now = self.clock()
         items = self.merger.release(now, drain)
+        if self.merger.timed_out:
+            self.metrics.merge_timeouts.inc(self.merger.timed_out)
+            self.merger.timed_out = 0
         if not items:
             return 0
         # topic -> partition -> last offset handled (a tuple key per item cost about 0.4k instructions)

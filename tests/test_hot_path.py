@@ -400,3 +400,35 @@ def test_service_loop_dead_letters_an_event_the_engine_fails_on_and_carries_on()
         tp: len(log) for tp, log in consumer.logs.items() if log}
     processed = registry.get_sample_value("privwatch_events_consumed_total", {"type": "access", "outcome": "processed"})
     assert processed == len(records) - 1
+
+
+def test_records_released_after_the_merge_wait_are_counted() -> None:
+    """A partition's access records wait up to merge_wait_ms for its permission topic, which has
+    records still to fetch; those released when the wait runs out are counted (a lagging input delays
+    the other by that much), those merged or drained are not."""
+    from factories import T0, access, lines, permission
+    from prometheus_client import CollectorRegistry
+
+    from detectors.registry import REGISTRY
+    from stream import bench_loop
+    from stream.metrics import Metrics
+    from stream.service import Service
+    from stream.settings import Settings
+
+    records = lines([access(f"a{i}", T0 + i, "u-1") for i in range(12)] + [permission("p0", T0 + 20, "u-1")])
+
+    def timed_out(merge_wait_ms: int) -> float:
+        clock, registry = bench_loop.Clock(4.0e9), CollectorRegistry()
+        service = Service(Settings(metrics_port=0, max_poll_records=3, merge_wait_ms=merge_wait_ms),
+                          Metrics(registry, REGISTRY), clock=clock)
+        consumer = bench_loop.FakeConsumer(records, service.inputs, 1)
+        service.consumer, service.producer = consumer, bench_loop.FakeProducer()
+        while not consumer.done() or len(service.merger):
+            service.poll_once()
+            clock.now += bench_loop.POLL_STEP_S  # 10 ms a poll: the permission record comes 40 ms in
+        service.handle_items(drain=True)
+        assert service.handled_total == len(records)
+        return registry.get_sample_value("privwatch_merge_timeouts_total") or 0.0
+
+    assert timed_out(10_000) == 0  # everything waited, and was merged once the permission record came
+    assert timed_out(15) == 6  # the first two polls' records waited their 15 ms, in vain
