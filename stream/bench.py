@@ -9,7 +9,7 @@
    merge, offsets, metrics), the most (b) could reach;
    (b) the full service (every detector, alerts produced) reads the same N.
    The services run as deployed, with snapshots of their state to the state topic. Each of the
-   four runs three times, in rounds of (a), (a'), (b0), (b), so that all three see the machine as it is
+   four runs three times, in rounds of (a), (a'), (b0), (b), so that all four see the machine as it is
    at the time (this 2-core machine's speed drifts over minutes; with all of (a) first, then (b),
    (a)'s fastest run ranged 77k-108k events/s from one bench to the next); each run in a fresh
    process, with a fresh group and empty state. The fastest run of each counts ((b) used to run
@@ -219,7 +219,6 @@ class BenchService(Service):
         elif not self.latency_proc.is_alive():
             self.stopping = True
         return n
-
 
     def merge_timeouts(self) -> float:
         return self.metrics.registry.get_sample_value("privwatch_merge_timeouts_total") or 0.0
