@@ -23,7 +23,7 @@ from river import anomaly
 from river.tree.padded import PaddedBranch
 
 from detectors.base import Detector, Finding, Profile
-from detectors.compact import EW, HOUR_S, restore_slots, slot_state
+from detectors.compact import EW, HOUR_S, find_key, restore_slots, slot_state
 from detectors.events import SENSITIVITY_RANK, Event
 from detectors.volume import EXPORT_ACTIONS
 
@@ -72,12 +72,17 @@ class _Window:
         return slot_state(self, _WINDOW_SLOTS)
 
     def __setstate__(self, state: Any) -> None:
-        restore_slots(self, state)
+        names = dict(state[1] if isinstance(state, tuple) else state)
+        resources = names.get("resources", b"")
+        if isinstance(resources, array):  # snapshot formats 7 and earlier kept an array("I")
+            names["resources"] = b"".join([key.to_bytes(4, "little") for key in resources])
+        restore_slots(self, names)
 
     def reset(self, start: float) -> None:
         self.start = start
         self.events = self.records = self.subjects = self.exports = self.denied = self.rank = self.night = 0
-        self.resources = array("I")
+        #: the window's first 16 distinct resources' hashes, 4 little-endian bytes each (see find_key)
+        self.resources = b""
         self.flagged = False
         self.first_event = ""
 
@@ -223,7 +228,7 @@ class Multivariate(Detector):
         return {
             "events": _clip(ev / 7.0),
             "records": _clip(rec / 15.0),
-            "resources": _clip(len(w.resources) / 16.0),
+            "resources": _clip((len(w.resources) >> 2) / 16.0),
             "subjects": _clip(math.log1p(w.subjects) / 8.0),
             "exports": w.exports / max(w.events, 1),
             "denied": w.denied / max(w.events, 1),
@@ -256,7 +261,7 @@ class Multivariate(Detector):
             score=10.0 * score,
             title="Unusual hour of activity",
             reasons=[
-                f"this hour so far: {probe.events} events, {probe.records:,} records, {len(probe.resources)} "
+                f"this hour so far: {probe.events} events, {probe.records:,} records, {len(probe.resources) >> 2} "
                 f"resources, {probe.subjects:,} subjects, {probe.exports} exports, {probe.denied} denied",
                 f"this principal's usual hour: {math.expm1(w.ev_base.mean):.0f} events, "
                 f"{math.expm1(w.rec_base.mean):,.0f} records",
@@ -283,10 +288,9 @@ class Multivariate(Detector):
         target.rank = max(source.rank, SENSITIVITY_RANK.get(event.sensitivity, 0))
         hour = event.local_hour
         target.night = source.night + (hour >= 22 or hour < 6)
-        resources = source.resources if target is source else array("I", source.resources)
-        h = event.resource_hash
-        if h not in resources and len(resources) < 16:
-            resources.append(h)
+        resources, h = source.resources, event.resource_hash
+        if len(resources) < 64 and find_key(resources, h) < 0:
+            resources += h.to_bytes(4, "little")
         target.resources = resources
 
     def learn_one(self, event: Event, profile: Profile, flagged: bool = False) -> None:

@@ -21,7 +21,8 @@ incidents); formats 2 and 3 kept a seen-set's days and counts in two arrays, for
 detector's batch of windows not yet learned by its trees (earlier formats restore with none waiting);
 format 7 holds, instead of the trees, the windows' features that scoring needs (the trees are built
 from them when a score asks: ``Multivariate._trees``); a detector from an earlier format carries on
-with the trees it restored until its features cover a complete window of theirs. A version that
+with the trees it restored until its features cover a complete window of theirs. Format 8 keeps the
+multivariate detector's per-window resource hashes in ``bytes`` instead of an ``array``. A version that
 cannot read a newer format refuses it by number instead of failing inside unpickling.
 """
 
@@ -43,10 +44,11 @@ from stream import __version__
 from stream.errors import SnapshotError
 from stream.gctune import paused_gc
 
-FORMAT = 7
+FORMAT = 8
 #: formats this version restores (2: the pickled engine alone; 2 and 3: seen-sets in four parts;
-#: 4: seen-sets in ``array`` objects; 2 to 5: no batch of unlearned windows; 2 to 6: live trees)
-READABLE = (2, 3, 4, 5, 6, 7)
+#: 4: seen-sets in ``array`` objects; 2 to 5: no batch of unlearned windows; 2 to 6: live trees;
+#: 2 to 7: multivariate windows' resources in an ``array``)
+READABLE = (2, 3, 4, 5, 6, 7, 8)
 MAGIC = b"privwatch-snapshot\n"
 CHUNK_BYTES = 512 * 1024  # well under Kafka's default 1 MiB message limit
 MIN_KEY_BYTES = 16

@@ -137,3 +137,31 @@ def test_multivariate_carries_on_from_a_snapshot_with_live_trees() -> None:
             used_built += trees is old._trees_built
             assert [trees.score_one(p) for p in probes] == [every.score_one(p) for p in probes]
         assert used_legacy > 0 and used_built > 200 and old.legacy_ is None
+
+
+def test_a_window_from_a_format_7_snapshot_keeps_its_resources_and_goes_on_counting() -> None:
+    """Formats 7 and earlier kept a window's resource hashes in an ``array("I")``; such a window
+    restores with them in ``bytes`` (what the detector reads natively since format 8), and counts a
+    resource once whichever format it was first seen in."""
+    from array import array
+
+    from detectors.base import Profile
+    from detectors.compact import find_key, h32
+    from detectors.multivariate import Multivariate, _Window
+
+    seen = [h32(f"table-{i}") for i in range(3)]
+    detector = Multivariate()
+    window = _Window(T0)
+    state = window.__getstate__()
+    state.update(events=3, resources=array("I", seen))
+    old = _Window.__new__(_Window)  # what unpickling does, in either build
+    old.__setstate__(state)
+    assert isinstance(old.resources, bytes) and [find_key(old.resources, h) for h in seen] == [0, 1, 2]
+    detector.state_["u-1"] = old
+    profile = Profile(first_ts=T0, last_ts=T0)
+    for resource in ("table-1", "table-9"):
+        detector.learn_one(Event(kind="access", event_id="e", ts=T0 + 60, principal_id="u-1",
+                                 action="read", resource_id=resource), profile)
+    again = pickle.loads(pickle.dumps(detector)).state_["u-1"]
+    assert (again.events, len(again.resources) >> 2) == (5, 4)
+    assert detector._features(again)["resources"] == 4 / 16
