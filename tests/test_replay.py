@@ -56,3 +56,10 @@ def test_replay_reads_stdin_and_writes_stdout():
     )
     assert proc.returncode == 0
     assert b"u-4821-bulk" in proc.stdout
+
+
+def test_the_cli_module_runs_as_a_script_too():
+    """``python -m stream.cli`` is the same command as ``python -m stream`` (it used to exit 0 silently)."""
+    for module in ("stream", "stream.cli"):
+        proc = subprocess.run([sys.executable, "-m", module, "--version"], capture_output=True, timeout=60)
+        assert proc.returncode == 0 and proc.stdout.startswith(b"privwatch "), (module, proc)
