@@ -27,6 +27,9 @@ from detectors.compact import EW, HOUR_S, find_key, restore_slots, slot_state
 from detectors.events import SENSITIVITY_RANK, Event
 from detectors.volume import EXPORT_ACTIONS
 
+#: distinct resources a window counts (their hashes, 4 bytes each, in ``_Window.resources``)
+MAX_RESOURCES: Final = 16
+
 FEATURES: Final = (
     "events",
     "records",
@@ -81,7 +84,7 @@ class _Window:
     def reset(self, start: float) -> None:
         self.start = start
         self.events = self.records = self.subjects = self.exports = self.denied = self.rank = self.night = 0
-        #: the window's first 16 distinct resources' hashes, 4 little-endian bytes each (see find_key)
+        #: the window's first MAX_RESOURCES distinct resources' hashes, 4 little-endian bytes each (find_key)
         self.resources = b""
         self.flagged = False
         self.first_event = ""
@@ -228,7 +231,7 @@ class Multivariate(Detector):
         return {
             "events": _clip(ev / 7.0),
             "records": _clip(rec / 15.0),
-            "resources": _clip((len(w.resources) >> 2) / 16.0),
+            "resources": (len(w.resources) >> 2) / MAX_RESOURCES,
             "subjects": _clip(math.log1p(w.subjects) / 8.0),
             "exports": w.exports / max(w.events, 1),
             "denied": w.denied / max(w.events, 1),
@@ -289,7 +292,7 @@ class Multivariate(Detector):
         hour = event.local_hour
         target.night = source.night + (hour >= 22 or hour < 6)
         resources, h = source.resources, event.resource_hash
-        if len(resources) < 64 and find_key(resources, h) < 0:
+        if len(resources) < MAX_RESOURCES << 2 and find_key(resources, h) < 0:
             resources += h.to_bytes(4, "little")
         target.resources = resources
 

@@ -42,7 +42,7 @@ class Settings(BaseModel):
     #: ``fetch_max_wait_ms``, so a busy stream is read in fewer, larger fetches (less CPU per event)
     #: and a quiet one waits at most that long (Kafka's own defaults are 1 byte and 500 ms). Measured at
     #: 26k events/s (``privwatch bench``'s latency phase on this 2-CPU machine): 256 KiB took 25-27 µs of
-    #: CPU per event against 29-32 with 64 KiB (a quarter as many fetches and polls), for 10-15 ms more p50
+    #: CPU per event against 29-32 with 64 KiB (fetches four times the size), for 10-15 ms more p50
     fetch_min_bytes: int = Field(256 << 10, ge=1, le=8 << 20)
     fetch_max_wait_ms: int = Field(50, ge=1, le=60_000)  # 0 would spin on a quiet topic
     merge_wait_ms: int = Field(500, ge=0, le=60_000)
