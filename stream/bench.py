@@ -254,7 +254,8 @@ def run_service(settings: Settings, n: int, detectors: list[str] | None = None) 
     service.run(max_idle_s=60.0)
     if not service.rate.t_done:
         raise RuntimeError(f"service run handled only {service.handled_total} of {n} records")
-    return {**service.rate.result(), "alerts": service.alerts_published, "detectors": detector_count(service)}
+    return {**service.rate.result(), "alerts": service.alerts_published, "detectors": detector_count(service),
+            "merge_timeouts": int(service.merge_timeouts())}
 
 
 def generator_kept_up(latency: dict[str, Any]) -> bool:
@@ -293,7 +294,7 @@ def run_pipeline(settings: Settings, n: int, latency_args: dict[str, Any],
     if not service.rate.t_done:
         raise RuntimeError(f"pipeline handled only {service.handled_total} of {n} records")
     throughput = {**service.rate.result(), "alerts": service.alerts_before_latency,
-                  "detectors": detector_count(service)}
+                  "detectors": detector_count(service), "merge_timeouts": int(service.merge_timeouts_before_latency)}
     if service.latency_proc is not None:
         service.latency_proc.join(timeout=30)
         latency.update(queue.get(timeout=30))

@@ -90,6 +90,8 @@ def table(r: dict[str, Any]) -> str:
         ("(b) privwatch, all detectors", _fastest(r["pipeline"])),
         ("    second half alone", f"{r['pipeline'].get('second_half_events_per_s', 0):,.0f} events/s "
                                 "(past the history's baseline weeks)"),
+        ("    merge waits", f"{r['pipeline'].get('merge_timeouts', 0):,} records released after a merge wait "
+                          "in the fastest run (reading a backlog)"),
         ("    in memory, no Kafka", _in_memory_row(r["in_memory"])),
         ("CPU per event (busy)", " / ".join(f"{r[k]['cpu_us_per_event']:.1f} us ({r[k]['cpu_busy']:.0%})"
                                             for k in ("bare", "bare_tuned", "floor", "pipeline"))
