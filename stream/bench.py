@@ -301,7 +301,7 @@ def run_pipeline(settings: Settings, n: int, latency_args: dict[str, Any],
         latency["generator_kept_up"] = generator_kept_up(latency)
         # every alert of the phase, probes' included: the service's steady state, not an alert storm
         latency["alerts"] = service.alerts_published - service.alerts_before_latency
-        # records released after waiting merge_wait_ms for their partition's other topic: a lagging input
+        # records released when their wait for their partition's other topic ran out (see stream.merge)
         latency["merge_timeouts"] = int(service.merge_timeouts() - service.merge_timeouts_before_latency)
     return throughput, latency, peak_rss_mb()
 

@@ -48,8 +48,8 @@ class Metrics:
                                        registry=r)
         self.merge_timeouts = Counter(
             "privwatch_merge_timeouts",
-            "Records released after waiting merge_wait_ms for their partition's other input topic, which "
-            "had nothing to order them against",
+            "Records released after waiting for their partition's other input topic, which had nothing to "
+            "order them against: merge_wait_ms when its lag was not known, 60 s when it had records to fetch",
             registry=r)
         self.batch_records = Histogram("privwatch_batch_records", "Records per polled batch",
                                        buckets=(1, 10, 100, 500, 1000, 2000, 5000, 10000), registry=r)

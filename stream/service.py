@@ -67,7 +67,7 @@ class Service(PartitionOwnership):
         self.feedback_reader: FeedbackReader | None = None
         self.partitions = Partitions(lambda: self._with_feedback(Engine(engine_config)))
         self.checkpoint = Checkpoint()
-        self.merger = Merger(self.inputs, settings.merge_wait_ms / 1000.0, idle=self._fetched_to_end)
+        self.merger = Merger(self.inputs, settings.merge_wait_ms / 1000.0, lag=self._lag)
         self.correlator = Correlator(window_s=settings.correlation_window_s)
         self.stopping = False
         self.consumer: Any = None
@@ -174,11 +174,12 @@ class Service(PartitionOwnership):
             self.update_lag()
         return n
 
-    def _fetched_to_end(self, topic: str, partition: int) -> bool:
-        """Whether a topic-partition has nothing more to fetch now (no I/O: last fetch's high watermark)."""
+    def _lag(self, topic: str, partition: int) -> int | None:
+        """Records a topic-partition has still to fetch, as of its last fetch's high watermark (no I/O);
+        None before its first fetch. Records fetched but not yet returned by ``poll`` count too."""
         tp = TopicPartition(topic, partition)
         highwater = self.consumer.highwater(tp)
-        return highwater is not None and self.consumer.position(tp) >= highwater
+        return None if highwater is None else max(0, highwater - self.consumer.position(tp))
 
     def handle_items(self, drain: bool = False) -> int:
         """Handle what the merger releases (:func:`stream.dispatch.dispatch`, compiled: each event

@@ -12,10 +12,12 @@ import time
 
 import orjson
 import pytest
-from factories import T0, access, routine_then_bulk
+from factories import T0, access, permission, routine_then_bulk
 from kafka_helpers import committed, principal_key, produce, read_all
 from prometheus_client import CollectorRegistry
 
+from detectors.engine import Engine
+from detectors.events import Event
 from stream.metrics import Metrics
 from stream.service import Service
 from stream.settings import Settings
@@ -129,3 +131,33 @@ def test_input_fetches_follow_the_fetch_settings(kafka_bootstrap, fresh_topics, 
     assert (service.consumer.config["fetch_min_bytes"], service.consumer.config["fetch_max_wait_ms"]) == (8 << 20, 100)
     assert service.feedback_reader is not None and service.feedback_reader.consumer.config["fetch_min_bytes"] == 1
     assert _value(metrics, "privwatch_events_consumed_total", type="access", outcome="processed") == len(docs)
+
+
+def test_a_backlog_is_merged_in_event_time_order_however_long_the_catch_up(kafka_bootstrap, fresh_topics, group_id):
+    """Catching up: a permission record comes with the first fetches, ahead of 30k access records of its
+    partition that precede it in event time, read 50 a poll (about a second). The access partition is
+    known to have records to fetch, so the permission record waits for them all, far beyond
+    merge_wait_ms, and is handled last; none is released early (before: after 200 ms, ahead of most of
+    them, as a grant ahead of reads that happened before it)."""
+    topics = fresh_topics(n_partitions=1)
+    produce(kafka_bootstrap, topics["permission"], [permission("p0", T0 + 40_000, "u-1")], principal_key)
+    produce(kafka_bootstrap, topics["access"], [access(f"a{i}", T0 + i, f"u-{i % 50}") for i in range(30_000)],
+            principal_key)
+    seen: list[str] = []
+
+    class Recording(Engine):
+        def process(self, event: Event, detected_at: float | None = None) -> list[dict]:
+            seen.append(event.event_id)
+            return super().process(event, detected_at)
+
+    metrics = Metrics(CollectorRegistry(), ["volume"])
+    settings = _settings(kafka_bootstrap, topics, group_id, max_poll_records=50)
+    settings = settings.model_copy(update={"merge_wait_ms": 200})
+    service = Service(settings, metrics)
+    service.partitions.make_engine = Recording
+    thread = threading.Thread(target=service.run, kwargs={"max_idle_s": 4.0})
+    thread.start()
+    thread.join(timeout=120)
+    assert not thread.is_alive(), "service did not stop"
+    assert len(seen) == 30_001 and seen[-1] == "p0"
+    assert _value(metrics, "privwatch_merge_timeouts_total") == 0

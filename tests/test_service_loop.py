@@ -53,11 +53,10 @@ def test_service_loop_dead_letters_an_event_the_engine_fails_on_and_carries_on()
     assert processed == len(records) - 1
 
 
-def test_records_released_after_the_merge_wait_are_counted() -> None:
-    """A partition's access records wait up to merge_wait_ms for its permission topic, which has
-    records still to fetch; those released when the wait runs out are counted (a lagging input delays
-    the other by that much), those merged or drained are not."""
-    from factories import T0, access, lines, permission
+def _merge_run(records: list[bytes], merge_wait_ms: int, unknown_lag: str = "") -> tuple[float, list[str]]:
+    """The loop over ``records`` (3 a poll, 10 ms apart): the merge timeouts counted, and the event ids in
+    the order the engine saw them. ``unknown_lag``: a topic whose high watermark the consumer never
+    knows (kafka-python's before a partition's first fetch)."""
     from prometheus_client import CollectorRegistry
 
     from detectors.registry import REGISTRY
@@ -66,20 +65,55 @@ def test_records_released_after_the_merge_wait_are_counted() -> None:
     from stream.service import Service
     from stream.settings import Settings
 
+    seen: list[str] = []
+
+    class Recording(Engine):
+        def process(self, event: Event, detected_at: float | None = None) -> list[dict]:
+            seen.append(event.event_id)
+            return super().process(event, detected_at)
+
+    class Consumer(bench_loop.FakeConsumer):
+        def highwater(self, tp):  # type: ignore[no-untyped-def]
+            return None if tp.topic == unknown_lag else super().highwater(tp)
+
+    clock, registry = bench_loop.Clock(4.0e9), CollectorRegistry()
+    service = Service(Settings(metrics_port=0, max_poll_records=3, merge_wait_ms=merge_wait_ms),
+                      Metrics(registry, REGISTRY), clock=clock)
+    service.partitions.make_engine = Recording
+    consumer = Consumer(records, service.inputs, 1)
+    service.consumer, service.producer = consumer, bench_loop.FakeProducer()
+    while not consumer.done() or len(service.merger):
+        service.poll_once()
+        clock.now += bench_loop.POLL_STEP_S
+    service.handle_items(drain=True)
+    assert service.handled_total == len(records)
+    return registry.get_sample_value("privwatch_merge_timeouts_total") or 0.0, seen
+
+
+def test_records_wait_for_the_other_topic_while_it_has_records_to_fetch_and_are_counted_when_released_early(
+) -> None:
+    """A partition's access records wait for its permission topic's record, which comes 40 ms later.
+    While the permission partition is known to have a record to fetch, they wait for it whatever
+    merge_wait_ms says, and are merged with it (Kafka Streams' rule, KIP-695). When that is not known,
+    they wait merge_wait_ms at most; those released when the wait runs out are counted."""
+    from factories import T0, access, lines, permission
+
     records = lines([access(f"a{i}", T0 + i, "u-1") for i in range(12)] + [permission("p0", T0 + 20, "u-1")])
+    ids = [f"a{i}" for i in range(12)] + ["p0"]
+    assert _merge_run(records, 15) == (0, ids)  # known to be behind: waited, however long
+    assert _merge_run(records, 10_000, unknown_lag="privwatch.permission-events") == (0, ids)
+    assert _merge_run(records, 15, unknown_lag="privwatch.permission-events")[0] == 6  # the first two polls', in vain
 
-    def timed_out(merge_wait_ms: int) -> float:
-        clock, registry = bench_loop.Clock(4.0e9), CollectorRegistry()
-        service = Service(Settings(metrics_port=0, max_poll_records=3, merge_wait_ms=merge_wait_ms),
-                          Metrics(registry, REGISTRY), clock=clock)
-        consumer = bench_loop.FakeConsumer(records, service.inputs, 1)
-        service.consumer, service.producer = consumer, bench_loop.FakeProducer()
-        while not consumer.done() or len(service.merger):
-            service.poll_once()
-            clock.now += bench_loop.POLL_STEP_S  # 10 ms a poll: the permission record comes 40 ms in
-        service.handle_items(drain=True)
-        assert service.handled_total == len(records)
-        return registry.get_sample_value("privwatch_merge_timeouts_total") or 0.0
 
-    assert timed_out(10_000) == 0  # everything waited, and was merged once the permission record came
-    assert timed_out(15) == 6  # the first two polls' records waited their 15 ms, in vain
+def test_a_topic_catching_up_is_merged_in_event_time_order_beyond_the_merge_wait() -> None:
+    """Catching up after a restart: a permission record is fetched at once, long before the access records
+    that precede it in event time (a backlog the service reads 3 at a time). It is handled after them,
+    though they come 40 ms later than merge_wait_ms allows, because the access partition is known to
+    have records to fetch. (Released after the wait, it was handled before a8-a11: a grant ahead of
+    reads that happened before it.)"""
+    from factories import T0, access, lines, permission
+
+    records = lines([permission("p0", T0 + 20, "u-1")] + [access(f"a{i}", T0 + i, "u-1") for i in range(12)])
+    assert _merge_run(records, 15) == (0, [f"a{i}" for i in range(12)] + ["p0"])
+    timeouts, seen = _merge_run(records, 15, unknown_lag="privwatch.access-events")
+    assert timeouts == 1 and seen.index("p0") < seen.index("a11")  # the access lag unknown: the bound applies
