@@ -1,12 +1,12 @@
-"""Event-time merge of a partition's two input topics, with a short, bounded wait.
+"""Event-time merge of a partition's two input topics, waiting for the other topic as Kafka Streams does.
 
 Access and permission records of partition *p* are merged in event-time order, as replay sees them.
 When one topic has nothing buffered, records of the other wait for it as Kafka Streams' tasks do
 (KIP-695): not at all when it is fetched to its end (nothing can come before them); until its records
-come when it is known to have some still to fetch (a backlog: the wait is as long as catching up takes,
-bounded by :data:`MAX_BEHIND_WAIT_S`); and at most ``wait_s`` (wall clock) when that is not known, so
-that a quiet topic never stalls the busy one. Each topic's records
-stay in offset order, so what is released per topic-partition is always a prefix of what was read.
+come when it is known to have some still to fetch (a backlog: the wait is as long as catching up
+takes, bounded by :data:`MAX_BEHIND_WAIT_S`); and at most ``wait_s`` (wall clock) when that is not
+known, so that a quiet topic never stalls the busy one. Each topic's records stay in offset order,
+so what is released per topic-partition is always a prefix of what was read.
 Runs compiled with the detectors (:mod:`detectors.native`).
 """
 
