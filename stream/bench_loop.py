@@ -152,6 +152,15 @@ class Clock:
         return self.now
 
 
+def consume_all(service: Service, consumer: FakeConsumer, clock: Clock) -> None:
+    """Run ``service``'s loop until ``consumer`` has handed out every record and the merger holds none,
+    the clock moving :data:`POLL_STEP_S` a poll; then handle what is left."""
+    while not consumer.done() or len(service.merger):
+        service.poll_once()
+        clock.now += POLL_STEP_S
+    service.handle_items(drain=True)
+
+
 def run_loop(lines: list[bytes], partitions: int, profile: cProfile.Profile | None = None) -> dict[str, Any]:
     """The real service loop over ``lines``; returns its µs/event and the digest of its outputs."""
     settings = Settings(metrics_port=0)
@@ -165,10 +174,7 @@ def run_loop(lines: list[bytes], partitions: int, profile: cProfile.Profile | No
     if profile is not None:
         profile.enable()
     with GcTimer() as in_gc:
-        while not consumer.done() or len(service.merger):
-            service.poll_once()
-            clock.now += POLL_STEP_S
-        service.handle_items(drain=True)
+        consume_all(service, consumer, clock)
         service.commit()
     if profile is not None:
         profile.disable()

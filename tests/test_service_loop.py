@@ -34,10 +34,7 @@ def test_service_loop_dead_letters_an_event_the_engine_fails_on_and_carries_on()
     service.partitions.make_engine = Failing
     consumer, producer = bench_loop.FakeConsumer(records, service.inputs, 2), bench_loop.FakeProducer()
     service.consumer, service.producer = consumer, producer
-    while not consumer.done() or len(service.merger):
-        service.poll_once()
-        clock.now += bench_loop.POLL_STEP_S
-    service.handle_items(drain=True)
+    bench_loop.consume_all(service, consumer, clock)
 
     dead = [sent for sent in producer.sent if sent[0] == service.settings.dead_letter_topic]
     assert [dict(headers)["privwatch.reason"] for _, _, _, headers in dead] == [b"internal"]
@@ -82,10 +79,7 @@ def _merge_run(records: list[bytes], merge_wait_ms: int, unknown_lag: str = "") 
     service.partitions.make_engine = Recording
     consumer = Consumer(records, service.inputs, 1)
     service.consumer, service.producer = consumer, bench_loop.FakeProducer()
-    while not consumer.done() or len(service.merger):
-        service.poll_once()
-        clock.now += bench_loop.POLL_STEP_S
-    service.handle_items(drain=True)
+    bench_loop.consume_all(service, consumer, clock)
     assert service.handled_total == len(records)
     return registry.get_sample_value("privwatch_merge_timeouts_total") or 0.0, seen
 
