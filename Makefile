@@ -26,7 +26,7 @@ $(BIN)/.installed: pyproject.toml
 # whatever make thinks. A failed build warns and leaves pure Python (tests then refuse to run:
 # conftest.py). PRIVWATCH_PURE=1 skips it.
 NATIVE := $(CACHE)/mypyc/lib/manifest.json
-$(NATIVE): $(BIN)/.installed $(wildcard detectors/*.py stream/*.py) deploy/native/build.py deploy/native/mypy.ini | sysdeps
+$(NATIVE): $(BIN)/.installed $(wildcard detectors/*.py stream/*.py) deploy/native/build.py deploy/native/train.py deploy/native/mypy.ini | sysdeps
 	@$(BIN)/python deploy/native/build.py --allow-failure
 
 native: $(NATIVE) ## Compile the hot modules (detectors, decoding) with mypyc (PRIVWATCH_PURE=1: run pure Python instead)

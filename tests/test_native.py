@@ -193,3 +193,14 @@ def test_docstring_examples_of_compiled_modules(path: str) -> None:
     for test in doctest.DocTestFinder().find(module, module.__name__):
         runner.run(test)
     assert runner.failures == 0
+
+
+@pytest.mark.skipif(PURE or not sys.platform.startswith("linux"), reason="compiled, profile-guided on Linux")
+def test_the_build_is_profile_guided() -> None:
+    """``make native`` trains an instrumented build (deploy/native/train.py) and compiles from its
+    counts; a training run that fails falls back to a plain build, which this catches."""
+    built = json.loads((native.LIB_DIR / native.MANIFEST).read_text())
+    assert "-fprofile-use" in built["cflags"]
+    assert "-fno-semantic-interposition" in built["cflags"]
+    counts = list((native.LIB_DIR.parent / "obj").rglob("*.gcda"))
+    assert any(path.stat().st_size > 0 for path in counts)
