@@ -15,6 +15,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from stream import __version__
+from stream.merge import MAX_BEHIND_WAIT_S
 
 EVENT_TYPES = ("access", "permission", "unknown")
 OUTCOMES = ("processed", "dead_lettered")
@@ -49,7 +50,8 @@ class Metrics:
         self.merge_timeouts = Counter(
             "privwatch_merge_timeouts",
             "Records released after waiting for their partition's other input topic, which had nothing to "
-            "order them against: merge_wait_ms when its lag was not known, 60 s when it had records to fetch",
+            f"order them against: merge_wait_ms when its lag was not known, {MAX_BEHIND_WAIT_S:.0f} s when it "
+            "had records to fetch",
             registry=r)
         self.batch_records = Histogram("privwatch_batch_records", "Records per polled batch",
                                        buckets=(1, 10, 100, 500, 1000, 2000, 5000, 10000), registry=r)

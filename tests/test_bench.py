@@ -29,7 +29,8 @@ def test_quick_bench_writes_a_complete_result(kafka_bootstrap: str, tmp_path, ca
         assert r[phase]["events_per_s"] == max(r[phase]["runs_events_per_s"]) > 0
         assert len(r[phase]["runs_events_per_s"]) == 3
     assert r["pipeline"]["detectors"] > 0 and r["floor"]["detectors"] == 0  # (b0) really ran without detectors
-    # records released after waiting for the other input while reading the backlog (142-148 per 200k-event run)
+    # records released after waiting for the other input while reading the backlog: reported for both
+    # (142-148 per 200k-event run before the merger waited for a topic catching up, 0 since)
     assert r["pipeline"]["merge_timeouts"] >= 0 and r["floor"]["merge_timeouts"] >= 0
     assert r["floor"]["alerts"] == 0 and r["floor_ratio"] > 0
     assert r["ratio"] == round(r["pipeline"]["events_per_s"] / r["bare"]["events_per_s"], 3) > 0

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Final
 
-#: events, principals and seed of the training stream (about 10 s with the instrumented build)
+#: events, principals and seed of the training stream (about 3 s with the instrumented build)
 EVENTS: Final = 40_000
 PRINCIPALS: Final = 500
 SEED: Final = 1
