@@ -40,7 +40,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from stream import bench_timeline, cpustat
+from stream import bench_stages, bench_timeline, cpustat
 
 #: The background replays whole weeks of the history (see the module docstring).
 WEEK_S = 7 * 86_400.0
@@ -146,6 +146,8 @@ class _Listener(threading.Thread):
         for tp in tps:
             self.consumer.position(tp)  # resolve "end" now, before the first probe is sent
         self.received: dict[str, float] = {}
+        #: each probe alert's record timestamp: when the service handed it to its producer (CreateTime)
+        self.created: dict[str, float] = {}
         self.stop = threading.Event()
 
     def run(self) -> None:
@@ -154,8 +156,9 @@ class _Listener(threading.Thread):
                 now = time.time()
                 for record in records:
                     alert_id = record.key.decode() if record.key else ""
-                    if alert_id.startswith("privilege:bench-probe-"):
-                        self.received.setdefault(alert_id, now)
+                    if alert_id.startswith("privilege:bench-probe-") and alert_id not in self.received:
+                        self.received[alert_id] = now
+                        self.created[alert_id] = record.timestamp / 1000.0
         self.consumer.close()
 
 
@@ -360,7 +363,10 @@ def measure(bootstrap: str, topics: tuple[str, str], alerts_topic: str, template
     listener.stop.set()
     listener.join(timeout=5)
     per_second = bench_timeline.seconds(timeline.samples, sent_at, listener.received)
+    produced = bench_stages.produced_at(bootstrap, topics[1], f"bench-probe-{run_id}-", first.at - 1.0)
+    stages = bench_stages.split(sent_at, produced, listener.created, listener.received)
     return {**summarise(sent_at, listener.received, sent / seconds), "generator": sender.name,
+            "stages_ms": stages,
             "ready_s": round(ready_s, 2), "warmup_s": WARMUP_S, "started_at": round(first.at, 3),
             "machine": cpustat.busy_between(first.machine, last.machine),
             "service_cpu_busy": cpustat.share(first.service_s, last.service_s, last.at - first.at),

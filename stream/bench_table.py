@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from stream import bench_stages
+
 
 def _fastest(runs: dict[str, Any]) -> str:
     """A variant's rate, and the runs it is the fastest of.
@@ -59,6 +61,24 @@ def _slowest_row(worst: dict[str, Any]) -> str:
             f"{cpu(median['others'])})")
 
 
+def _stages_row(stages: dict[str, Any]) -> str:
+    """The table's line splitting the probes' latency at their records' timestamps.
+
+    >>> _stages_row({"probes": 2, "generator": {"p50": 5.0, "p99": 9.0, "max": 9.0},
+    ...              "service": {"p50": 40.0, "p99": 480.0, "max": 480.0},
+    ...              "delivery": {"p50": 10.0, "p99": 20.0, "max": 20.0},
+    ...              "slowest": {"total": 509.0, "generator": 9.0, "service": 480.0, "delivery": 20.0}})
+    'p50 / p99 ms: generator 5 / 9, service 40 / 480, delivery 10 / 20; the slowest probe 9 + 480 + 20 ms'
+    >>> _stages_row({})
+    'not measured (no probe with all its timestamps)'
+    """
+    if not stages:
+        return "not measured (no probe with all its timestamps)"
+    parts = ", ".join(f"{s} {stages[s]['p50']:.0f} / {stages[s]['p99']:.0f}" for s in bench_stages.STAGES)
+    slowest = " + ".join(f"{stages['slowest'][s]:.0f}" for s in bench_stages.STAGES)
+    return f"p50 / p99 ms: {parts}; the slowest probe {slowest} ms"
+
+
 def _caution_row(lat: dict[str, Any]) -> list[tuple[str, str]]:
     """Why the latency above is not the service's own, if it is not.
 
@@ -109,6 +129,7 @@ def table(r: dict[str, Any]) -> str:
         ("    p50 / p99 / max", f"{lat.get('p50_ms', float('nan')):.0f} / {lat.get('p99_ms', float('nan')):.0f} / "
                                 f"{lat.get('max_ms', float('nan')):.0f} ms  (target p99 <= 500 ms; "
                                 f"{lat.get('probe_alerts_received', 0)}/{lat.get('probes_sent', 0)} probes)"),
+        ("    where the time went", _stages_row(lat.get("stages_ms") or {})),
         ("    slowest second", _slowest_row(lat.get("slowest_second") or {})),
         *_caution_row(lat),
         ("(d) state per principal", f"{state['bytes_per_principal']:,.0f} bytes at {state['principals']:,} "

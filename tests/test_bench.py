@@ -13,6 +13,7 @@ import pytest
 from kafka_helpers import read_all
 
 from stream.bench_latency import probe_every
+from stream.bench_stages import STAGES
 from stream.cli import build_parser
 
 pytestmark = pytest.mark.integration
@@ -66,6 +67,11 @@ def test_quick_bench_writes_a_complete_result(kafka_bootstrap: str, tmp_path, ca
     assert lat["probe_alerts_received"] > 0
     assert lat["p99_ms"] >= lat["p50_ms"] > 0
     assert len(lat["latencies_ms"]) == lat["probe_alerts_received"]
+    stages = lat["stages_ms"]  # each probe's latency split at its record's and its alert's timestamps
+    assert stages["probes"] == lat["probe_alerts_received"]  # every probe was read back from its topic
+    assert stages["service"]["p50"] > 0 and stages["delivery"]["p50"] >= 0
+    assert stages["slowest"]["total"] == pytest.approx(lat["max_ms"], abs=0.5)
+    assert stages["slowest"]["total"] == pytest.approx(sum(stages["slowest"][s] for s in STAGES), abs=0.5)
     assert lat["alerts"] >= lat["probe_alerts_received"]  # every alert of the phase, the probes' among them
     kept_up = lat["achieved_rate_events_per_s"] >= 0.95 * lat["rate_events_per_s"]
     assert lat["generator_kept_up"] is kept_up
