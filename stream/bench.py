@@ -57,7 +57,7 @@ from prometheus_client import CollectorRegistry
 from detectors import native
 from detectors.engine import Engine, EngineConfig
 from detectors.registry import REGISTRY
-from stream import bench_latency, bench_loop
+from stream import bench_latency, bench_loop, bench_timeline
 from stream.bench_bare import RUNS, Rate, bare_consumer, fastest, tuned_bare_consumer
 from stream.bench_state import state_bytes_per_principal
 from stream.bench_table import table
@@ -201,6 +201,21 @@ class BenchService(Service):
         self.alerts_published = 0
         self.alerts_before_latency = 0
         self.merge_timeouts_before_latency = 0.0
+        #: each background snapshot's child: when it was forked and when collected (wall clock; None: not yet)
+        self.snapshot_runs: list[tuple[float, float | None]] = []
+
+    def snapshot_in_background(self, now: float) -> None:
+        before = self.forked
+        forked_at = time.time()
+        super().snapshot_in_background(now)
+        if self.forked is not None and self.forked is not before:
+            self.snapshot_runs.append((forked_at, None))
+
+    def collect_forked(self) -> None:
+        running = self.forked
+        super().collect_forked()
+        if running is not None and self.forked is None and self.snapshot_runs:
+            self.snapshot_runs[-1] = (self.snapshot_runs[-1][0], time.time())
 
     def publish(self, alert: dict[str, Any], partition: int = -1) -> None:
         self.alerts_published += 1
@@ -303,6 +318,9 @@ def run_pipeline(settings: Settings, n: int, latency_args: dict[str, Any],
         latency["alerts"] = service.alerts_published - service.alerts_before_latency
         # records released when their wait for their partition's other topic ran out (see stream.merge)
         latency["merge_timeouts"] = int(service.merge_timeouts() - service.merge_timeouts_before_latency)
+        if "timeline" in latency:  # did a background snapshot's child run when the probes were slowest?
+            latency["snapshots"] = bench_timeline.mark_snapshots(latency["timeline"], latency["slowest_second"],
+                                                                 service.snapshot_runs, latency["started_at"])
     return throughput, latency, peak_rss_mb()
 
 

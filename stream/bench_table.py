@@ -46,6 +46,9 @@ def _slowest_row(worst: dict[str, Any]) -> str:
     >>> _slowest_row({"t": 7.0, "probe_max_ms": 364.0, "service": 0.6, "others": 1.32,
     ...               "median": {"service": 0.72, "others": 0.66}})
     'probes up to 364 ms at 7 s: the service 0.60 of a core, the rest of the machine 1.32 CPUs (medians 0.72, 0.66)'
+    >>> _slowest_row({"t": 3.0, "probe_max_ms": 120.0, "service": 0.7, "others": 0.7,
+    ...               "median": {"service": 0.7, "others": 0.7}, "snapshot": True})[-41:]
+    '(medians 0.70, 0.70); a snapshot ran then'
     >>> _slowest_row({})
     'unknown'
     """
@@ -58,7 +61,7 @@ def _slowest_row(worst: dict[str, Any]) -> str:
     median = worst["median"]
     return (f"probes up to {worst['probe_max_ms']:.0f} ms at {worst['t']:.0f} s: the service {cpu(worst['service'])} "
             f"of a core, the rest of the machine {cpu(worst['others'])} CPUs (medians {cpu(median['service'])}, "
-            f"{cpu(median['others'])})")
+            f"{cpu(median['others'])})" + ("; a snapshot ran then" if worst.get("snapshot") else ""))
 
 
 def _stages_row(stages: dict[str, Any]) -> str:

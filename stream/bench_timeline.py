@@ -10,6 +10,7 @@ second), and :func:`seconds` lines them up with the probes sent in each interval
 
 from __future__ import annotations
 
+import math
 import statistics
 import threading
 import time
@@ -115,3 +116,27 @@ def slowest(timeline: list[dict[str, Any]]) -> dict[str, Any]:
         values = [row[key] for row in timeline if row[key] is not None]
         median[key] = round(statistics.median(values), 2) if values else None
     return {**worst, "median": median}
+
+
+def mark_snapshots(timeline: list[dict[str, Any]], slowest_second: dict[str, Any],
+                   runs: list[tuple[float, float | None]], start: float) -> list[dict[str, Any]]:
+    """Note in each interval (and in the slowest second) whether a background snapshot's child was
+    running then (``snapshot``), from ``runs``: each child's start and end (None: not collected),
+    wall clock. Returns those runs that overlap the window, in seconds from its ``start``.
+
+    >>> tl = [{"t": 0.0, "probe_max_ms": 40.0}, {"t": 1.0, "probe_max_ms": 380.0}, {"t": 2.0, "probe_max_ms": 45.0}]
+    >>> worst = {"t": 1.0, "probe_max_ms": 380.0}
+    >>> mark_snapshots(tl, worst, [(90.0, 91.0), (101.5, 102.4)], start=100.0)
+    [{'from_s': 1.5, 'to_s': 2.4}]
+    >>> [row["snapshot"] for row in tl], worst["snapshot"]
+    ([False, True, True], True)
+    """
+    ends = [row["t"] for row in timeline[1:]] + [math.inf]
+    spans = [(a - start, math.inf if b is None else b - start) for a, b in runs]
+    for row, end in zip(timeline, ends, strict=True):
+        row["snapshot"] = any(a < end and b > row["t"] for a, b in spans)
+    if slowest_second:
+        slowest_second["snapshot"] = next(row["snapshot"] for row in timeline if row["t"] == slowest_second["t"])
+    last = timeline[-1]["t"] + 1.0 if timeline else 0.0
+    return [{"from_s": round(a, 2), "to_s": None if b == math.inf else round(b, 2)}
+            for a, b in spans if b > 0.0 and a < last]
