@@ -201,21 +201,22 @@ class BenchService(Service):
         self.alerts_published = 0
         self.alerts_before_latency = 0
         self.merge_timeouts_before_latency = 0.0
-        #: each background snapshot's child: when it was forked and when collected (wall clock; None: not yet)
-        self.snapshot_runs: list[tuple[float, float | None]] = []
+        #: each background snapshot's child: when it was forked and when collected (wall clock), and its
+        #: CPU seconds (None: not collected)
+        self.snapshot_runs: list[tuple[float, float | None, float | None]] = []
 
     def snapshot_in_background(self, now: float) -> None:
         before = self.forked
         forked_at = time.time()
         super().snapshot_in_background(now)
         if self.forked is not None and self.forked is not before:
-            self.snapshot_runs.append((forked_at, None))
+            self.snapshot_runs.append((forked_at, None, None))
 
     def collect_forked(self) -> None:
         running = self.forked
         super().collect_forked()
         if running is not None and self.forked is None and self.snapshot_runs:
-            self.snapshot_runs[-1] = (self.snapshot_runs[-1][0], time.time())
+            self.snapshot_runs[-1] = (self.snapshot_runs[-1][0], time.time(), running.child_cpu_s)
 
     def publish(self, alert: dict[str, Any], partition: int = -1) -> None:
         self.alerts_published += 1

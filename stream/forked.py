@@ -81,7 +81,11 @@ class Forked:
         self.offsets = offsets
         self.taken_at = taken_at
         self.started = time.monotonic()
+        #: from the fork until the child was reaped (the loop reaps it at its next commit, so this is
+        #: an upper bound of the child's life)
         self.seconds = 0.0
+        #: the child's own CPU time (user and system), from the kernel's accounting when it was reaped
+        self.child_cpu_s = 0.0
         #: poll-loop time spent on this snapshot so far (the caller's to keep: the fork, then the write)
         self.blocked_s = 0.0
         self.child_max_rss_mb = 0.0
@@ -107,6 +111,7 @@ class Forked:
             self._status = status
             self.seconds = time.monotonic() - self.started
             self.child_max_rss_mb = usage.ru_maxrss / 1024.0  # KiB on Linux
+            self.child_cpu_s = usage.ru_utime + usage.ru_stime
         return True
 
     def payloads(self) -> dict[int, bytes]:

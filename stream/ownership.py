@@ -173,8 +173,8 @@ class PartitionOwnership:
             for p in forked.partitions:
                 self._snapshot_failed(p, "background", exc)
             return
-        log.info("background snapshot encoded partitions=%d seconds=%.2f child_peak_rss_mb=%.0f",
-                 len(payloads), forked.seconds, forked.child_max_rss_mb)
+        log.info("background snapshot encoded partitions=%d seconds=%.2f child_cpu_s=%.3f child_peak_rss_mb=%.0f",
+                 len(payloads), forked.seconds, forked.child_cpu_s, forked.child_max_rss_mb)
         started = time.perf_counter()
         self._write(payloads, forked.offsets, forked.taken_at)
         self.metrics.snapshot_blocked.labels("fork").observe(forked.blocked_s + time.perf_counter() - started)

@@ -64,6 +64,7 @@ def test_the_child_encodes_the_state_as_it_was_at_the_fork() -> None:
     restored = snapshot.decode(snapshot.read_manifest(sealed.manifest, b"k" * 32), sealed.chunks)
     assert restored.n_principals() == 30 and engine.n_principals() == 40
     assert forked.taken_at == 123.0 and forked.child_max_rss_mb > 0
+    assert 0 < forked.child_cpu_s < 60  # the child's own CPU time (pickling, compressing), not the parent's
     assert _reaped(forked.pid)
 
 
