@@ -201,8 +201,8 @@ class BenchService(Service):
         self.alerts_published = 0
         self.alerts_before_latency = 0
         self.merge_timeouts_before_latency = 0.0
-        #: each background snapshot's child: when it was forked and when collected (wall clock), and its
-        #: CPU seconds (None: not collected)
+        #: each background snapshot's child: when it was forked and when collected or cancelled (wall
+        #: clock; None: neither yet), and its CPU seconds (None: not collected)
         self.snapshot_runs: list[tuple[float, float | None, float | None]] = []
 
     def snapshot_in_background(self, now: float) -> None:
@@ -217,6 +217,12 @@ class BenchService(Service):
         super().collect_forked()
         if running is not None and self.forked is None and self.snapshot_runs:
             self.snapshot_runs[-1] = (self.snapshot_runs[-1][0], time.time(), running.child_cpu_s)
+
+    def cancel_forked(self) -> None:
+        running = self.forked
+        super().cancel_forked()
+        if running is not None and self.snapshot_runs and self.snapshot_runs[-1][1] is None:
+            self.snapshot_runs[-1] = (self.snapshot_runs[-1][0], time.time(), None)
 
     def publish(self, alert: dict[str, Any], partition: int = -1) -> None:
         self.alerts_published += 1

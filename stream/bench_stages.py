@@ -6,8 +6,8 @@ read from the one wall clock of this machine (Kafka's ``CreateTime``, in millise
 - **generator**: from handing the probe to the console producer's pipe to that producer's send
   (the probe record's timestamp): the load generator's own delay;
 - **service**: from there to the service handing the alert to its producer (the alert record's
-  timestamp): the broker's append, the service's fetch, the merge with the other input topic, and
-  the detectors;
+  timestamp): the console producer's batching (it lingers 5 ms) and the broker's append, then the
+  service's fetch, the merge with the other input topic, and the detectors;
 - **delivery**: from there to the listener consuming the alert: the service's producer (linger,
   acknowledgement), the broker, and the listener's fetch.
 """

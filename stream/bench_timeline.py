@@ -122,9 +122,9 @@ def mark_snapshots(timeline: list[dict[str, Any]], slowest_second: dict[str, Any
                    runs: list[tuple[float, float | None, float | None]], start: float) -> list[dict[str, Any]]:
     """Note in each interval (and in the slowest second) whether a background snapshot's child was
     running then (``snapshot``), from ``runs``: each child's start and end, wall clock, and its CPU
-    seconds (None: not collected). Returns those runs that overlap the window, in seconds from its
-    ``start``. (The end is when the loop reaped the child, at its next commit: the child may have
-    exited before.)
+    seconds (None: not collected, or cancelled). Returns those runs that overlap the window, in
+    seconds from its ``start``. (The end is when the loop reaped the child, at its next commit: the
+    child may have exited before.)
 
     >>> tl = [{"t": 0.0, "probe_max_ms": 40.0}, {"t": 1.0, "probe_max_ms": 380.0}, {"t": 2.0, "probe_max_ms": 45.0}]
     >>> worst = {"t": 1.0, "probe_max_ms": 380.0}
@@ -132,8 +132,10 @@ def mark_snapshots(timeline: list[dict[str, Any]], slowest_second: dict[str, Any
     [{'from_s': 1.5, 'to_s': 2.4, 'child_cpu_s': 0.061}]
     >>> [row["snapshot"] for row in tl], worst["snapshot"]
     ([False, True, True], True)
+    >>> mark_snapshots([], {}, [(99.0, None, None)], start=100.0)  # no interval measured; still running
+    [{'from_s': -1.0, 'to_s': None, 'child_cpu_s': None}]
     """
-    ends = [row["t"] for row in timeline[1:]] + [math.inf]
+    ends = [row["t"] for row in timeline[1:]] + [math.inf] * bool(timeline)
     spans = [(a - start, math.inf if b is None else b - start) for a, b, _ in runs]
     for row, end in zip(timeline, ends, strict=True):
         row["snapshot"] = any(a < end and b > row["t"] for a, b in spans)
