@@ -17,8 +17,9 @@ from stream.merge import Item
 
 log = logging.getLogger("stream.service")  # the loop's lines keep the logger name they had in service.py
 
-#: The event-lag histogram sees one event in this many (its quantiles, not its count, are what is
-#: read; observing every event cost about 1 us, a few percent of the whole per-event budget).
+#: The event-lag and merge-hold histograms see one event in this many (their quantiles, not their
+#: counts, are what is read; observing every event cost about 1 us, a few percent of the whole
+#: per-event budget).
 LAG_SAMPLE_EVERY: Final = 16
 #: Handled items are let go this many at a time (see :func:`dispatch`).
 FREE_EVERY: Final = 32
@@ -33,7 +34,7 @@ class Handler(Protocol):
 
     def publish(self, alert: dict[str, Any], partition: int = -1) -> None: ...
 
-    def observe_lag(self, seconds: float) -> None: ...
+    def observe_lag(self, seconds: float, held_s: float) -> None: ...
 
 
 def dispatch(items: list[Item], handler: Handler, now: float, handled_to: dict[str, dict[int, int]],
@@ -52,12 +53,12 @@ def dispatch(items: list[Item], handler: Handler, now: float, handled_to: dict[s
     ...     def engine(self, partition): return NS(process=lambda event, now: [{"n": event.ts}])
     ...     def dead_letter(self, item, bad): print("dead letter", item.offset, bad.reason)
     ...     def publish(self, alert, partition=-1): print("alert", alert, partition)
-    ...     def observe_lag(self, seconds): print("lag", seconds)
+    ...     def observe_lag(self, seconds, held_s): print("lag", seconds, "held", held_s)
     >>> event = NS(ts=5.0, kind="access")
-    >>> items = [Item(5.0, "a", 0, 7, None, event, 9.0), Item(-1.0, "a", 0, 8, None, BadRecord("schema"), 9.0)]
+    >>> items = [Item(5.0, "a", 0, 7, None, event, 8.5), Item(-1.0, "a", 0, 8, None, BadRecord("schema"), 9.0)]
     >>> offsets, kinds = {"a": {}}, {"access": 0, "permission": 0}
     >>> dispatch(items, Engines(), 9.0, offsets, kinds, 1.0)
-    lag 4.0
+    lag 4.0 held 0.5
     alert {'n': 5.0} 0
     dead letter 8 schema
     5.0
@@ -93,7 +94,7 @@ def dispatch(items: list[Item], handler: Handler, now: float, handled_to: dict[s
             continue
         processed[event.kind] += 1
         if not i % LAG_SAMPLE_EVERY:
-            handler.observe_lag(max(0.0, now - event.ts))
+            handler.observe_lag(max(0.0, now - event.ts), now - item.arrived)
         if event.ts > newest_ts:
             newest_ts = event.ts
         for alert in alerts:

@@ -214,8 +214,9 @@ class Service(PartitionOwnership):
         """The engine of an input partition (created empty if the partition has none yet)."""
         return self.partitions.engine(partition)
 
-    def observe_lag(self, seconds: float) -> None:
+    def observe_lag(self, seconds: float, held_s: float) -> None:
         self.metrics.event_lag.observe(seconds)
+        self.metrics.merge_hold.observe(held_s)
 
     def publish(self, alert: dict[str, Any], partition: int = -1) -> None:
         """Produce an alert raised on input ``partition``; a paging one also goes to Alertmanager,

@@ -3,7 +3,10 @@ it does with an event the engine fails on, and with records whose other input to
 
 from __future__ import annotations
 
+from typing import Any
+
 import orjson
+import pytest
 
 from detectors.engine import Engine
 from detectors.events import Event
@@ -50,10 +53,11 @@ def test_service_loop_dead_letters_an_event_the_engine_fails_on_and_carries_on()
     assert processed == len(records) - 1
 
 
-def _merge_run(records: list[bytes], merge_wait_ms: int, unknown_lag: str = "") -> tuple[float, list[str]]:
+def _merge_run(records: list[bytes], merge_wait_ms: int, unknown_lag: str = "",
+               registry: Any = None) -> tuple[float, list[str]]:
     """The loop over ``records`` (3 a poll, 10 ms apart): the merge timeouts counted, and the event ids in
     the order the engine saw them. ``unknown_lag``: a topic whose high watermark the consumer never
-    knows (kafka-python's before a partition's first fetch)."""
+    knows (kafka-python's before a partition's first fetch). ``registry``: the metrics' (a new one)."""
     from prometheus_client import CollectorRegistry
 
     from detectors.registry import REGISTRY
@@ -73,7 +77,7 @@ def _merge_run(records: list[bytes], merge_wait_ms: int, unknown_lag: str = "") 
         def highwater(self, tp):  # type: ignore[no-untyped-def]
             return None if tp.topic == unknown_lag else super().highwater(tp)
 
-    clock, registry = bench_loop.Clock(4.0e9), CollectorRegistry()
+    clock, registry = bench_loop.Clock(4.0e9), registry or CollectorRegistry()
     service = Service(Settings(metrics_port=0, max_poll_records=3, merge_wait_ms=merge_wait_ms),
                       Metrics(registry, REGISTRY), clock=clock)
     service.partitions.make_engine = Recording
@@ -97,6 +101,23 @@ def test_records_wait_for_the_other_topic_while_it_has_records_to_fetch_and_are_
     assert _merge_run(records, 15) == (0, ids)  # known to be behind: waited, however long
     assert _merge_run(records, 10_000, unknown_lag="privwatch.permission-events") == (0, ids)
     assert _merge_run(records, 15, unknown_lag="privwatch.permission-events")[0] == 6  # the first two polls', in vain
+
+
+def test_the_time_a_record_waited_in_the_merge_is_observed() -> None:
+    """The access records polled first wait 40 ms for the permission record (polled in the fifth poll,
+    10 ms apart); the first of them is the first item handled, so the sampled merge-hold histogram
+    sees its 40 ms."""
+    from factories import T0, access, lines, permission
+    from prometheus_client import CollectorRegistry
+
+    registry = CollectorRegistry()
+    records = lines([access(f"a{i}", T0 + i, "u-1") for i in range(12)] + [permission("p0", T0 + 20, "u-1")])
+    _merge_run(records, 15, registry=registry)
+    held = registry.get_sample_value("privwatch_merge_hold_seconds_sum")
+    assert registry.get_sample_value("privwatch_merge_hold_seconds_count") >= 1
+    assert held == pytest.approx(0.04, abs=0.005)
+    assert registry.get_sample_value("privwatch_merge_hold_seconds_bucket", {"le": "0.05"}) == 1
+    assert registry.get_sample_value("privwatch_merge_hold_seconds_bucket", {"le": "0.01"}) == 0
 
 
 def test_a_topic_catching_up_is_merged_in_event_time_order_beyond_the_merge_wait() -> None:
