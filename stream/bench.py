@@ -201,6 +201,7 @@ class BenchService(Service):
         self.alerts_published = 0
         self.alerts_before_latency = 0
         self.merge_timeouts_before_latency = 0.0
+        self.merge_hold_before_latency: dict[str, float] = {}
         #: each background snapshot's child: when it was forked and when collected or cancelled (wall
         #: clock; None: neither yet), and its CPU seconds (None: not collected)
         self.snapshot_runs: list[tuple[float, float | None, float | None]] = []
@@ -234,6 +235,7 @@ class BenchService(Service):
             if self.rate.batch(self.handled_total):
                 self.alerts_before_latency = self.alerts_published
                 self.merge_timeouts_before_latency = self.merge_timeouts()
+                self.merge_hold_before_latency = self.merge_hold()
                 if self.start_latency is None:
                     self.stopping = True
                     return n
@@ -244,6 +246,14 @@ class BenchService(Service):
 
     def merge_timeouts(self) -> float:
         return self.metrics.registry.get_sample_value("privwatch_merge_timeouts_total") or 0.0
+
+    def merge_hold(self) -> dict[str, float]:
+        """The merge-hold histogram's sampled records so far: in all, and held over 0.1 and 0.5 s."""
+        value = self.metrics.registry.get_sample_value
+        total = value("privwatch_merge_hold_seconds_count") or 0.0
+        return {"sampled": total, **{f"over_{ms}ms": total - (value("privwatch_merge_hold_seconds_bucket",
+                                                                      {"le": str(ms / 1000)}) or 0.0)
+                                     for ms in (100, 500)}}
 
 
 def detector_count(service: Service) -> int:
@@ -325,6 +335,9 @@ def run_pipeline(settings: Settings, n: int, latency_args: dict[str, Any],
         latency["alerts"] = service.alerts_published - service.alerts_before_latency
         # records released when their wait for their partition's other topic ran out (see stream.merge)
         latency["merge_timeouts"] = int(service.merge_timeouts() - service.merge_timeouts_before_latency)
+        # how long records waited in the merge for their partition's other topic (one in 16 sampled)
+        latency["merge_hold"] = {k: int(v - service.merge_hold_before_latency.get(k, 0.0))
+                                 for k, v in service.merge_hold().items()}
         if "timeline" in latency:  # did a background snapshot's child run when the probes were slowest?
             latency["snapshots"] = bench_timeline.mark_snapshots(latency["timeline"], latency["slowest_second"],
                                                                  service.snapshot_runs, latency["started_at"])

@@ -64,6 +64,20 @@ def _slowest_row(worst: dict[str, Any]) -> str:
             f"{cpu(median['others'])})" + ("; a snapshot ran then" if worst.get("snapshot") else ""))
 
 
+def _hold_row(hold: dict[str, int]) -> str:
+    """The table's line for how long records waited in the service's event-time merge.
+
+    >>> _hold_row({"sampled": 34_000, "over_100ms": 12, "over_500ms": 0})
+    "12 of 34,000 sampled records waited over 100 ms for their partition's other topic, 0 over 500 ms"
+    >>> _hold_row({})
+    'not measured'
+    """
+    if not hold:
+        return "not measured"
+    return (f"{hold['over_100ms']:,} of {hold['sampled']:,} sampled records waited over 100 ms for their "
+            f"partition's other topic, {hold['over_500ms']:,} over 500 ms")
+
+
 def _stages_row(stages: dict[str, Any]) -> str:
     """The table's line splitting the probes' latency at their records' timestamps.
 
@@ -128,6 +142,7 @@ def table(r: dict[str, Any]) -> str:
                                 f"(by {lat.get('generator', '?')}), {lat.get('alerts', 0):,} alerts in all; "
                                 f"the service busy {_share(lat.get('service_cpu_busy'))} of the window; "
                                 f"{lat.get('merge_timeouts', 0):,} records released after a merge wait"),
+        ("    merge holds", _hold_row(lat.get("merge_hold") or {})),
         ("    the machine meanwhile", _machine_row(lat.get("machine") or {})),
         ("    p50 / p99 / max", f"{lat.get('p50_ms', float('nan')):.0f} / {lat.get('p99_ms', float('nan')):.0f} / "
                                 f"{lat.get('max_ms', float('nan')):.0f} ms  (target p99 <= 500 ms; "

@@ -54,6 +54,8 @@ def test_quick_bench_writes_a_complete_result(kafka_bootstrap: str, tmp_path, ca
     assert lat["generator"] == "console-producer" and lat["ready_s"] > 0  # Kafka's console producer sent them
     assert 0 < lat["service_cpu_busy"] < 4  # the service's CPU share over the measured window
     assert lat["merge_timeouts"] >= 0  # records the service released after waiting for the other input
+    hold = lat["merge_hold"]  # the service's merge-hold histogram over the phase (one record in 16)
+    assert hold["sampled"] > 0 and 0 <= hold["over_500ms"] <= hold["over_100ms"] <= hold["sampled"]
     machine = lat["machine"]  # the whole machine over the same window (Linux: /proc/stat)
     assert machine["cpus"] == os.cpu_count() and 0 < machine["cpus_busy"] <= machine["cpus"] + 0.01
     assert 0 <= machine["cpus_stolen"] <= machine["cpus"]
