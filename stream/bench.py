@@ -339,8 +339,9 @@ def run_pipeline(settings: Settings, n: int, latency_args: dict[str, Any],
         latency["merge_hold"] = {k: int(v - service.merge_hold_before_latency.get(k, 0.0))
                                  for k, v in service.merge_hold().items()}
         if "timeline" in latency:  # did a background snapshot's child run when the probes were slowest?
-            latency["snapshots"] = bench_timeline.mark_snapshots(latency["timeline"], latency["slowest_second"],
-                                                                 service.snapshot_runs, latency["started_at"])
+            latency["snapshots"] = bench_timeline.mark_snapshots(latency["timeline"], service.snapshot_runs,
+                                                                 latency["started_at"])
+            latency["slowest_second"] = bench_timeline.slowest(latency["timeline"])  # with its mark
     return throughput, latency, peak_rss_mb()
 
 

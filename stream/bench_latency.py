@@ -41,6 +41,7 @@ from typing import Any, NamedTuple
 import orjson
 
 from stream import bench_stages, bench_timeline, cpustat
+from stream.bench_stages import percentile
 
 #: The background replays whole weeks of the history (see the module docstring).
 WEEK_S = 7 * 86_400.0
@@ -118,17 +119,6 @@ def send_probe(sender: ConsoleSender, run_id: str, i: int, ts: str) -> str:
     probe = probe_event(run_id, i, ts)
     sender.send(1, probe["target"]["id"].encode(), orjson.dumps(probe))
     return f"privilege:{probe['target']['id']}:{probe['event_id']}"
-
-
-def percentile(values: list[float], q: float) -> float:
-    """Nearest-rank percentile (``q`` in 0..100) of a non-empty list.
-
-    >>> percentile([1.0, 2.0, 3.0, 4.0], 50), percentile([1.0, 2.0, 3.0, 4.0], 99)
-    (2.0, 4.0)
-    """
-    ordered = sorted(values)
-    rank = max(1, -(-len(ordered) * q // 100))
-    return ordered[int(rank) - 1]
 
 
 class _Listener(threading.Thread):

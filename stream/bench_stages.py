@@ -23,6 +23,17 @@ STAGES = ("generator", "service", "delivery")
 READ_TIMEOUT_S = 30.0
 
 
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile (``q`` in 0..100) of a non-empty list.
+
+    >>> percentile([1.0, 2.0, 3.0, 4.0], 50), percentile([1.0, 2.0, 3.0, 4.0], 99)
+    (2.0, 4.0)
+    """
+    ordered = sorted(values)
+    rank = max(1, -(-len(ordered) * q // 100))
+    return ordered[int(rank) - 1]
+
+
 def probe_key(alert_id: str) -> str:
     """The key (the principal's id) of the probe record that paged with ``alert_id``.
 
@@ -76,8 +87,6 @@ def split(sent_at: dict[str, float], produced: dict[str, float], created: dict[s
     >>> parts["slowest"]
     {'total': 520.0, 'generator': 20.0, 'service': 480.0, 'delivery': 20.0}
     """
-    from stream.bench_latency import percentile
-
     rows = []
     for alert_id, sent in sent_at.items():
         key = probe_key(alert_id)

@@ -118,29 +118,26 @@ def slowest(timeline: list[dict[str, Any]]) -> dict[str, Any]:
     return {**worst, "median": median}
 
 
-def mark_snapshots(timeline: list[dict[str, Any]], slowest_second: dict[str, Any],
-                   runs: list[tuple[float, float | None, float | None]], start: float) -> list[dict[str, Any]]:
-    """Note in each interval (and in the slowest second) whether a background snapshot's child was
-    running then (``snapshot``), from ``runs``: each child's start and end, wall clock, and its CPU
-    seconds (None: not collected, or cancelled). Returns those runs that overlap the window, in
-    seconds from its ``start``. (The end is when the loop reaped the child, at its next commit: the
-    child may have exited before.)
+def mark_snapshots(timeline: list[dict[str, Any]], runs: list[tuple[float, float | None, float | None]],
+                   start: float) -> list[dict[str, Any]]:
+    """Note in each interval whether a background snapshot's child was running then (``snapshot``),
+    from ``runs``: each child's start and end, wall clock, and its CPU seconds (None: not collected,
+    or cancelled). Returns those runs that overlap the window, in seconds from its ``start``. (The
+    end is when the loop reaped the child, at its next commit: the child may have exited before.)
+    :func:`slowest` of the marked timeline carries the mark of its second.
 
     >>> tl = [{"t": 0.0, "probe_max_ms": 40.0}, {"t": 1.0, "probe_max_ms": 380.0}, {"t": 2.0, "probe_max_ms": 45.0}]
-    >>> worst = {"t": 1.0, "probe_max_ms": 380.0}
-    >>> mark_snapshots(tl, worst, [(90.0, 91.0, 0.05), (101.5, 102.4, 0.0612)], start=100.0)
+    >>> mark_snapshots(tl, [(90.0, 91.0, 0.05), (101.5, 102.4, 0.0612)], start=100.0)
     [{'from_s': 1.5, 'to_s': 2.4, 'child_cpu_s': 0.061}]
-    >>> [row["snapshot"] for row in tl], worst["snapshot"]
-    ([False, True, True], True)
-    >>> mark_snapshots([], {}, [(99.0, None, None)], start=100.0)  # no interval measured; still running
+    >>> [row["snapshot"] for row in tl]
+    [False, True, True]
+    >>> mark_snapshots([], [(99.0, None, None)], start=100.0)  # no interval measured; still running
     [{'from_s': -1.0, 'to_s': None, 'child_cpu_s': None}]
     """
     ends = [row["t"] for row in timeline[1:]] + [math.inf] * bool(timeline)
     spans = [(a - start, math.inf if b is None else b - start) for a, b, _ in runs]
     for row, end in zip(timeline, ends, strict=True):
         row["snapshot"] = any(a < end and b > row["t"] for a, b in spans)
-    if slowest_second:
-        slowest_second["snapshot"] = next(row["snapshot"] for row in timeline if row["t"] == slowest_second["t"])
     last = timeline[-1]["t"] + 1.0 if timeline else 0.0
     return [{"from_s": round(a, 2), "to_s": None if b == math.inf else round(b, 2),
              "child_cpu_s": None if cpu is None else round(cpu, 3)}
