@@ -55,15 +55,13 @@ import orjson
 from prometheus_client import CollectorRegistry
 
 from detectors import native
-from detectors.engine import Engine, EngineConfig
 from detectors.registry import REGISTRY
-from stream import bench_latency, bench_loop, bench_timeline
-from stream.bench_bare import RUNS, Rate, bare_consumer, fastest, tuned_bare_consumer
+from stream import bench_latency, bench_loop, bench_sender, bench_timeline
+from stream.bench_bare import RUNS, bare_consumer, fastest, tuned_bare_consumer
+from stream.bench_service import BenchService, detector_count
 from stream.bench_state import state_bytes_per_principal
 from stream.bench_table import table
 from stream.metrics import Metrics
-from stream.partitions import Partitions
-from stream.service import Service
 from stream.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -90,7 +88,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--output", default="bench.json", help="JSON result file")
     p.add_argument("--latency-seconds", type=float, default=20.0, help="length of the fixed-rate phase")
     p.add_argument("--probe-rate", type=float, default=10.0, help="paging probes per second")
-    p.add_argument("--kafka-libs", type=Path, default=bench_latency.DEFAULT_LIBS,
+    p.add_argument("--kafka-libs", type=Path, default=bench_sender.DEFAULT_LIBS,
                    help="Kafka jars with kafka-tools, whose console producer (Java 17+) is the latency phase's load "
                         "generator (default: .cache/kafka/libs of this checkout, from make kafka-fetch)")
     p.add_argument("--state-principals", type=int, default=None,
@@ -181,83 +179,6 @@ def settings_for(bootstrap: str, topics: dict[str, str], group: str) -> Settings
                     alerts_topic=topics["alerts"], dead_letter_topic=topics["dead-letter"],
                     feedback_topic=topics["feedback"], state_topic=topics["state"], metrics_port=0,
                     state_key=secrets.token_hex(16))
-
-
-class BenchService(Service):
-    """The real service, with a hook after each poll: measure (b), then run the latency phase (c).
-
-    ``detectors`` replaces the default suite (``[]``: none, the pipeline's floor); without
-    ``start_latency`` the service stops once the target is reached."""
-
-    def __init__(self, *args: Any, target: int, start_latency: Any = None, detectors: list[str] | None = None,
-                 **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        if detectors is not None:
-            config = EngineConfig(cooldown_s=self.settings.cooldown_s, detectors=detectors)
-            self.partitions = Partitions(lambda: self._with_feedback(Engine(config)))
-        self.rate = Rate(target)
-        self.start_latency = start_latency
-        self.latency_proc: Any = None
-        self.alerts_published = 0
-        self.alerts_before_latency = 0
-        self.merge_timeouts_before_latency = 0.0
-        self.merge_hold_before_latency: dict[str, float] = {}
-        #: each background snapshot's child: when it was forked and when collected or cancelled (wall
-        #: clock; None: neither yet), and its CPU seconds (None: not collected)
-        self.snapshot_runs: list[tuple[float, float | None, float | None]] = []
-
-    def snapshot_in_background(self, now: float) -> None:
-        before = self.forked
-        forked_at = time.time()
-        super().snapshot_in_background(now)
-        if self.forked is not None and self.forked is not before:
-            self.snapshot_runs.append((forked_at, None, None))
-
-    def collect_forked(self) -> None:
-        running = self.forked
-        super().collect_forked()
-        if running is not None and self.forked is None and self.snapshot_runs:
-            self.snapshot_runs[-1] = (self.snapshot_runs[-1][0], time.time(), running.child_cpu_s)
-
-    def cancel_forked(self) -> None:
-        running = self.forked
-        super().cancel_forked()
-        if running is not None and self.snapshot_runs and self.snapshot_runs[-1][1] is None:
-            self.snapshot_runs[-1] = (self.snapshot_runs[-1][0], time.time(), None)
-
-    def publish(self, alert: dict[str, Any], partition: int = -1) -> None:
-        self.alerts_published += 1
-        super().publish(alert, partition)
-
-    def poll_once(self) -> int:
-        n = super().poll_once()
-        if self.latency_proc is None:
-            if self.rate.batch(self.handled_total):
-                self.alerts_before_latency = self.alerts_published
-                self.merge_timeouts_before_latency = self.merge_timeouts()
-                self.merge_hold_before_latency = self.merge_hold()
-                if self.start_latency is None:
-                    self.stopping = True
-                    return n
-                self.latency_proc = self.start_latency(self.rate.result()["events_per_s"])
-        elif not self.latency_proc.is_alive():
-            self.stopping = True
-        return n
-
-    def merge_timeouts(self) -> float:
-        return self.metrics.registry.get_sample_value("privwatch_merge_timeouts_total") or 0.0
-
-    def merge_hold(self) -> dict[str, float]:
-        """The merge-hold histogram's sampled records so far: in all, and held over 0.1 and 0.5 s."""
-        value = self.metrics.registry.get_sample_value
-        total = value("privwatch_merge_hold_seconds_count") or 0.0
-        return {"sampled": total, **{f"over_{ms}ms": total - (value("privwatch_merge_hold_seconds_bucket",
-                                                                      {"le": str(ms / 1000)}) or 0.0)
-                                     for ms in (100, 500)}}
-
-
-def detector_count(service: Service) -> int:
-    return sum(len(engine.detectors) for engine in service.partitions.engines.values())
 
 
 def spawned(fn: Callable[..., T], *args: Any) -> T:
