@@ -1,5 +1,5 @@
 # privwatch service image: `docker build -t privwatch:0.1.0 .` (deploy/docker-compose.yml builds it too).
-# Two stages: compile the hot modules with mypyc (deploy/native/build.py; gcc is needed here
+# Two stages: compile the hot modules with mypyc (dev/native/build.py; gcc is needed here
 # only) and build a wheel of the project, then install the wheel (with its dependencies' binary wheels)
 # and the compiled modules into a clean slim image that runs as an unprivileged user. Both stages must
 # use the same interpreter: the compiled modules are used only if their manifest matches it and the
@@ -11,9 +11,9 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY stream ./stream
 COPY detectors ./detectors
-COPY deploy/native ./deploy/native
+COPY dev/native ./dev/native
 RUN pip install --no-cache-dir . "mypy>=2.4,<3" setuptools \
-    && python deploy/native/build.py \
+    && python dev/native/build.py \
     && python -c "import detectors.native as n; assert n.status == 'compiled', n.status"
 RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels .
 
@@ -34,7 +34,7 @@ RUN python -c "import detectors.native as n; assert n.status == 'compiled', n.st
 WORKDIR /tmp
 USER 10001:10001
 EXPOSE 9464
-# /healthz answers 200 while the poll loop is alive (stream/http.py); the port follows the setting.
+# /healthz answers 200 while the poll loop is alive (stream/ops/http.py); the port follows the setting.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ.get('PRIVWATCH_METRICS_PORT', '9464') + '/healthz', timeout=4)"]
 ENTRYPOINT ["privwatch"]

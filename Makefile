@@ -26,34 +26,34 @@ $(BIN)/.installed: pyproject.toml
 # whatever make thinks. A failed build warns and leaves pure Python (tests then refuse to run:
 # conftest.py). PRIVWATCH_PURE=1 skips it.
 NATIVE := $(CACHE)/mypyc/lib/manifest.json
-$(NATIVE): $(BIN)/.installed $(wildcard detectors/*.py stream/*.py) deploy/native/build.py deploy/native/train.py deploy/native/mypy.ini | sysdeps
-	@$(BIN)/python deploy/native/build.py --allow-failure
+$(NATIVE): $(BIN)/.installed $(wildcard detectors/*.py stream/*.py stream/*/*.py) dev/native/build.py dev/native/train.py dev/native/mypy.ini | sysdeps
+	@$(BIN)/python dev/native/build.py --allow-failure
 
 native: $(NATIVE) ## Compile the hot modules (detectors, decoding) with mypyc (PRIVWATCH_PURE=1: run pure Python instead)
 
 sysdeps: ## Install Java 17, Maven, Prometheus and Alertmanager (Debian packages) when missing
-	@PYTHON=$(PYTHON) bash deploy/sysdeps.sh
+	@PYTHON=$(PYTHON) bash dev/sysdeps.sh
 
 kafka-fetch: sysdeps ## Fetch Apache Kafka jars from Maven Central into .cache/kafka
-	@bash deploy/kafka/fetch.sh
+	@bash dev/kafka/fetch.sh
 
 install: $(BIN)/.installed sysdeps kafka-fetch $(NATIVE) ## Create .venv and install everything (Python deps, Kafka jars, Debian packages, compiled detectors)
 
 kafka-up: install ## Start (or reuse) a local single-node Kafka; prints its bootstrap address
-	@$(BIN)/python deploy/kafka/broker.py up --port $(KAFKA_PORT)
+	@$(BIN)/python dev/kafka/broker.py up --port $(KAFKA_PORT)
 
 kafka-down: ## Stop the local Kafka started by kafka-up
-	@$(BIN)/python deploy/kafka/broker.py down --port $(KAFKA_PORT) || true
+	@$(BIN)/python dev/kafka/broker.py down --port $(KAFKA_PORT) || true
 
 run: kafka-up ## Run the privwatch service against the local Kafka
 	$(BIN)/privwatch run --bootstrap-servers 127.0.0.1:$(KAFKA_PORT)
 
 demo: kafka-up ## Stream a simulated organisation through privwatch and show alerts as they arrive (Ctrl-C stops)
 	@trap '' INT TERM; $(BIN)/privwatch demo --bootstrap-servers 127.0.0.1:$(KAFKA_PORT); status=$$?; \
-	  if [ -z "$(KEEP_KAFKA)" ]; then $(BIN)/python deploy/kafka/broker.py down --port $(KAFKA_PORT); fi; exit $$status
+	  if [ -z "$(KEEP_KAFKA)" ]; then $(BIN)/python dev/kafka/broker.py down --port $(KAFKA_PORT); fi; exit $$status
 
 lint: $(BIN)/.installed ## ruff and mypy
-	$(BIN)/ruff check stream detectors tests deploy
+	$(BIN)/ruff check stream detectors tests dev
 	$(BIN)/mypy
 
 test: install lint ## Lint, then unit and integration tests (starts its own Kafka, Prometheus, Alertmanager)

@@ -1,4 +1,4 @@
-"""Findings to contract alerts (``shared/contract/alert.schema.json``)."""
+"""Findings to contract alerts (``stream/contract/alert.schema.json``)."""
 
 from __future__ import annotations
 

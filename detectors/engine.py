@@ -123,6 +123,10 @@ class Engine:
         (compressed payload bytes; 0 before the first snapshot, or with snapshots off)."""
         return self._state_bytes
 
+    def note_state_bytes(self, payload_bytes: int) -> None:
+        """Record the size of the learned state as a snapshot written or restored measured it."""
+        self._state_bytes = payload_bytes
+
     def _profile(self, event: Event) -> Profile:
         profile = self.profiles.get(event.principal_id)
         if profile is None:

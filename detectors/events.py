@@ -288,7 +288,7 @@ _EPOCH_ORDINAL: Final = 719_163
 _EXACT_S: Final = 9_000_000_000
 #: fixed-offset tzinfo -> its UTC offset in microseconds (:func:`_offset_us`; a cache, like the memos above)
 _OFFSETS: Final[dict[Any, int]] = {}
-#: resource id -> (sensitivity, categories), for events that omit them (``stream.decode``'s catalog)
+#: resource id -> (sensitivity, categories), for events that omit them (``stream.contract.decode``'s catalog)
 Catalog = dict[str, tuple[str | None, tuple[str, ...]]]
 
 
@@ -312,7 +312,7 @@ def _offset_us(ts: datetime) -> int:
 
 
 def from_document(doc: dict[str, Any], catalog: Catalog | None = None) -> Event:
-    """Flatten a validated contract document (``stream.schemas``: a dict, ``ts`` a datetime) into an
+    """Flatten a validated contract document (``stream.contract.models``: a dict, ``ts`` a datetime) into an
     :class:`Event`. Compiled with the detectors: constructing the event is then a native call, not
     a Python call parsing 23-30 arguments."""
     ts: datetime = doc["ts"]  # typed: the arithmetic below then compiles to native integers

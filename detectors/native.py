@@ -1,6 +1,6 @@
 """The compiled (mypyc) build of the hot modules, and the guard that keeps it honest.
 
-``make native`` (``deploy/native/build.py``) compiles :data:`COMPILED` (the detectors, and the
+``make native`` (``dev/native/build.py``) compiles :data:`COMPILED` (the detectors, and the
 service's per-record decoding, merging and dispatching in ``stream``) with mypyc into
 ``.cache/mypyc/lib/``, outside the source tree, and writes a manifest there last: the SHA-256 of
 every compiled ``.py`` as it was built, and the interpreter's extension suffix. :func:`activate`, called by
@@ -50,7 +50,7 @@ COMPILED = (
         "alerts", "base", "calibrate", "compact", "context", "denied", "dormancy", "drift", "engine", "events",
         "export_mix", "feedback", "multivariate", "novelty", "privilege", "service_misuse", "slow_exfiltration",
         "stats", "subjects", "volume")),
-    "stream/decode", "stream/dispatch", "stream/merge",
+    "stream/contract/decode", "stream/service/dispatch", "stream/service/merge",
 )
 #: the directory holding the ``detectors`` and ``stream`` packages
 ROOT = Path(__file__).resolve().parent.parent
@@ -94,7 +94,8 @@ def check(lib_dir: Path = LIB_DIR, root: Path = ROOT) -> str | None:
 def activate(package_path: list[str], package: str = "detectors", lib_dir: Path = LIB_DIR,
              root: Path = ROOT) -> str:
     """Put ``package``'s compiled modules first on its ``package_path`` when the build matches the
-    sources; return the status."""
+    sources; return the status. ``package`` is dotted for a subpackage (``stream.service``): each
+    package holding compiled modules activates itself."""
     global status
     if os.environ.get(PURE_ENV, "") not in ("", "0"):
         status = f"pure ({PURE_ENV} set)"
@@ -103,7 +104,7 @@ def activate(package_path: list[str], package: str = "detectors", lib_dir: Path 
         if not why.startswith("not built"):  # a build that no longer matches: say so, never load it
             warnings.warn(f"privwatch: compiled {package} not used: {why}", RuntimeWarning, stacklevel=2)
     else:
-        package_path.insert(0, str(lib_dir / package))
+        package_path.insert(0, str(lib_dir.joinpath(*package.split("."))))
         status = "compiled"
     return status
 

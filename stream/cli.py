@@ -15,8 +15,8 @@ from stream.errors import PrivwatchError
 log = logging.getLogger("privwatch")
 
 #: Subcommands living in their own modules; each exposes ``register(subparsers)``.
-PLUGINS = ("stream.run", "stream.replay_cli", "stream.simulate.cli", "stream.evaluate.cli", "stream.feedback_eval",
-           "stream.bench", "stream.demo")
+PLUGINS = ("stream.service.run", "stream.replay.cli", "stream.simulate.cli", "stream.evaluate.cli",
+           "stream.evaluate.feedback", "stream.bench.cli", "stream.demo")
 
 
 def build_parser() -> argparse.ArgumentParser:

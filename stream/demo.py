@@ -23,11 +23,11 @@ from prometheus_client import CollectorRegistry
 
 from detectors.calibrate import PAGING_LEVELS
 from detectors.registry import REGISTRY
-from stream import kafka_io
-from stream.http import Health, serve
-from stream.metrics import EngineCollector, Metrics
-from stream.render import render_alert
-from stream.service import Service
+from stream.kafka import clients
+from stream.ops.http import Health, serve
+from stream.ops.metrics import EngineCollector, Metrics
+from stream.replay.render import render_alert
+from stream.service.service import Service
 from stream.settings import Settings
 from stream.simulate import produce_to_kafka, simulate
 
@@ -102,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
     events, labels = simulate(args.seed, args.principals, args.days, baseline_days=args.baseline_days)
     incidents = sorted({lab["kind"] for lab in labels if lab["label"] == "incident"})
     print(f"demo: {len(events):,} events with incidents: {', '.join(incidents)}", flush=True)
-    kafka_io.create_topics(settings, partitions=3)
+    clients.create_topics(settings, partitions=3)
     registry = CollectorRegistry()
     metrics, health = Metrics(registry, REGISTRY), Health()
     service = Service(settings, metrics, health)

@@ -47,7 +47,7 @@ class Settings(BaseModel):
     fetch_max_wait_ms: int = Field(50, ge=1, le=60_000)  # 0 would spin on a quiet topic
     merge_wait_ms: int = Field(500, ge=0, le=60_000)
     #: freed heap memory (MiB) the process keeps for the next fetch instead of returning it to the
-    #: kernel, which would fault it back in (``stream.heap``); 0 keeps the C library's defaults
+    #: kernel, which would fault it back in (``stream.ops.heap``); 0 keeps the C library's defaults
     heap_keep_mb: int = Field(128, ge=0, le=2047)  # mallopt takes a C int of bytes
     commit_interval_ms: int = Field(1000, ge=0, le=600_000)
     snapshot_interval_s: float = Field(30.0, ge=0.0)

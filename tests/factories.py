@@ -1,17 +1,14 @@
-"""Contract-valid event documents for tests, built from the shared examples."""
+"""Contract-valid event documents for tests, built from the contract's examples (``stream/contract/``)."""
 
 from __future__ import annotations
 
 import copy
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import orjson
 
-CONTRACT = Path(__file__).resolve().parents[2] / "shared" / "contract"
-if not CONTRACT.exists():  # CI lays shared/ beside the clone
-    CONTRACT = Path(__file__).resolve().parents[1].parent / "shared" / "contract"
+from stream.contract import SCHEMA_DIR as CONTRACT
 
 T0 = datetime(2026, 10, 1, tzinfo=UTC).timestamp()
 

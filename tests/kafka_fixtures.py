@@ -1,6 +1,6 @@
 """Pytest fixtures for tests against a real Apache Kafka broker.
 
-The broker is the project's own single-node KRaft Kafka (``deploy/kafka/broker.py``), started once per
+The broker is the project's own single-node KRaft Kafka (``dev/kafka/broker.py``), started once per
 test session on free ports with its data in a temporary directory. Set ``PRIVWATCH_TEST_BOOTSTRAP`` to
 ``HOST:PORT`` to run against an existing broker instead; tests that need to restart or kill the broker
 are then skipped, and only those.
@@ -39,7 +39,7 @@ import pytest
 log = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parent.parent
-BROKER_PY = ROOT / "deploy" / "kafka" / "broker.py"
+BROKER_PY = ROOT / "dev" / "kafka" / "broker.py"
 ENV_BOOTSTRAP = "PRIVWATCH_TEST_BOOTSTRAP"
 # C1-only JIT halves the broker's start-up CPU (about 10 -> 5 CPU-seconds); plenty fast for tests.
 TEST_JVM_OPTS = ("-XX:TieredStopAtLevel=1",)
@@ -48,7 +48,7 @@ COMPACTED_ROLES = frozenset({"state"})
 
 
 def _load_broker_module() -> ModuleType:
-    """Import ``deploy/kafka/broker.py`` (not a package) as module ``privwatch_local_kafka``."""
+    """Import ``dev/kafka/broker.py`` (not a package) as module ``privwatch_local_kafka``."""
     name = "privwatch_local_kafka"
     if name in sys.modules:
         return sys.modules[name]

@@ -21,10 +21,10 @@ from kafka_helpers import read_all
 from prometheus_client import CollectorRegistry
 from state_runner import fast_group_timeouts
 
-from stream.metrics import Metrics
-from stream.service import Service
+from stream.ops.metrics import Metrics
+from stream.service.service import Service
 from stream.settings import Settings
-from stream.statestore import StateStore
+from stream.state.store import StateStore
 
 KEY = "test-state-key-0123456789abcdef"
 RUNNER = Path(__file__).resolve().parent / "state_runner.py"
@@ -119,7 +119,7 @@ class Running:
             frame = sys._current_frames().get(self.thread.ident or 0)
             stack = "".join(traceback.format_stack(frame)) if frame else "?"
             raise AssertionError(f"service did not stop in {timeout_s:.0f}s; handled={self.service.handled_total}"
-                                 f" pending={self.service.pending_restore}\n{stack}")
+                                 f" pending={self.service.partitions.restoring}\n{stack}")
         assert self.result and self.result[0] == 0, self.result
         return self.result[0]
 

@@ -13,12 +13,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from stream import kafka_io  # noqa: E402
+from stream.kafka import clients  # noqa: E402
 
 
 def fast_group_timeouts(session_timeout_ms: int = 6000) -> None:
-    """Make kafka_io's group consumers notice dead members quickly (tests only)."""
-    original = kafka_io.consumer
+    """Make the group consumers notice dead members quickly (tests only)."""
+    original = clients.consumer
     if getattr(original, "_fast", False):
         return
 
@@ -29,7 +29,7 @@ def fast_group_timeouts(session_timeout_ms: int = 6000) -> None:
         return original(settings, **overrides)
 
     consumer._fast = True  # type: ignore[attr-defined]
-    kafka_io.consumer = consumer  # type: ignore[assignment]
+    clients.consumer = consumer  # type: ignore[assignment]
 
 
 if __name__ == "__main__":

@@ -25,9 +25,9 @@ from prometheus_client import CollectorRegistry
 from detectors.alerts import iso
 from stream.alertmanager import AlertmanagerSink, Backoff, incident_key
 from stream.alertmanager.active import ActiveAlerts
+from stream.alertmanager.correlate import Correlator
 from stream.alertmanager.mapping import event_time
-from stream.correlate import Correlator
-from stream.metrics import Metrics
+from stream.ops.metrics import Metrics
 
 RUNBOOKS = "https://runbooks.example/privwatch"
 FAST = {"backoff_initial_s": 0.02, "backoff_max_s": 0.2, "timeout_s": 2.0}

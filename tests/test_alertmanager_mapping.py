@@ -12,8 +12,8 @@ from contract_schemas import validator
 from factories import CONTRACT
 
 from stream.alertmanager import incident_key, severity_bucket, to_alertmanager
+from stream.alertmanager.correlate import Correlator
 from stream.alertmanager.mapping import event_time
-from stream.correlate import Correlator
 
 EXAMPLE = CONTRACT / "examples" / "alert.json"
 RUNBOOKS = "https://runbooks.example/privwatch"

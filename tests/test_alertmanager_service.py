@@ -11,9 +11,9 @@ from factories import T0, iso, permission, routine_then_bulk
 from kafka_helpers import principal_key, produce
 from prometheus_client import CollectorRegistry
 
-from stream.metrics import Metrics
-from stream.run import make_sink
-from stream.service import Service
+from stream.ops.metrics import Metrics
+from stream.service.run import make_sink
+from stream.service.service import Service
 from stream.settings import Settings
 
 pytestmark = pytest.mark.integration

@@ -12,8 +12,8 @@ import orjson
 import pytest
 from kafka_helpers import read_all
 
-from stream.bench_latency import probe_every
-from stream.bench_stages import STAGES
+from stream.bench.latency import probe_every
+from stream.bench.stages import STAGES
 from stream.cli import build_parser
 
 pytestmark = pytest.mark.integration
@@ -97,7 +97,7 @@ def test_console_sender_delivers_every_record_to_kafka_pythons_partition(kafka_b
     partitioner picks for its key (murmur2), so access and permission topics stay co-partitioned."""
     from kafka.partitioner.default import murmur2
 
-    from stream.bench_sender import DEFAULT_LIBS, ConsoleSender
+    from stream.bench.sender import DEFAULT_LIBS, ConsoleSender
 
     topics = fresh_topics(3, ("access", "permission"))
     sender = ConsoleSender(kafka_bootstrap, (topics["access"], topics["permission"]), DEFAULT_LIBS)
@@ -114,7 +114,7 @@ def test_console_sender_delivers_every_record_to_kafka_pythons_partition(kafka_b
 
 
 def test_console_sender_needs_the_kafka_tools_jar(tmp_path) -> None:
-    from stream.bench_sender import ConsoleSender
+    from stream.bench.sender import ConsoleSender
 
     with pytest.raises(RuntimeError, match="no kafka-tools jar"):
         ConsoleSender("127.0.0.1:9", ("a", "p"), tmp_path)
@@ -123,7 +123,7 @@ def test_console_sender_needs_the_kafka_tools_jar(tmp_path) -> None:
 def test_console_sender_reports_a_producer_that_exits() -> None:
     import time
 
-    from stream.bench_sender import DEFAULT_LIBS, ConsoleSender
+    from stream.bench.sender import DEFAULT_LIBS, ConsoleSender
 
     sender = ConsoleSender("no-port-here", ("a", "p"), DEFAULT_LIBS)  # the producer refuses the address
     deadline = time.monotonic() + 60

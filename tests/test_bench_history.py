@@ -5,9 +5,10 @@ from __future__ import annotations
 import time
 from datetime import datetime
 
-from stream.bench import MAX_LATENCY_RATE, simulated, weeks_for_latency
-from stream.bench_latency import WARMUP_S, WEEK_S, iso, templates
-from stream.decode import decode
+from stream.bench.cli import MAX_LATENCY_RATE, weeks_for_latency
+from stream.bench.latency import WARMUP_S, WEEK_S, iso, templates
+from stream.contract.decode import decode
+from stream.simulate import recent_history
 
 
 def _ts(doc: dict) -> float:
@@ -15,7 +16,7 @@ def _ts(doc: dict) -> float:
 
 
 def test_history_ends_the_requested_weeks_before_yesterday() -> None:
-    events = simulated(3000, 40, seed=1, weeks_before=2)
+    events = recent_history(3000, 40, seed=1, weeks_before=2)
     last = max(_ts(e) for e in events)
     assert time.time() - 2 * WEEK_S - 3 * 86_400 < last < time.time() - 2 * WEEK_S
 
@@ -23,7 +24,7 @@ def test_history_ends_the_requested_weeks_before_yesterday() -> None:
 def test_replayed_weeks_are_valid_events_in_the_past_and_keep_their_hour_and_weekday() -> None:
     seconds, principals = 5.0, 40
     weeks = weeks_for_latency(3000, principals, seconds)
-    history = simulated(3000, principals, seed=1, weeks_before=weeks)
+    history = recent_history(3000, principals, seed=1, weeks_before=weeks)
     week = templates(history)
     assert 0 < len(week) <= len(history)
     assert [t.ts for t in week] == sorted(t.ts for t in week)

@@ -9,7 +9,7 @@ import orjson
 def test_bench_replay_saves_and_checks_digests(tmp_path, capsys) -> None:
     from factories import lines, routine_then_bulk
 
-    from stream import bench_replay
+    from stream.bench import replay as bench_replay
 
     events = tmp_path / "events.jsonl"
     events.write_bytes(b"\n".join(lines(routine_then_bulk())) + b"\n")
@@ -28,8 +28,8 @@ def test_bench_loop_runs_the_service_loop_deterministically(tmp_path, capsys) ->
 
     from factories import lines, routine_then_bulk
 
-    from stream import bench_loop
-    from stream.gctune import loop_gc
+    from stream.bench import loop as bench_loop
+    from stream.ops.gctune import loop_gc
 
     records = [*lines(routine_then_bulk()), b"{not json", b""]
     first = bench_loop.run_loop(records, partitions=2)
@@ -50,7 +50,7 @@ def test_bench_loop_per_detector_costs_each_detector_alone_and_the_suite(monkeyp
     from factories import lines, routine_then_bulk
 
     from detectors.registry import REGISTRY
-    from stream import bench_loop
+    from stream.bench import loop as bench_loop
 
     records = lines(routine_then_bulk())
     real = bench_loop.detector_costs(records, partitions=2, rounds=1)

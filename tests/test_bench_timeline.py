@@ -1,12 +1,12 @@
-"""The latency window second by second (stream.bench_timeline), with fake counters: no broker, no timing."""
+"""The latency window second by second (stream.bench.timeline), with fake counters: no broker, no timing."""
 
 from __future__ import annotations
 
 import itertools
 import time
 
-from stream import cpustat
-from stream.bench_timeline import Sample, Timeline, seconds, slowest
+from stream.bench import cpustat
+from stream.bench.timeline import Sample, Timeline, seconds, slowest
 
 
 def test_timeline_reads_both_counters_from_begin_to_finish() -> None:

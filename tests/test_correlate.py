@@ -9,7 +9,7 @@ import pytest
 
 from detectors.alerts import iso
 from stream.alertmanager import incident_key
-from stream.correlate import Correlator
+from stream.alertmanager.correlate import Correlator
 
 T0 = 1_790_000_000.0
 

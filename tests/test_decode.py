@@ -16,7 +16,7 @@ import pytest
 from factories import access, example, permission
 
 from detectors.events import Event, from_document
-from stream.decode import DECODE_CHUNK, MAX_RECORD_BYTES, decode, decode_records
+from stream.contract.decode import DECODE_CHUNK, MAX_RECORD_BYTES, decode, decode_records
 from stream.errors import BadRecord
 
 NOW = time.time()

@@ -68,13 +68,13 @@ def test_dockerignore_keeps_what_the_dockerfile_copies() -> None:
 
 
 def test_dockerfile_ships_the_compiled_detectors() -> None:
-    """The build stage compiles (deploy/native/build.py); the image puts the result where
+    """The build stage compiles (dev/native/build.py); the image puts the result where
     detectors/native.py looks for it beside an installed package, and refuses to build without it."""
     from detectors import native
 
     instructions = dockerfile_instructions()
     runs = [args for name, args in instructions if name.upper() == "RUN"]
-    assert any("deploy/native/build.py" in args for args in runs)
+    assert any("dev/native/build.py" in args for args in runs)
     lib = native.LIB_DIR.relative_to(ROOT)  # .cache/mypyc/lib, relative to the packages' parent
     stage = max(i for i, (name, _) in enumerate(instructions) if name.upper() == "FROM")
     copies = [args.split() for name, args in instructions[stage:] if name.upper() == "COPY"]

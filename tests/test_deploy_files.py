@@ -17,7 +17,7 @@ import yaml
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from stream.metrics import EngineCollector, Metrics
+from stream.ops.metrics import EngineCollector, Metrics
 from stream.settings import ENV_PREFIX, Settings
 
 ROOT = Path(__file__).resolve().parent.parent

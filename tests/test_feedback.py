@@ -12,10 +12,10 @@ from prometheus_client import CollectorRegistry
 
 from detectors.feedback import FeedbackPolicy, Verdict
 from stream.errors import BadRecord
-from stream.feedback import to_verdict
-from stream.metrics import Metrics
-from stream.replay import replay_lines
-from stream.service import Service
+from stream.feedback.reader import to_verdict
+from stream.ops.metrics import Metrics
+from stream.replay.replay import replay_lines
+from stream.service.service import Service
 from stream.settings import Settings
 
 PAGING = {"medium", "high", "critical"}
@@ -107,7 +107,7 @@ def test_feedback_topic_suppresses_later_alerts_in_the_service(kafka_bootstrap, 
 def test_feedback_eval_stops_a_recurring_benign_job_paging_without_losing_incidents(tmp_path):
     """An approved migration (simulated `recurring_bulk_job`) pages on every bulk export until an
     analyst's false_positive verdict allow-lists it; the incidents are all still found."""
-    from stream.feedback_eval import feedback_experiment
+    from stream.evaluate.feedback import feedback_experiment
     from stream.simulate import simulate
     from stream.simulate.output import meta, write_outputs
 

@@ -1,4 +1,4 @@
-"""Background snapshots (stream.forked): a forked child encodes the state as it was at the fork while
+"""Background snapshots (stream.state.forked): a forked child encodes the state as it was at the fork while
 the parent goes on changing it; a child that fails, is killed or is cancelled is reported, never
 waited for forever and never left behind."""
 
@@ -14,9 +14,9 @@ import pytest
 
 from detectors.engine import Engine
 from detectors.events import Event
-from stream import snapshot
 from stream.errors import SnapshotError
-from stream.forked import CHILD_NICENESS, Forked
+from stream.state import snapshot
+from stream.state.forked import CHILD_NICENESS, Forked
 
 OFFSETS = {0: {"access": 42, "permission": 7}}
 
@@ -114,26 +114,24 @@ def _service() -> Any:
     from prometheus_client import CollectorRegistry
     from test_snapshot import FakeTopic
 
-    from stream.metrics import Metrics
-    from stream.service import Service
+    from stream.ops.metrics import Metrics
+    from stream.service.service import Service
     from stream.settings import Settings
-    from stream.statestore import StateStore
+    from stream.state.store import StateStore
 
     service = Service(Settings(state_key="k" * 32), Metrics(CollectorRegistry(), []))
     topic = FakeTopic(partitions=2)
-    service.producer = topic
-    service.store = StateStore(topic, topic.reader, topic.name, "grp", b"k" * 32)
-    service.checkpoint.covered_only = True
+    service.attach(None, topic, StateStore(topic, topic.reader, topic.name, "grp", b"k" * 32))
     for p in (0, 1):
         _feed(service.partitions.engine(p), p * 1000, 20)
         service.checkpoint.store(TopicPartition(service.inputs[0], p), 19)
         service.checkpoint.store(TopicPartition(service.inputs[1], p), 4)
-        service.dirty.add(p)
+        service.snapshots.dirty.add(p)
     return service
 
 
 def _restored(service: Any, p: int) -> tuple[Engine, dict[str, int]]:
-    restored = service.store.restore(p)
+    restored = service.snapshots.store.restore(p)
     return restored.engine, restored.offsets
 
 
@@ -145,9 +143,9 @@ def _blocked(service: Any, how: str) -> tuple[float, float]:
 
 
 def _collect(service: Any) -> None:
-    _wait(service.forked)
-    service.collect_forked()
-    assert service.forked is None
+    _wait(service.snapshots.forked)
+    service.snapshots.collect_forked()
+    assert service.snapshots.forked is None
 
 
 def test_a_background_snapshot_records_the_offsets_and_state_of_the_fork() -> None:
@@ -155,19 +153,19 @@ def test_a_background_snapshot_records_the_offsets_and_state_of_the_fork() -> No
 
     service = _service()
     access = service.inputs[0]
-    service.snapshot_in_background(now=50.0)
-    assert service.forked is not None and service.dirty == set()
-    forked_blocked = service.forked.blocked_s
+    service.snapshots.snapshot_in_background(now=50.0)
+    assert service.snapshots.forked is not None and service.snapshots.dirty == set()
+    forked_blocked = service.snapshots.forked.blocked_s
     _feed(service.partitions.engine(0), 20, 30)  # the loop goes on with partition 0 meanwhile
     service.checkpoint.store(TopicPartition(access, 0), 49)
-    service.dirty.add(0)
+    service.snapshots.dirty.add(0)
     _collect(service)
     engine, offsets = _restored(service, 0)
     assert offsets == {access: 20, service.inputs[1]: 5}  # the next offsets at the fork, not now
     assert engine.n_principals() == 20 and service.partitions.engine(0).n_principals() == 40
     assert service.checkpoint.pending()[TopicPartition(access, 0)] == 20
-    assert service.dirty == {0}, "partition 0 changed after the fork: its next snapshot is still due"
-    assert service.snapshot_times == {0: 50.0, 1: 50.0}
+    assert service.snapshots.dirty == {0}, "partition 0 changed after the fork: its next snapshot is still due"
+    assert service.snapshots.times == {0: 50.0, 1: 50.0}
     assert service.metrics.registry.get_sample_value("privwatch_snapshots_total", {"outcome": "ok"}) == 2
     # one observation of the loop's time for the forked snapshot (its fork, then its write), none in the loop
     count, seconds = _blocked(service, "fork")
@@ -176,35 +174,35 @@ def test_a_background_snapshot_records_the_offsets_and_state_of_the_fork() -> No
 
 def test_after_a_killed_child_the_next_snapshot_runs_in_the_loop() -> None:
     service = _service()
-    service.snapshot_in_background(now=1.0)
-    os.kill(service.forked.pid, signal.SIGKILL)
+    service.snapshots.snapshot_in_background(now=1.0)
+    os.kill(service.snapshots.forked.pid, signal.SIGKILL)
     _collect(service)
-    assert service.dirty == {0, 1} and service.snapshot_times == {}
+    assert service.snapshots.dirty == {0, 1} and service.snapshots.times == {}
     assert service.metrics.registry.get_sample_value("privwatch_snapshots_total", {"outcome": "failed"}) == 2
-    assert service.store.restore(0) is None  # nothing was written
-    service.snapshot_in_background(now=2.0)
-    assert service.forked is None, "the retry runs in the loop"
+    assert service.snapshots.store.restore(0) is None  # nothing was written
+    service.snapshots.snapshot_in_background(now=2.0)
+    assert service.snapshots.forked is None, "the retry runs in the loop"
     assert _blocked(service, "loop")[0] == 1 and _blocked(service, "fork")[0] == 0
-    assert service.dirty == set() and service.snapshot_times == {0: 2.0, 1: 2.0}
+    assert service.snapshots.dirty == set() and service.snapshots.times == {0: 2.0, 1: 2.0}
     assert _restored(service, 1)[0].n_principals() == 20
-    service.snapshot_in_background(now=3.0)  # nothing changed since: no child at all
-    assert service.forked is None
+    service.snapshots.snapshot_in_background(now=3.0)  # nothing changed since: no child at all
+    assert service.snapshots.forked is None
 
 
 def test_a_failed_fork_snapshots_the_same_state_in_the_loop_flushing_once(monkeypatch) -> None:
-    from stream import ownership
+    from stream.service import snapshots
 
     def no_fork(*args: Any, **kwargs: Any) -> Forked:
         raise OSError(12, "Cannot allocate memory")
 
-    monkeypatch.setattr(ownership, "Forked", no_fork)
+    monkeypatch.setattr(snapshots, "Forked", no_fork)
     service = _service()
     flushes = []
-    flush = service.producer.flush
-    service.producer.flush = lambda *a, **k: (flushes.append(1), flush(*a, **k))[1]
-    service.snapshot_in_background(now=4.0)
-    assert service.forked is None and service.dirty == set()
-    assert service.snapshot_times == {0: 4.0, 1: 4.0}
+    flush = service.snapshots.flush
+    service.snapshots.flush = lambda *a, **k: (flushes.append(1), flush(*a, **k))[1]
+    service.snapshots.snapshot_in_background(now=4.0)
+    assert service.snapshots.forked is None and service.snapshots.dirty == set()
+    assert service.snapshots.times == {0: 4.0, 1: 4.0}
     assert len(flushes) == 2, "outputs once before taking the offsets, the snapshot once after sending"
     assert _restored(service, 0)[1] == {service.inputs[0]: 20, service.inputs[1]: 5}
     assert _blocked(service, "loop")[0] == 1 and _blocked(service, "fork")[0] == 0
@@ -213,18 +211,18 @@ def test_a_failed_fork_snapshots_the_same_state_in_the_loop_flushing_once(monkey
 def test_a_snapshot_in_the_loop_or_a_rebalance_cancels_a_running_child() -> None:
     service = _service()
     service.correlator.export = lambda p: [Slow()]
-    service.snapshot_in_background(now=1.0)
-    child = service.forked.pid
+    service.snapshots.snapshot_in_background(now=1.0)
+    child = service.snapshots.forked.pid
     service.correlator.export = lambda p: []
-    service.snapshot_all(now=2.0, only={1})  # e.g. on shutdown or for a revoked partition
-    assert _reaped(child) and service.forked is None
-    assert service.snapshot_times == {1: 2.0} and service.dirty == {0}
+    service.snapshots.snapshot_all(now=2.0, only={1})  # e.g. on shutdown or for a revoked partition
+    assert _reaped(child) and service.snapshots.forked is None
+    assert service.snapshots.times == {1: 2.0} and service.snapshots.dirty == {0}
     service.correlator.export = lambda p: [Slow()]
-    service.dirty.add(1)
-    service.snapshot_in_background(now=3.0)
-    child = service.forked.pid
-    service.on_revoked(set(), lost=True)
-    assert _reaped(child) and service.forked is None and service.dirty == {0, 1}
+    service.snapshots.dirty.add(1)
+    service.snapshots.snapshot_in_background(now=3.0)
+    child = service.snapshots.forked.pid
+    service.ownership.revoke(set(), lost=True)
+    assert _reaped(child) and service.snapshots.forked is None and service.snapshots.dirty == {0, 1}
 
 
 def test_a_snapshot_in_the_loop_encodes_with_the_collector_paused() -> None:
@@ -235,6 +233,6 @@ def test_a_snapshot_in_the_loop_encodes_with_the_collector_paused() -> None:
     service = _service()
     _GC_SEEN.clear()
     service.correlator.export = lambda p: [NotesGC()]
-    service.snapshot_all(now=1.0)
+    service.snapshots.snapshot_all(now=1.0)
     assert _GC_SEEN == [("dump", False), ("dump", False)] and gc.isenabled()
-    assert service.snapshot_times == {0: 1.0, 1: 1.0}
+    assert service.snapshots.times == {0: 1.0, 1: 1.0}

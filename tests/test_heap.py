@@ -1,4 +1,4 @@
-"""The allocator settings (stream.heap): freed fetch-sized buffers stay on the heap instead of being
+"""The allocator settings (stream.ops.heap): freed fetch-sized buffers stay on the heap instead of being
 returned to the kernel and faulted back in."""
 
 from __future__ import annotations
@@ -8,13 +8,13 @@ import sys
 
 import pytest
 
-from stream import heap
+from stream.ops import heap
 
 #: allocates and frees 1-7 MiB buffers (as fetch responses) with small objects made in between that
 #: outlive them; prints the process's minor page faults over the loop
 _CHURN = """
 import resource, sys
-from stream import heap
+from stream.ops import heap
 applied = heap.keep_free_heap(int(sys.argv[1]))
 kept = []
 before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
@@ -47,9 +47,9 @@ def test_nothing_is_set_for_zero() -> None:
 def test_the_service_applies_its_setting_before_it_makes_clients(monkeypatch: pytest.MonkeyPatch) -> None:
     from prometheus_client import CollectorRegistry
 
-    from stream import kafka_io
-    from stream.metrics import Metrics
-    from stream.service import Service
+    from stream.kafka import clients
+    from stream.ops.metrics import Metrics
+    from stream.service.service import Service
     from stream.settings import Settings
 
     calls: list[object] = []
@@ -62,7 +62,7 @@ def test_the_service_applies_its_setting_before_it_makes_clients(monkeypatch: py
         raise Stop
 
     monkeypatch.setattr(heap, "keep_free_heap", lambda keep: calls.append(keep))
-    monkeypatch.setattr(kafka_io, "input_consumer", consumer)
+    monkeypatch.setattr(clients, "input_consumer", consumer)
     service = Service(Settings(metrics_port=0, heap_keep_mb=64), Metrics(CollectorRegistry(), ["volume"]))
     with pytest.raises(Stop):
         service.run()

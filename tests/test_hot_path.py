@@ -218,7 +218,7 @@ def test_restored_engine_rebuilds_its_loop() -> None:
 def test_loop_gc_nests_across_services() -> None:
     import gc
 
-    from stream.gctune import loop_gc
+    from stream.ops.gctune import loop_gc
 
     before = gc.get_threshold()
     first, second = loop_gc(20_000), loop_gc(30_000)

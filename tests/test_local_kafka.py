@@ -1,4 +1,4 @@
-"""Integration tests of the project's local Kafka (deploy/kafka/broker.py) and the test fixtures."""
+"""Integration tests of the project's local Kafka (dev/kafka/broker.py) and the test fixtures."""
 
 from __future__ import annotations
 

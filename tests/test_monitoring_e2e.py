@@ -27,7 +27,7 @@ from prom_fixtures import PrometheusServer, free_port, prometheus_server  # noqa
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
-from stream.metrics import Metrics
+from stream.ops.metrics import Metrics
 
 ROOT = Path(__file__).resolve().parent.parent
 DASHBOARD = ROOT / "deploy" / "grafana" / "dashboards" / "privwatch.json"

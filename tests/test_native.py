@@ -42,7 +42,7 @@ def test_compiled_modules_are_the_ones_loaded() -> None:
 def test_importing_the_packages_loads_no_engine() -> None:
     """Both packages' ``__init__`` activate the build and stop there: a process that only produces
     (the bench's load generator) does not load the engine and numpy; the re-exports load on use."""
-    code = ("import sys, stream.bench_latency; "
+    code = ("import sys, stream.bench.latency; "
             "print(sorted(m for m in ('numpy', 'detectors.engine') if m in sys.modules)); "
             "from detectors import Engine, EngineConfig, Event; import detectors.engine, detectors.events; "
             "print(Engine is detectors.engine.Engine, EngineConfig is detectors.engine.EngineConfig, "
@@ -63,12 +63,14 @@ def test_a_build_of_other_sources_is_never_loaded(tmp_path: Path, monkeypatch: p
     (lib / native.MANIFEST).write_text(json.dumps(native.manifest_for(source)))
     assert native.check(lib, source) is None
     path: list[str] = []
-    assert native.activate(path, "stream", lib, source) == "compiled" and path == [str(lib / "stream")]
-    for edited in ("detectors/volume", "stream/decode"):  # either package's edit stops both: one shared library
+    assert native.activate(path, "stream.service", lib, source) == "compiled"
+    assert path == [str(lib / "stream" / "service")]
+    # any package's edit stops them all: one shared library
+    for edited in ("detectors/volume", "stream/contract/decode"):
         module = source / f"{edited}.py"
         module.write_text(module.read_text() + "\n# edited after the build\n")
         assert native.check(lib, source) == f"stale: {edited} changed since the build (make native)"
-        for package in ("detectors", "stream"):
+        for package in ("detectors", "stream.contract", "stream.service"):
             path = []
             with pytest.warns(RuntimeWarning, match=f"compiled {package} not used: stale: {edited}"):
                 assert native.activate(path, package, lib, source).startswith("pure (stale")
@@ -197,7 +199,7 @@ def test_docstring_examples_of_compiled_modules(path: str) -> None:
 
 @pytest.mark.skipif(PURE or not sys.platform.startswith("linux"), reason="compiled, profile-guided on Linux")
 def test_the_build_is_profile_guided() -> None:
-    """``make native`` trains an instrumented build (deploy/native/train.py) and compiles from its
+    """``make native`` trains an instrumented build (dev/native/train.py) and compiles from its
     counts; a training run that fails falls back to a plain build, which this catches."""
     built = json.loads((native.LIB_DIR / native.MANIFEST).read_text())
     assert "-fprofile-use" in built["cflags"]

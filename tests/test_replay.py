@@ -7,7 +7,7 @@ import orjson
 from contract_schemas import validator
 from factories import lines, routine_then_bulk
 
-from stream.replay import replay_lines
+from stream.replay.replay import replay_lines
 
 GARBAGE = [b"{oops", b"", b'{"type": "access"}', "caf\u00e9 \U0001f600".encode(), b"\xff\xff", b"null"]
 

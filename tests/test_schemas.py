@@ -10,7 +10,7 @@ from contract_schemas import validator
 from factories import example
 from pydantic import ValidationError
 
-from stream.schemas import INPUT_ADAPTER, Alert
+from stream.contract.models import INPUT_ADAPTER, Alert
 
 
 @pytest.mark.parametrize("name", ["access-event", "permission-event"])

@@ -18,8 +18,8 @@ from prometheus_client import CollectorRegistry
 
 from detectors.engine import Engine
 from detectors.events import Event
-from stream.metrics import Metrics
-from stream.service import Service
+from stream.ops.metrics import Metrics
+from stream.service.service import Service
 from stream.settings import Settings
 
 pytestmark = pytest.mark.integration

@@ -1,4 +1,4 @@
-"""The service loop in memory (``stream.bench_loop``'s consumer and producer, an injected clock): what
+"""The service loop in memory (:mod:`stream.testing`'s consumer and producer, an injected clock): what
 it does with an event the engine fails on, and with records whose other input topic lags."""
 
 from __future__ import annotations
@@ -14,13 +14,8 @@ from detectors.events import Event
 
 def test_service_loop_dead_letters_an_event_the_engine_fails_on_and_carries_on() -> None:
     from factories import lines, routine_then_bulk
-    from prometheus_client import CollectorRegistry
 
-    from detectors.registry import REGISTRY
-    from stream import bench_loop
-    from stream.metrics import Metrics
-    from stream.service import Service
-    from stream.settings import Settings
+    from stream.testing import consume_all, in_memory
 
     records = lines(routine_then_bulk("u-1", days=3) + routine_then_bulk("u-2", days=3))
     boom = orjson.loads(records[7])["event_id"]
@@ -31,13 +26,10 @@ def test_service_loop_dead_letters_an_event_the_engine_fails_on_and_carries_on()
                 raise ValueError("detector bug")
             return super().process(event, detected_at)
 
-    clock = bench_loop.Clock(4.0e9)
-    registry = CollectorRegistry()
-    service = Service(Settings(metrics_port=0), Metrics(registry, REGISTRY), clock=clock)
+    service, harness = in_memory(records, partitions=2)
     service.partitions.make_engine = Failing
-    consumer, producer = bench_loop.FakeConsumer(records, service.inputs, 2), bench_loop.FakeProducer()
-    service.consumer, service.producer = consumer, producer
-    bench_loop.consume_all(service, consumer, clock)
+    consumer, producer, registry = harness.consumer, harness.producer, harness.registry
+    consume_all(service, consumer, harness.clock)
 
     dead = [sent for sent in producer.sent if sent[0] == service.settings.dead_letter_topic]
     assert [dict(headers)["privwatch.reason"] for _, _, _, headers in dead] == [b"internal"]
@@ -60,11 +52,8 @@ def _merge_run(records: list[bytes], merge_wait_ms: int, unknown_lag: str = "",
     knows (kafka-python's before a partition's first fetch). ``registry``: the metrics' (a new one)."""
     from prometheus_client import CollectorRegistry
 
-    from detectors.registry import REGISTRY
-    from stream import bench_loop
-    from stream.metrics import Metrics
-    from stream.service import Service
     from stream.settings import Settings
+    from stream.testing import FakeConsumer, Harness, consume_all, in_memory
 
     seen: list[str] = []
 
@@ -73,19 +62,18 @@ def _merge_run(records: list[bytes], merge_wait_ms: int, unknown_lag: str = "",
             seen.append(event.event_id)
             return super().process(event, detected_at)
 
-    class Consumer(bench_loop.FakeConsumer):
+    class Consumer(FakeConsumer):
         def highwater(self, tp):  # type: ignore[no-untyped-def]
             return None if tp.topic == unknown_lag else super().highwater(tp)
 
-    clock, registry = bench_loop.Clock(4.0e9), registry or CollectorRegistry()
-    service = Service(Settings(metrics_port=0, max_poll_records=3, merge_wait_ms=merge_wait_ms),
-                      Metrics(registry, REGISTRY), clock=clock)
+    settings = Settings(metrics_port=0, max_poll_records=3, merge_wait_ms=merge_wait_ms)
+    harness = Harness(Consumer(records, [settings.access_topic, settings.permission_topic], 1),
+                      registry=registry or CollectorRegistry())
+    service, _ = in_memory(records, 1, settings, harness)
     service.partitions.make_engine = Recording
-    consumer = Consumer(records, service.inputs, 1)
-    service.consumer, service.producer = consumer, bench_loop.FakeProducer()
-    bench_loop.consume_all(service, consumer, clock)
+    consume_all(service, harness.consumer, harness.clock)
     assert service.handled_total == len(records)
-    return registry.get_sample_value("privwatch_merge_timeouts_total") or 0.0, seen
+    return harness.registry.get_sample_value("privwatch_merge_timeouts_total") or 0.0, seen
 
 
 def test_records_wait_for_the_other_topic_while_it_has_records_to_fetch_and_are_counted_when_released_early(

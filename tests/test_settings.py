@@ -57,7 +57,7 @@ def test_readme_documents_every_setting():
 
 
 def test_catalog_is_checked_when_loaded(tmp_path):
-    from stream.run import load_catalog
+    from stream.service.run import load_catalog
 
     good = tmp_path / "catalog.json"
     good.write_text('{"hr.salaries": {"sensitivity": "restricted", "categories": ["pii.hr"]}, "t.x": {}}')

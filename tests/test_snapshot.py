@@ -17,12 +17,12 @@ from kafka import TopicPartition
 
 from detectors.engine import Engine
 from detectors.events import Event
-from stream import snapshot
-from stream.checkpoint import Checkpoint
-from stream.correlate import Correlator
+from stream.alertmanager.correlate import Correlator
+from stream.bench.state import run_state_benchmark
 from stream.errors import SnapshotError, TopologyError
-from stream.statebench import run_state_benchmark
-from stream.statestore import StateStore
+from stream.service.checkpoint import Checkpoint
+from stream.state import snapshot
+from stream.state.store import StateStore
 
 KEY = b"k" * 32
 OFFSETS = {"access": 42, "permission": 7}
@@ -271,7 +271,7 @@ def test_store_falls_back_to_the_previous_generation_when_the_newest_is_refused(
     # corrupt the newest generation's first chunk in place (a later record with the same key)
     topic.send("state", b"grp/p0/g2/c0", b"garbage", 0)
     refusals: list[str] = []
-    with caplog.at_level(logging.ERROR, logger="stream.statestore"):
+    with caplog.at_level(logging.ERROR, logger="stream.state.store"):
         restored = _store(topic, refusals).restore(0)
     assert restored is not None and restored.seq == 1 and restored.offsets["access"] == 10
     assert refusals == ["refused"]

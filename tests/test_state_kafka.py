@@ -27,7 +27,7 @@ from state_helpers import (
     wait_until,
 )
 
-from stream import snapshot
+from stream.state import snapshot
 
 pytestmark = pytest.mark.integration
 
@@ -69,7 +69,7 @@ def test_kill_9_repeatedly_counts_every_event_once_and_loses_no_alert(
     text = log.read_text()
     assert text.count("snapshot restored") >= 3, text[-3000:]
     # the offsets committed before each kill moved with periodic snapshots, encoded by forked children
-    # (stream.forked): what was restored after each kill -9 is what those children wrote
+    # (stream.state.forked): what was restored after each kill -9 is what those children wrote
     assert text.count("background snapshot encoded") >= 3, text[-3000:]
     assert _committed_total(kafka_bootstrap, group_id, topics["access"]) == len(docs)
 
@@ -131,7 +131,7 @@ def test_corrupt_snapshots_are_refused_with_a_metric_and_fall_back(kafka_bootstr
     producer.close()
 
     produce(kafka_bootstrap, topics["access"], docs[6000:], principal_key)
-    with caplog.at_level("ERROR", logger="stream.statestore"):
+    with caplog.at_level("ERROR", logger="stream.state.store"):
         running = run_to_end(s)
     assert running.value("privwatch_state_restores_total", outcome="refused") >= 3
     assert running.value("privwatch_state_restores_total", outcome="restored") >= 1

@@ -37,7 +37,7 @@ class AlertmanagerSink:
     url
         Alertmanager base URL, e.g. ``http://alertmanager:9093``.
     metrics
-        A :class:`stream.metrics.Metrics` (``am_sends``, ``am_queue``), or None.
+        A :class:`stream.ops.metrics.Metrics` (``am_sends``, ``am_queue``), or None.
     resend_s
         Re-send cadence for active alerts; keep it well below Alertmanager's ``resolve_timeout``.
     queue_size

@@ -19,9 +19,9 @@ PRIVWATCH = "privwatch"
 
 
 def default_replay() -> ReplayFn | None:
-    """``stream.replay.replay_lines`` when the engine is installed, else None."""
+    """``stream.replay.replay.replay_lines`` when the engine is installed, else None."""
     try:
-        from stream.replay import replay_lines
+        from stream.replay.replay import replay_lines
     except ImportError:
         return None
     return replay_lines  # type: ignore[no-any-return]
@@ -96,7 +96,7 @@ def evaluate_dir(directory: Path, replay: ReplayFn | None = None, baselines: boo
     notes: dict[str, Any] = {}
     replay = replay if replay is not None else default_replay()
     if replay is None:
-        print("evaluate: stream.replay is not available; privwatch is left out", file=out)
+        print("evaluate: stream.replay.replay is not available; privwatch is left out", file=out)
     else:
         alerts[PRIVWATCH], notes["privwatch_rejected_lines"] = replay_alerts(replay, lines, events,
                                                                               partitions, out)

@@ -5,9 +5,11 @@
 ``privwatch simulate``.
 """
 
-from .generator import simulate
+from .generator import EVENTS_PER_PRINCIPAL_DAY, recent_history, simulate
 from .incidents import INCIDENT_KINDS
 from .output import produce_to_kafka
 from .shifts import BENIGN_KINDS
 
-__all__ = ["BENIGN_KINDS", "INCIDENT_KINDS", "produce_to_kafka", "simulate"]
+__all__ = [
+    "BENIGN_KINDS", "EVENTS_PER_PRINCIPAL_DAY", "INCIDENT_KINDS", "produce_to_kafka", "recent_history", "simulate",
+]

@@ -11,8 +11,9 @@ True
 from __future__ import annotations
 
 import gc
+import math
 import random
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from operator import itemgetter
 from typing import Any
 
@@ -24,6 +25,8 @@ from .organisation import Principal, build_organisation
 from .plan import Plan, build_labels
 
 DEFAULT_START = "2026-10-01"
+#: Simulated events per principal per day (measured: 281,037 for 500 principals over 21 days).
+EVENTS_PER_PRINCIPAL_DAY = 26
 
 
 def _plan(seed: int, principals: int, days: int, incidents: int | None, baseline_days: int,
@@ -117,3 +120,21 @@ def simulate(seed: int, principals: int, days: int, incidents: int | None = None
     finally:
         if collecting:
             gc.enable()
+
+
+def recent_history(n: int, principals: int, seed: int, weeks_before: int = 0) -> list[dict[str, Any]]:
+    """The first ``n`` events of a simulated organisation's history, ending ``weeks_before`` weeks
+    before yesterday (UTC).
+
+    ``privwatch bench``'s latency phase continues this history by replaying its last week
+    ``weeks_before`` times, one week later each time: the history must end early enough that the
+    replayed weeks are still in the past (the service refuses events far ahead of the wall clock).
+    """
+    days = max(3, math.ceil(n / (principals * EVENTS_PER_PRINCIPAL_DAY)) + 1)
+    end = datetime.now(UTC).date() - timedelta(days=1 + 7 * weeks_before)
+    while True:
+        start = (end - timedelta(days=days - 1)).isoformat()
+        events, _ = simulate(seed, principals, days, baseline_days=min(8, days - 1), start=start)
+        if len(events) >= n:
+            return events[:n]
+        days *= 2

@@ -1,0 +1,118 @@
+"""Bytes in, :class:`~detectors.events.Event` out, or a :class:`~stream.errors.BadRecord` saying why not.
+
+Validation is pydantic-core over the raw JSON (one pass, no intermediate Python objects);
+flattening is :func:`detectors.events.from_document`; output encoding is orjson. Event-time sanity
+checks live here because they need the wall clock, which the engine itself never reads. This module
+runs compiled with the detectors (:mod:`detectors.native`): :func:`decode_records` is the service's
+per-record loop.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+import orjson
+from pydantic import ValidationError
+
+from detectors.events import Catalog, Event, from_document
+from stream.contract.models import INPUT_ADAPTER
+from stream.errors import BadRecord
+from stream.service.merge import Item
+
+#: Records larger than this are refused before parsing (a contract event is well under 100 KiB).
+MAX_RECORD_BYTES: Final = 1 << 20
+#: Events stamped further ahead of the wall clock than this are refused: clock bugs, not activity.
+MAX_FUTURE_S: Final = 86_400.0
+#: Events older than this epoch second (2000-01-01) are refused as corrupt.
+MIN_TS: Final = 946_684_800.0
+
+#: Records validated together before any of them is flattened. Record by record, pydantic-core's
+#: validation and the compiled flattening took turns, each pushing the other's code out of the CPU's
+#: 32 KB instruction cache: a chunk at a time, each stage's code stays there for the whole chunk, and
+#: the chunk's documents (a few KB each) stay in the data caches until flattened. Measured with
+#: callgrind's cache model (32 KB L1s, 1 MB L2) over the first 40k events of the bench's stream:
+#: 951 -> 560 instruction-cache misses per record in decoding (8: 601; 128: 551, with more L2 misses),
+#: for 1.5% more instructions.
+DECODE_CHUNK: Final = 32
+#: pydantic-core's validator itself: ``TypeAdapter.validate_json`` only forwards its default options
+#: to it, one Python frame per record (about 0.5 us)
+_validate_json: Final = INPUT_ADAPTER.validator.validate_json
+
+
+def decode(value: bytes | None, now: float, catalog: Catalog | None = None) -> Event:
+    """Validate one record and flatten it into an :class:`Event`.
+
+    ``catalog`` maps resource ids to ``(sensitivity, categories)`` for events that omit them.
+    """
+    return _event(validate(value), now, catalog)
+
+
+def validate(value: bytes | None) -> dict[str, Any]:
+    """One record's contract document, validated (a dict, ``ts`` a datetime); BadRecord if refused."""
+    if not value:
+        raise BadRecord("empty", "record has no value")
+    if len(value) > MAX_RECORD_BYTES:
+        raise BadRecord("too_large", f"{len(value)} bytes > {MAX_RECORD_BYTES}")
+    try:
+        doc: dict[str, Any] = _validate_json(value)
+    except ValidationError as exc:
+        raise _bad(exc) from None
+    return doc
+
+
+def _event(doc: dict[str, Any], now: float, catalog: Catalog | None) -> Event:
+    event = from_document(doc, catalog)
+    if event.ts > now + MAX_FUTURE_S:
+        raise BadRecord("future_timestamp", f"ts is {event.ts - now:.0f} s ahead of the wall clock")
+    if event.ts < MIN_TS:
+        raise BadRecord("ancient_timestamp", "ts before 2000-01-01")
+    return event
+
+
+def decode_records(records: list[Any], topic: str, partition: int, now: float,
+                   catalog: Catalog | None = None) -> list[Item]:
+    """Decode one topic-partition's records (kafka-python ``ConsumerRecord``s, in offset order) into
+    merger items; a refused record's item carries its BadRecord, and sorts first. Records are
+    validated :data:`DECODE_CHUNK` at a time, then flattened.
+
+    >>> from collections import namedtuple
+    >>> Record = namedtuple("Record", "value offset")
+    >>> good = b'{"type":"access","event_id":"e1","ts":"2026-01-01T00:00:00Z","principal":{"id":"u"},' \\
+    ...        b'"action":"read","resource":{"id":"r"},"outcome":"allowed"}'
+    >>> items = decode_records([Record(good, 7), Record(b"{", 8)], "access", 2, now=1.8e9)
+    >>> [(i.offset, type(i.payload).__name__, i.ts) for i in items]
+    [(7, 'Event', 1767225600.0), (8, 'BadRecord', -inf)]
+    """
+    items: list[Item] = []
+    for start in range(0, len(records), DECODE_CHUNK):
+        chunk = records[start:start + DECODE_CHUNK]
+        docs: list[dict[str, Any] | BadRecord] = []
+        for record in chunk:
+            try:
+                docs.append(validate(record.value))
+            except BadRecord as bad:
+                docs.append(bad)
+        for record, doc in zip(chunk, docs, strict=True):
+            if not isinstance(doc, BadRecord):
+                try:
+                    event = _event(doc, now, catalog)
+                except BadRecord as bad:
+                    doc = bad
+                else:
+                    items.append(Item(event.ts, topic, partition, record.offset, record, event, now))
+                    continue
+            items.append(Item(float("-inf"), topic, partition, record.offset, record, doc, now))
+    return items
+
+
+def _bad(exc: ValidationError) -> BadRecord:
+    errors = exc.errors(include_url=False, include_input=False)
+    first = errors[0] if errors else {"type": "invalid", "loc": (), "msg": str(exc)}
+    reason = "malformed_json" if first["type"] == "json_invalid" else "schema"
+    where = ".".join(str(p) for p in first["loc"]) or "document"
+    return BadRecord(reason, f"{where}: {first['msg']} ({len(errors)} error(s))")
+
+
+def dumps(doc: Any) -> bytes:
+    """Encode a document for Kafka or a JSONL line (orjson; datetimes as RFC 3339)."""
+    return orjson.dumps(doc, option=orjson.OPT_UTC_Z)

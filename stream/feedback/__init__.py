@@ -1,0 +1,1 @@
+"""Analyst feedback: verdicts read from the feedback topic and applied to the detectors' policy."""

@@ -1,0 +1,133 @@
+"""Prometheus metrics. Every label is low-cardinality: never a principal, resource or subject id.
+
+Objects take a registry (tests use a fresh ``CollectorRegistry``); label values are
+pre-initialised so dashboards show zeros instead of gaps; model internals (live principals, state
+bytes) are read at scrape time by :class:`EngineCollector`.
+"""
+
+from __future__ import annotations
+
+import platform
+from collections.abc import Callable, Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from stream import __version__
+from stream.service.merge import MAX_BEHIND_WAIT_S
+
+EVENT_TYPES = ("access", "permission", "unknown")
+OUTCOMES = ("processed", "dead_lettered")
+DEAD_LETTER_REASONS = (
+    "empty", "too_large", "malformed_json", "schema", "future_timestamp", "ancient_timestamp", "internal",
+)
+LEVELS = ("info", "low", "medium", "high", "critical")
+DRIFT_SIGNALS = ("organisation", "department")
+SUPPRESSION_REASONS = ("allow_list", "correlated")
+LAG_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 21600, 86400)
+
+
+class Metrics:
+    """All of the service's metric objects, registered on one registry."""
+
+    def __init__(self, registry: CollectorRegistry, detectors: Iterable[str] = ()) -> None:
+        r = registry
+        self.registry = registry
+        self.events = Counter("privwatch_events_consumed", "Input records consumed, by event type and outcome",
+                              ["type", "outcome"], registry=r)
+        self.dead_letters = Counter("privwatch_dead_letters", "Records sent to the dead-letter topic, by reason",
+                                    ["reason"], registry=r)
+        self.alerts = Counter("privwatch_alerts", "Alerts raised, by detector and level",
+                              ["detector", "level"], registry=r)
+        self.severity = Histogram("privwatch_alert_severity", "Calibrated severity (0-100) of raised alerts",
+                                  ["detector"], buckets=(10, 20, 30, 40, 50, 60, 65, 70, 80, 90, 100), registry=r)
+        self.event_lag = Histogram("privwatch_event_lag_seconds", "Event time to processed (wall clock)",
+                                   buckets=LAG_BUCKETS, registry=r)
+        self.batch_seconds = Histogram("privwatch_batch_duration_seconds", "Time to process one polled batch",
+                                       buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+                                       registry=r)
+        self.merge_timeouts = Counter(
+            "privwatch_merge_timeouts",
+            "Records released after waiting for their partition's other input topic, which had nothing to "
+            f"order them against: merge_wait_ms when its lag was not known, {MAX_BEHIND_WAIT_S:.0f} s when it "
+            "had records to fetch",
+            registry=r)
+        self.merge_hold = Histogram(
+            "privwatch_merge_hold_seconds",
+            "Time from a record's poll to its processing: its wait in the event-time merge for its partition's "
+            "other input topic (one record in 16 observed, as for the event lag)",
+            buckets=(0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60), registry=r)
+        self.batch_records = Histogram("privwatch_batch_records", "Records per polled batch",
+                                       buckets=(1, 10, 100, 500, 1000, 2000, 5000, 10000), registry=r)
+        self.consumer_lag = Gauge("privwatch_consumer_lag_records", "Records behind the log end, per partition",
+                                  ["topic", "partition"], registry=r)
+        self.commits = Counter("privwatch_commits", "Offset commits that succeeded", registry=r)
+        self.commit_failures = Counter("privwatch_commit_failures", "Offset commits that failed", registry=r)
+        self.rebalances = Counter("privwatch_rebalances", "Partition assignment changes", ["change"], registry=r)
+        self.assigned = Gauge("privwatch_assigned_partitions", "Input partitions owned by this instance",
+                              registry=r)
+        self.snapshot_age = Gauge("privwatch_snapshot_age_seconds", "Age of the oldest partition snapshot",
+                                  registry=r)
+        self.snapshots = Counter("privwatch_snapshots", "State snapshots written, by outcome", ["outcome"],
+                                 registry=r)
+        self.snapshot_bytes = Gauge("privwatch_snapshot_bytes", "Size of the last snapshot written", registry=r)
+        self.snapshot_blocked = Histogram(
+            "privwatch_snapshot_blocked_seconds",
+            "Poll-loop time spent per snapshot, by how it was encoded (loop: in it; fork: by a forked child)",
+            ["how"], buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30), registry=r)
+        self.restores = Counter("privwatch_state_restores", "Partition state restores, by outcome", ["outcome"],
+                                registry=r)
+        self.drift = Counter("privwatch_drift_detections", "Organisation-wide drift detections, by signal",
+                             ["signal"], registry=r)
+        self.am_sends = Counter("privwatch_alertmanager_sends", "Alertmanager posts, by outcome", ["outcome"],
+                                registry=r)
+        self.am_queue = Gauge("privwatch_alertmanager_queue", "Alerts waiting to be sent to Alertmanager",
+                              registry=r)
+        self.feedback = Counter("privwatch_feedback", "Analyst verdicts received", ["verdict"], registry=r)
+        self.suppressed = Counter("privwatch_alerts_suppressed", "Alerts suppressed, by reason", ["reason"],
+                                  registry=r)
+        self.last_event_ts = Gauge("privwatch_last_event_timestamp_seconds", "Event time of the newest event",
+                                   registry=r)
+        self.build = Info("privwatch_build", "Build information", registry=r)
+        self.build.info({"version": __version__, "python": platform.python_version()})
+        self._preinit(detectors)
+
+    def _preinit(self, detectors: Iterable[str]) -> None:
+        for etype in EVENT_TYPES:
+            for outcome in OUTCOMES:
+                self.events.labels(etype, outcome)
+        for reason in DEAD_LETTER_REASONS:
+            self.dead_letters.labels(reason)
+        for detector in detectors:
+            self.severity.labels(detector)
+            for level in LEVELS:
+                self.alerts.labels(detector, level)
+        for change in ("assigned", "revoked"):
+            self.rebalances.labels(change)
+        for outcome in ("ok", "failed"):
+            self.snapshots.labels(outcome)
+        for how in ("loop", "fork"):
+            self.snapshot_blocked.labels(how)
+        for outcome in ("restored", "refused", "cold"):
+            self.restores.labels(outcome)
+        for outcome in ("ok", "failed", "dropped"):
+            self.am_sends.labels(outcome)
+        for verdict in ("true_positive", "false_positive", "benign", "invalid"):
+            self.feedback.labels(verdict)
+        for signal in DRIFT_SIGNALS:
+            self.drift.labels(signal)
+        for reason in SUPPRESSION_REASONS:
+            self.suppressed.labels(reason)
+
+
+class EngineCollector(Collector):
+    """Reads live principals and state bytes from the engines at scrape time."""
+
+    def __init__(self, read: Callable[[], tuple[int, int]]) -> None:
+        self._read = read
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        principals, state_bytes = self._read()
+        yield GaugeMetricFamily("privwatch_live_principals", "Principals with detector state", value=principals)
+        yield GaugeMetricFamily("privwatch_state_bytes", "Approximate detector state size", value=state_bytes)

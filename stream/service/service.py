@@ -1,0 +1,334 @@
+"""``privwatch run``: the consumer-group loop.
+
+poll a batch → decode (bad records become dead letters) → merge the two topics in event time →
+engine per partition → alerts to the alerts topic (keyed by ``alert_id``) and the Alertmanager
+sink → store offsets → every ``commit_interval_ms``: flush, persist, commit. SIGTERM/SIGINT finish
+the batch in hand, flush, commit and return 0. Rebalances and restores live in
+:mod:`stream.service.ownership`, durable state in :mod:`stream.service.snapshots`, the commit order
+in :mod:`stream.service.checkpoint`.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+from collections.abc import Callable
+from typing import Any
+
+from kafka import TopicPartition
+from kafka.errors import KafkaError
+
+from detectors.calibrate import PAGING_LEVELS
+from detectors.engine import Engine, EngineConfig
+from detectors.feedback import FeedbackPolicy
+from stream.alertmanager.correlate import Correlator
+from stream.contract.decode import Catalog, decode_records, dumps
+from stream.errors import BadRecord, ConfigError
+from stream.feedback.reader import FeedbackReader
+from stream.kafka import clients
+from stream.kafka.deadletter import DeadLetter
+from stream.ops import heap
+from stream.ops.gctune import loop_gc
+from stream.ops.http import Health
+from stream.ops.metrics import Metrics
+from stream.service.checkpoint import Checkpoint
+from stream.service.dispatch import dispatch
+from stream.service.hooks import Hooks
+from stream.service.merge import Item, Merger
+from stream.service.ownership import PartitionOwnership
+from stream.service.snapshots import Snapshots
+from stream.settings import Settings
+from stream.state.partitions import Partitions
+from stream.state.snapshot import MIN_KEY_BYTES
+from stream.state.store import StateStore
+
+log = logging.getLogger(__name__)
+
+LAG_EVERY_S = 5.0
+
+
+class Service:
+    """Owns the clients and the loop; what it decides is delegated to small collaborators it holds:
+    :class:`~stream.service.ownership.PartitionOwnership` (rebalances, restores),
+    :class:`~stream.service.snapshots.Snapshots` (durable state) and
+    :class:`~stream.service.checkpoint.Checkpoint` (what is safe to commit, and the commit order).
+
+    ``engine_config`` replaces the engines' defaults; ``hooks`` observe the loop (the bench's)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        metrics: Metrics,
+        health: Health | None = None,
+        sink: Any = None,
+        catalog: Catalog | None = None,
+        clock: Callable[[], float] = time.time,
+        engine_config: EngineConfig | None = None,
+        hooks: Hooks | None = None,
+    ) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self.health = health or Health()
+        self.sink = sink
+        self.catalog = catalog
+        self.clock = clock
+        self.hooks = hooks or Hooks()
+        self.inputs = [settings.access_topic, settings.permission_topic]
+        config = engine_config or EngineConfig(cooldown_s=settings.cooldown_s)
+        self.feedback = FeedbackPolicy(on_suppress=lambda reason: metrics.suppressed.labels(reason).inc())
+        self.feedback_reader: FeedbackReader | None = None
+        self.partitions = Partitions(lambda: self.adopt(Engine(config)))
+        self.checkpoint = Checkpoint()
+        self.merger = Merger(self.inputs, settings.merge_wait_ms / 1000.0, lag=self._lag)
+        self.correlator = Correlator(window_s=settings.correlation_window_s)
+        self.stopping = False
+        self.consumer: Any = None
+        self.producer: Any = None
+        self.snapshots: Snapshots | None = None
+        self.ownership: PartitionOwnership | None = None
+        self.newest_ts = 0.0
+        self.handled_total = 0
+        self._next_commit = 0.0
+        self._next_lag = 0.0
+
+    def adopt(self, engine: Engine) -> Engine:
+        """Prepare an engine (new or restored) for this service: it shares the feedback policy."""
+        engine.feedback = self.feedback
+        return engine
+
+    def attach(self, consumer: Any, producer: Any, store: StateStore | None = None) -> PartitionOwnership:
+        """Give the service its clients (and its state store, None: no durable state); returns the
+        rebalance listener to subscribe with."""
+        self.consumer, self.producer = consumer, producer
+        self.checkpoint.covered_only = store is not None
+        self.snapshots = None if store is None else Snapshots(
+            store, self.partitions, self.correlator, self.checkpoint, producer.flush, self.metrics, self.inputs,
+            self.settings.snapshot_interval_s, self.settings.snapshot_in_background, self.hooks)
+        self.ownership = PartitionOwnership(
+            consumer, self.inputs, self.partitions, self.checkpoint, self.merger, self.correlator, self.snapshots,
+            producer.flush, self.metrics, self.health, self.clock, self.adopt)
+        return self.ownership
+
+    def _state_store(self, producer: Any) -> StateStore | None:
+        if self.settings.state_key is None:
+            log.warning("no state_key configured: snapshots are off, every restart or rebalance starts cold")
+            return None
+        key = self.settings.state_key.get_secret_value().encode()
+        if len(key) < MIN_KEY_BYTES:
+            raise ConfigError(f"state_key must be at least {MIN_KEY_BYTES} bytes")
+        return StateStore(producer, lambda: clients.consumer(self.settings, group_id=None),
+                          self.settings.state_topic, self.settings.group_id, key,
+                          refused=lambda reason: self.metrics.restores.labels(reason).inc())
+
+    def _feedback_reader(self) -> FeedbackReader:
+        return FeedbackReader(clients.consumer(self.settings, group_id=None), self.settings.feedback_topic,
+                              self.feedback, lambda verdict: self.metrics.feedback.labels(verdict).inc())
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def request_stop(self, *_: Any) -> None:
+        if not self.stopping:
+            log.info("stop requested; finishing the batch in hand")
+        self.stopping = True
+
+    def install_signal_handlers(self) -> None:
+        signal.signal(signal.SIGTERM, self.request_stop)
+        signal.signal(signal.SIGINT, self.request_stop)
+
+    def run(self, max_idle_s: float | None = None) -> int:
+        """Consume until stopped (or idle for ``max_idle_s``, for tests and the demo). Returns 0."""
+        heap.keep_free_heap(self.settings.heap_keep_mb << 20)  # before the clients allocate their buffers
+        consumer = clients.input_consumer(self.settings)
+        producer = clients.producer(self.settings)
+        listener = self.attach(consumer, producer, self._state_store(producer))
+        self.feedback_reader = self._feedback_reader()
+        self.feedback_reader.catch_up()
+        try:
+            n = clients.check_copartitioned(self.consumer, self.inputs)
+            log.info("inputs co-partitioned partitions=%d topics=%s", n, ",".join(self.inputs))
+            if self.snapshots is not None:
+                self.snapshots.store.check()
+            self.consumer.subscribe(self.inputs, listener=listener)
+            idle_since = self.clock()
+            with loop_gc():
+                while not self.stopping:
+                    if self.poll_once():
+                        idle_since = self.clock()
+                    elif max_idle_s is not None and self.clock() - idle_since > max_idle_s and self.caught_up():
+                        break
+            self.handle_items(drain=True)
+            self.commit(snapshot=True)
+            log.info("stopped cleanly handled=%d", self.handled_total)
+            return 0
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        if self.snapshots is not None:
+            self.snapshots.cancel_forked()
+        # The consumer first: leaving the group runs on_revoked, which still needs the producer.
+        if self.consumer is not None:
+            self.consumer.close(autocommit=False)
+        if self.feedback_reader is not None:
+            self.feedback_reader.close()
+        if self.sink is not None:
+            self.sink.close(timeout_s=5.0)  # whatever is still unsent is counted as dropped
+        if self.producer is not None:
+            self.producer.flush(timeout=10)
+            self.producer.close(timeout=10)
+
+    # -- the loop --------------------------------------------------------------------------------
+    def poll_once(self) -> int:
+        """One iteration: poll, handle, maybe commit. Returns how many records were polled."""
+        if self.partitions.restoring and self.ownership is not None:
+            self.ownership.restore_pending()
+        if self.feedback_reader is not None:
+            self.feedback_reader.poll()
+        batch = self.consumer.poll(timeout_ms=self.settings.poll_timeout_ms,
+                                   max_records=self.settings.max_poll_records)
+        self.health.beat()
+        started = time.perf_counter()
+        n = 0
+        now = self.clock()
+        for tp, records in batch.items():
+            n += len(records)
+            self.merger.extend(tp.topic, tp.partition, decode_records(records, tp.topic, tp.partition, now,
+                                                                      self.catalog))
+        handled = self.handle_items()
+        if n:
+            self.metrics.batch_records.observe(n)
+        if handled:
+            self.metrics.batch_seconds.observe(time.perf_counter() - started)
+        if self.sink is not None and self.newest_ts:
+            self.sink.advance(self.newest_ts)
+            self.correlator.expire(self.newest_ts)
+        if now >= self._next_commit:
+            self.commit()
+        if now >= self._next_lag:
+            self.update_lag()
+        self.hooks.polled(self, n)
+        return n
+
+    def _lag(self, topic: str, partition: int) -> int | None:
+        """Records a topic-partition has still to fetch, as of its last fetch's high watermark (no I/O);
+        None before its first fetch. Records fetched but not yet returned by ``poll`` count too."""
+        tp = TopicPartition(topic, partition)
+        highwater = self.consumer.highwater(tp)
+        return None if highwater is None else max(0, highwater - self.consumer.position(tp))
+
+    def handle_items(self, drain: bool = False) -> int:
+        """Handle what the merger releases (:func:`stream.service.dispatch.dispatch`, compiled: each event
+        through its partition's engine, its alerts published; a record the engine fails on is
+        dead-lettered). Offsets and metrics are updated once per batch."""
+        now = self.clock()
+        items = self.merger.release(now, drain)
+        if self.merger.timed_out:
+            self.metrics.merge_timeouts.inc(self.merger.timed_out)
+            self.merger.timed_out = 0
+        if not items:
+            return 0
+        # topic -> partition -> last offset handled (a tuple key per item cost about 0.4k instructions)
+        handled_to: dict[str, dict[int, int]] = {topic: {} for topic in self.inputs}
+        processed = {"access": 0, "permission": 0}
+        newest = self.newest_ts
+        released = len(items)
+        self.newest_ts = dispatch(items, self, now, handled_to, processed, newest)  # empties items
+        for topic, offsets in handled_to.items():
+            for partition, offset in offsets.items():
+                self.checkpoint.store(TopicPartition(topic, partition), offset)
+            if self.snapshots is not None:
+                self.snapshots.dirty.update(offsets)
+        for kind, n in processed.items():
+            if n:
+                self.metrics.events.labels(kind, "processed").inc(n)
+        if self.newest_ts > newest:
+            self.metrics.last_event_ts.set(self.newest_ts)
+        self.handled_total += released
+        return released
+
+    def engine(self, partition: int) -> Engine:
+        """The engine of an input partition (created empty if the partition has none yet)."""
+        return self.partitions.engine(partition)
+
+    def observe_lag(self, seconds: float, held_s: float) -> None:
+        self.metrics.event_lag.observe(seconds)
+        self.metrics.merge_hold.observe(held_s)
+
+    def publish(self, alert: dict[str, Any], partition: int = -1) -> None:
+        """Produce an alert raised on input ``partition``; a paging one also goes to Alertmanager,
+        merged into its principal's open incident."""
+        self.producer.send(self.settings.alerts_topic, key=alert["alert_id"].encode(), value=dumps(alert))
+        detector = alert["detector"]
+        self.metrics.alerts.labels(detector, alert["level"]).inc()
+        self.metrics.severity.labels(detector).observe(alert["severity"])
+        self.hooks.published(alert)
+        if detector == "drift":
+            self.metrics.drift.labels((alert.get("baseline") or {}).get("scope", "organisation")).inc()
+        paging = alert["level"] in PAGING_LEVELS
+        log.log(logging.INFO if paging else logging.DEBUG, "alert detector=%s level=%s severity=%.1f", detector,
+                alert["level"], alert["severity"])
+        if self.sink is not None and paging:
+            incident = self.correlator.add(alert, partition)
+            if incident["updates"] > 1:
+                self.metrics.suppressed.labels("correlated").inc()
+            self.sink.submit(incident)
+
+    def dead_letter(self, item: Item, bad: BadRecord) -> None:
+        record = item.record
+        letter = DeadLetter(record.value, record.key, bad.reason, bad.detail, item.topic, item.partition,
+                            item.offset)
+        self.producer.send(self.settings.dead_letter_topic, key=letter.key, value=letter.value,
+                           headers=letter.headers())
+        etype = "access" if item.topic == self.settings.access_topic else "permission"
+        self.metrics.events.labels(etype, "dead_lettered").inc()
+        self.metrics.dead_letters.labels(bad.reason).inc()
+        log.warning("dead-lettered reason=%s topic=%s partition=%d offset=%d", bad.reason, item.topic,
+                    item.partition, item.offset)
+
+    # -- offsets, rebalances, lag ----------------------------------------------------------------
+    def commit(self, snapshot: bool = False) -> None:
+        """Commit in the checkpoint's order (flush outputs, persist state, commit offsets). Periodic
+        snapshots are encoded by a forked child and written by the first commit after it is done;
+        ``snapshot`` takes one in the loop now (shutdown).
+
+        With snapshots on, what is committed is what a durable snapshot records (see Checkpoint),
+        so offsets only move when a snapshot is written.
+        """
+        now = self.clock()
+        self._next_commit = now + self.settings.commit_interval_ms / 1000.0
+        snapshots = self.snapshots
+        persist = None if snapshots is None else (lambda: snapshots.persist(now, force=snapshot))
+        try:
+            if self.checkpoint.commit(self.consumer, self.producer.flush, persist):
+                self.metrics.commits.inc()
+        except KafkaError as exc:
+            self.metrics.commit_failures.inc()
+            log.warning("commit failed error=%s; will retry", type(exc).__name__)
+        oldest = None if snapshots is None else snapshots.oldest()
+        if oldest is not None:
+            self.metrics.snapshot_age.set(now - oldest)
+
+    def caught_up(self) -> bool:
+        """True when every owned partition is restored and handled up to its log end."""
+        owned = list(self.consumer.assignment())
+        if not owned or len(self.merger) or self.partitions.restoring:
+            return False
+        try:
+            ends = self.consumer.end_offsets(owned)
+            positions = {tp: self.consumer.position(tp, timeout_ms=5000) for tp in owned}
+        except KafkaError:
+            return False
+        return all(pos is not None and pos >= ends.get(tp, 0) for tp, pos in positions.items())
+
+    def update_lag(self) -> None:
+        self._next_lag = self.clock() + LAG_EVERY_S
+        owned = list(self.consumer.assignment())
+        if not owned:
+            return
+        try:
+            ends = self.consumer.end_offsets(owned)
+        except KafkaError:
+            return
+        for tp in owned:
+            position = self.checkpoint.handled.get(tp, -1) + 1
+            self.metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(max(0, ends.get(tp, 0) - position))

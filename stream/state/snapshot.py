@@ -1,0 +1,186 @@
+"""Snapshot encoding: versioned, chunked, authenticated. Pure functions, no Kafka.
+
+A snapshot of one partition is ``zlib(pickle({"engine": engine, "incidents": [...]}))`` (its detector
+state and its open correlated incidents) cut into chunks, plus a manifest::
+
+    b"privwatch-snapshot\\n" + hex(HMAC-SHA256(key, body)) + b"\\n" + body
+
+where ``body`` is JSON naming the format, privwatch, model and River versions, the consumer group,
+the input partition, the generation, the input offsets the state reflects, and the SHA-256 of every
+chunk. The tag is checked over the exact body bytes *before* the JSON is even parsed, then the
+versions, then every chunk's hash; only then is anything unpickled. Pickle is code, and the state
+topic is not trusted by itself: a corrupt, foreign or unauthenticated snapshot raises
+:class:`~stream.errors.SnapshotError` and is never loaded.
+
+Compatibility: the model version and the River version must match exactly (River models pickle
+their internals); privwatch versions must agree on ``major.minor``, so a patch release keeps its
+learned state across a deploy. Formats in ``READABLE`` load: format 2 held the engine alone (no
+incidents); formats 2 and 3 kept a seen-set's days and counts in two arrays, format 4 in one array
+(day and count per key), format 5 its keys and days packed in ``bytes``:
+:class:`~detectors.compact.SeenSet` unpickles all of them. Format 6 added the multivariate
+detector's batch of windows not yet learned by its trees (earlier formats restore with none waiting);
+format 7 holds, instead of the trees, the windows' features that scoring needs (the trees are built
+from them when a score asks: ``Multivariate._trees``); a detector from an earlier format carries on
+with the trees it restored until its features cover a complete window of theirs. Format 8 keeps the
+multivariate detector's per-window resource hashes in ``bytes`` instead of an ``array``. A version that
+cannot read a newer format refuses it by number instead of failing inside unpickling.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import pickle
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import river
+
+from detectors.engine import MODEL_VERSION, Engine
+from stream import __version__
+from stream.errors import SnapshotError
+from stream.ops.gctune import paused_gc
+
+FORMAT = 8
+#: formats this version restores (2: the pickled engine alone; 2 and 3: seen-sets in four parts;
+#: 4: seen-sets in ``array`` objects; 2 to 5: no batch of unlearned windows; 2 to 6: live trees;
+#: 2 to 7: multivariate windows' resources in an ``array``)
+READABLE = (2, 3, 4, 5, 6, 7, 8)
+MAGIC = b"privwatch-snapshot\n"
+CHUNK_BYTES = 512 * 1024  # well under Kafka's default 1 MiB message limit
+MIN_KEY_BYTES = 16
+_TAG_LEN = 64  # hex SHA-256
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Encoded snapshot: ``chunks`` in order, and the signed ``manifest`` bytes."""
+
+    generation: int
+    chunks: list[bytes]
+    manifest: bytes
+    payload_bytes: int
+
+
+def _sign(key: bytes, body: bytes) -> str:
+    return hmac.new(key, body, hashlib.sha256).hexdigest()
+
+
+def _check_key(key: bytes) -> None:
+    if len(key) < MIN_KEY_BYTES:
+        raise SnapshotError(f"state key too short: at least {MIN_KEY_BYTES} bytes are needed")
+
+
+def versions() -> dict[str, Any]:
+    return {"format": FORMAT, "privwatch": __version__, "model": MODEL_VERSION, "river": river.__version__}
+
+
+def _minor(version: Any) -> str:
+    return ".".join(str(version).split(".")[:2])
+
+
+def _incompatible(body: dict[str, Any]) -> dict[str, Any]:
+    ours = versions()
+    bad = {k: (body.get(k), ours[k]) for k in ("model", "river") if body.get(k) != ours[k]}
+    if body.get("format") not in READABLE:
+        bad["format"] = (body.get("format"), ours["format"])
+    if _minor(body.get("privwatch")) != _minor(ours["privwatch"]):
+        bad["privwatch"] = (body.get("privwatch"), ours["privwatch"])
+    return bad
+
+
+def encode_payload(engine: Engine, incidents: Sequence[Any] = ()) -> bytes:
+    state = {"engine": engine, "incidents": list(incidents)}
+    return zlib.compress(pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL), 1)
+
+
+def encode(engine: Engine, offsets: dict[str, int], partition: int, generation: int, key: bytes,
+           group: str = "", chunk_bytes: int = CHUNK_BYTES, incidents: Sequence[Any] = ()) -> Snapshot:
+    """Serialise ``engine`` and the partition's open ``incidents`` (:mod:`stream.alertmanager.correlate`) with the
+    input ``offsets`` (next offset per topic) they reflect."""
+    return seal(encode_payload(engine, incidents), offsets, partition, generation, key, group, chunk_bytes)
+
+
+def seal(payload: bytes, offsets: dict[str, int], partition: int, generation: int, key: bytes, group: str = "",
+         chunk_bytes: int = CHUNK_BYTES) -> Snapshot:
+    """Cut an :func:`encode_payload` payload into chunks and sign the manifest that names them."""
+    _check_key(key)
+    chunks = [payload[i:i + chunk_bytes] for i in range(0, len(payload), chunk_bytes)] or [b""]
+    body = {
+        **versions(),
+        "group": group,
+        "partition": partition,
+        "generation": generation,
+        "offsets": offsets,
+        "chunks": [hashlib.sha256(c).hexdigest() for c in chunks],
+        "payload_bytes": len(payload),
+    }
+    raw = orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
+    manifest = MAGIC + _sign(key, raw).encode() + b"\n" + raw
+    return Snapshot(generation, chunks, manifest, len(payload))
+
+
+def claimed_generation(manifest: bytes) -> int:
+    """The generation a manifest *claims* (unverified: only for ordering and housekeeping), or -1."""
+    try:
+        body = orjson.loads(manifest[len(MAGIC) + _TAG_LEN + 1:]) if manifest.startswith(MAGIC) else None
+        return int(body["generation"]) if isinstance(body, dict) else -1
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+        return -1
+
+
+def read_manifest(manifest: bytes, key: bytes) -> dict[str, Any]:
+    """Verify and parse a manifest; raise :class:`SnapshotError` saying why it is refused."""
+    _check_key(key)
+    if not isinstance(manifest, bytes | bytearray) or not manifest.startswith(MAGIC):
+        raise SnapshotError("not a privwatch snapshot manifest (bad magic; bare pickle or foreign record)")
+    rest = bytes(manifest[len(MAGIC):])
+    tag, sep, raw = rest[:_TAG_LEN], rest[_TAG_LEN:_TAG_LEN + 1], rest[_TAG_LEN + 1:]
+    if sep != b"\n" or len(tag) != _TAG_LEN:
+        raise SnapshotError("manifest carries no signature")
+    if not hmac.compare_digest(_sign(key, raw).encode(), tag):
+        raise SnapshotError("manifest signature does not verify (tampered, or written with another key)")
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise SnapshotError("corrupt manifest body") from None
+    if not isinstance(body, dict):
+        raise SnapshotError("corrupt manifest body")
+    bad = _incompatible(body)
+    if bad:
+        raise SnapshotError(f"foreign snapshot versions (theirs, ours): {bad}")
+    chunks, offsets = body.get("chunks"), body.get("offsets")
+    if (not isinstance(chunks, list) or not all(isinstance(c, str) for c in chunks) or not chunks
+            or not isinstance(offsets, dict) or not all(isinstance(v, int) for v in offsets.values())
+            or not isinstance(body.get("partition"), int) or not isinstance(body.get("generation"), int)):
+        raise SnapshotError("manifest lacks required fields")
+    return body
+
+
+def decode(manifest: dict[str, Any], chunks: list[bytes | None]) -> Engine:
+    """Rebuild the engine from a *verified* manifest and its chunks (in order)."""
+    return decode_state(manifest, chunks)[0]
+
+
+def decode_state(manifest: dict[str, Any], chunks: list[bytes | None]) -> tuple[Engine, list[Any]]:
+    """The engine and the open incidents of a *verified* manifest and its chunks (in order)."""
+    if len(chunks) != len(manifest["chunks"]) or any(c is None for c in chunks):
+        raise SnapshotError("snapshot incomplete: chunks missing")
+    for i, (chunk, digest) in enumerate(zip(chunks, manifest["chunks"], strict=True)):
+        if not hmac.compare_digest(hashlib.sha256(chunk or b"").hexdigest(), digest):
+            raise SnapshotError(f"chunk {i} does not match its hash")
+    try:
+        raw = zlib.decompress(b"".join(c or b"" for c in chunks))
+        with paused_gc():
+            state = pickle.loads(raw)
+    except Exception as exc:  # verified bytes that still fail to load: a bug, refuse loudly
+        raise SnapshotError(f"snapshot does not load ({type(exc).__name__})") from None
+    if manifest.get("format") == 2:  # the engine alone
+        state = {"engine": state, "incidents": []}
+    if not isinstance(state, dict) or not isinstance(state.get("engine"), Engine):
+        raise SnapshotError("snapshot does not hold an engine")
+    incidents = state.get("incidents")
+    return state["engine"], list(incidents) if isinstance(incidents, list) else []
