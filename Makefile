@@ -11,13 +11,14 @@ export KAFKA_PORT
 .PHONY: help install native sysdeps kafka-fetch kafka-up kafka-down run demo test test-unit lint bench evaluate clean
 
 help: ## List the targets
-	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[1m%-12s\033[0m %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
 $(BIN)/.installed: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
-	touch $@
+	@echo "install: Python packages into $(VENV) (about 40 s the first time)" >&2
+	@$(PYTHON) -m venv $(VENV)
+	@$(BIN)/pip install -q --disable-pip-version-check --upgrade pip
+	@$(BIN)/pip install -q --disable-pip-version-check -e '.[dev]'
+	@touch $@
 
 # The hot modules compiled by mypyc (detectors/native.py's COMPILED, in both packages). make runs the
 # build after any change to either package: the build compares the compiled sources' hashes and only

@@ -220,7 +220,7 @@ class Engine:
         idle = [pid for pid, p in self.profiles.items() if p.last_ts < horizon]
         excess = len(self.profiles) - len(idle) - self.config.max_principals
         if excess > 0:
-            kept = (item for item in self.profiles.items() if item[1].last_ts >= horizon)
+            kept = [item for item in self.profiles.items() if item[1].last_ts >= horizon]
             idle += [pid for pid, _ in sorted(kept, key=lambda item: item[1].last_ts)[:excess]]
         for pid in idle:
             del self.profiles[pid]

@@ -31,7 +31,8 @@ if [[ "$(id -u)" -ne 0 ]]; then
 fi
 
 # Remember daemons already running so we only stop the ones the package install starts.
-before="$(pgrep '^(prometheus|alertmanager)' || true)"
+daemons() { pgrep -f '^(/usr/bin/)?(prometheus|prometheus-alertmanager|alertmanager)( |$)' || true; }
+before="$(daemons)"
 
 echo "sysdeps: installing ${missing[*]}" >&2
 apt-get update -q >&2
@@ -46,7 +47,7 @@ trap cleanup EXIT
 DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >&2
 
 # Stop any daemon the install started anyway (no init system, or policy ignored).
-for pid in $(pgrep '^(prometheus|alertmanager)' || true); do
+for pid in $(daemons); do
     if ! grep -qx "$pid" <<<"$before"; then
         echo "sysdeps: stopping daemon pid $pid started by the package install" >&2
         kill "$pid" 2>/dev/null || true

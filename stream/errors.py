@@ -1,12 +1,57 @@
-"""One exception root for privwatch."""
+"""One exception root for privwatch, and the exit code each kind of failure gives the command.
+
+Every error an operator can meet at start-up is one of these: the CLI prints it as one line,
+``privwatch: error: ...``, and exits with its code (documented in ``docs/operations.md``):
+
+====  ==================================================================
+code  meaning
+====  ==================================================================
+0     done (or stopped cleanly by SIGTERM/SIGINT)
+1     an unexpected failure (a bug: the traceback is logged)
+2     usage or configuration: a bad flag, setting, config file or catalog
+3     an input file is missing, unreadable or not what it should be
+4     Kafka cannot be reached at the bootstrap servers
+5     topics: missing, or the input topics are not co-partitioned
+6     a port to listen on is busy or not allowed
+130   interrupted (Ctrl-C) before a clean stop
+====  ==================================================================
+"""
 
 
 class PrivwatchError(Exception):
-    """Root of every error privwatch raises on purpose."""
+    """Root of every error privwatch raises on purpose; ``exit_code`` is what the command returns."""
+
+    exit_code = 1
 
 
 class ConfigError(PrivwatchError):
     """Settings are missing, unknown or invalid; raised at start-up."""
+
+    exit_code = 2
+
+
+class InputError(PrivwatchError):
+    """An input file is missing, unreadable, or its contents cannot be used."""
+
+    exit_code = 3
+
+
+class KafkaUnavailable(PrivwatchError):
+    """No broker answered at the bootstrap servers."""
+
+    exit_code = 4
+
+
+class TopologyError(PrivwatchError):
+    """The input topics are not co-partitioned, or a topic is missing."""
+
+    exit_code = 5
+
+
+class PortError(PrivwatchError):
+    """A port the process must listen on is in use or not allowed."""
+
+    exit_code = 6
 
 
 class BadRecord(PrivwatchError):
@@ -24,7 +69,3 @@ class BadRecord(PrivwatchError):
 
 class SnapshotError(PrivwatchError):
     """A state snapshot is corrupt, foreign or unauthenticated and was refused."""
-
-
-class TopologyError(PrivwatchError):
-    """The input topics are not co-partitioned, or a topic is missing."""

@@ -7,7 +7,7 @@ import argparse
 import os
 import tomllib
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any, Literal, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
@@ -26,52 +26,70 @@ class Settings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    bootstrap_servers: str = "127.0.0.1:9092"
-    group_id: str = "privwatch"
-    client_id: str = "privwatch"
-    access_topic: str = "privwatch.access-events"
-    permission_topic: str = "privwatch.permission-events"
-    alerts_topic: str = "privwatch.alerts"
-    dead_letter_topic: str = "privwatch.dead-letter"
-    feedback_topic: str = "privwatch.feedback"
-    state_topic: str = "privwatch.state"
-    auto_offset_reset: Literal["earliest", "latest"] = "earliest"
-    max_poll_records: int = Field(2000, ge=1, le=100_000)
-    poll_timeout_ms: int = Field(200, ge=1, le=60_000)
-    #: the input consumer's fetches: the broker answers once this much is ready or after
-    #: ``fetch_max_wait_ms``, so a busy stream is read in fewer, larger fetches (less CPU per event)
-    #: and a quiet one waits at most that long (Kafka's own defaults are 1 byte and 500 ms). Measured at
-    #: 26k events/s (``privwatch bench``'s latency phase on this 2-CPU machine): 256 KiB took 25-27 µs of
-    #: CPU per event against 29-32 with 64 KiB (fetches four times the size), for 10-15 ms more p50
-    fetch_min_bytes: int = Field(256 << 10, ge=1, le=8 << 20)
-    fetch_max_wait_ms: int = Field(50, ge=1, le=60_000)  # 0 would spin on a quiet topic
-    merge_wait_ms: int = Field(500, ge=0, le=60_000)
-    #: freed heap memory (MiB) the process keeps for the next fetch instead of returning it to the
-    #: kernel, which would fault it back in (``stream.ops.heap``); 0 keeps the C library's defaults
-    heap_keep_mb: int = Field(128, ge=0, le=2047)  # mallopt takes a C int of bytes
-    commit_interval_ms: int = Field(1000, ge=0, le=600_000)
-    snapshot_interval_s: float = Field(30.0, ge=0.0)
-    #: encode periodic snapshots in a forked child (copy-on-write) instead of stalling the loop
-    snapshot_in_background: bool = True
-    state_key: SecretStr | None = None
-    metrics_host: str = "0.0.0.0"
-    metrics_port: int = Field(9464, ge=0, le=65535)
-    alertmanager_url: str | None = None
-    alertmanager_resend_s: float = Field(60.0, gt=0)
-    alertmanager_queue_size: int = Field(10_000, ge=1)
-    correlation_window_s: float = Field(3600.0, ge=0.0)
-    evidence_url: str | None = None
-    runbook_base_url: str = "https://github.com/privwatch/privwatch/blob/main/docs/runbooks"
-    catalog_file: str | None = None
-    cooldown_s: float = Field(3600.0, ge=0.0)
-    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
-    sasl_mechanism: str | None = None
-    sasl_plain_username: str | None = None
-    sasl_plain_password: SecretStr | None = None
-    ssl_cafile: str | None = None
-    ssl_certfile: str | None = None
-    ssl_keyfile: str | None = None
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # -- Kafka -----------------------------------------------------------------------------------
+    bootstrap_servers: str = Field("127.0.0.1:9092", description="Kafka brokers to start from, HOST:PORT[,...]")
+    group_id: str = Field("privwatch", description="consumer group of the service's instances")
+    client_id: str = Field("privwatch", description="client id the brokers see (logs, quotas)")
+    access_topic: str = Field("privwatch.access-events", description="input: access events, keyed by principal.id")
+    permission_topic: str = Field("privwatch.permission-events",
+                                  description="input: permission events, keyed by target.id (same partition count)")
+    alerts_topic: str = Field("privwatch.alerts", description="output: alerts, keyed by alert_id")
+    dead_letter_topic: str = Field("privwatch.dead-letter",
+                                   description="output: input records that could not be used, with the reason")
+    feedback_topic: str = Field("privwatch.feedback", description="input: analysts' verdicts on alerts")
+    state_topic: str = Field("privwatch.state", description="compacted topic of the detectors' signed snapshots")
+    auto_offset_reset: Literal["earliest", "latest"] = Field(
+        "earliest", description="where a group with no committed offsets starts reading")
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="how clients talk to the brokers")
+    sasl_mechanism: str | None = Field(None, description="SASL mechanism, e.g. PLAIN or SCRAM-SHA-512")
+    sasl_plain_username: str | None = Field(None, description="SASL user name")
+    sasl_plain_password: SecretStr | None = Field(None, description="SASL password (secret: prefer the environment)")
+    ssl_cafile: str | None = Field(None, description="CA certificate file (PEM) to verify the brokers")
+    ssl_certfile: str | None = Field(None, description="client certificate file (PEM) for mutual TLS")
+    ssl_keyfile: str | None = Field(None, description="client private key file (PEM) for mutual TLS")
+    # -- the loop ----------------------------------------------------------------------------------
+    max_poll_records: int = Field(2000, ge=1, le=100_000, description="records handled per poll at most")
+    poll_timeout_ms: int = Field(200, ge=1, le=60_000, description="how long a poll waits for records")
+    fetch_min_bytes: int = Field(256 << 10, ge=1, le=8 << 20,
+                                 description="the broker answers an input fetch once this much is ready "
+                                             "(or after fetch_max_wait_ms): fewer, larger fetches cost less CPU")
+    fetch_max_wait_ms: int = Field(50, ge=1, le=60_000,
+                                   description="longest an input fetch waits for fetch_min_bytes")
+    merge_wait_ms: int = Field(500, ge=0, le=60_000,
+                               description="longest a record waits for its partition's other input topic when "
+                                           "that topic's lag is not known yet (event-time merge)")
+    heap_keep_mb: int = Field(128, ge=0, le=2047,  # mallopt takes a C int of bytes
+                              description="freed heap (MiB) kept for the next fetches instead of returned to the "
+                                          "kernel; 0 keeps the C library's defaults")
+    commit_interval_ms: int = Field(1000, ge=0, le=600_000, description="how often offsets are committed")
+    cooldown_s: float = Field(3600.0, ge=0.0,
+                              description="after a page, the same detector stays quiet for the principal this long")
+    catalog_file: str | None = Field(None, description="JSON data catalog: sensitivity and categories of resources")
+    # -- state -------------------------------------------------------------------------------------
+    state_key: SecretStr | None = Field(None, description="key (>= 32 bytes) signing state snapshots; "
+                                                          "none: no durable state, every restart starts cold")
+    snapshot_interval_s: float = Field(30.0, ge=0.0, description="how often changed partitions are snapshotted")
+    snapshot_in_background: bool = Field(True, description="encode periodic snapshots in a forked child "
+                                                           "(copy-on-write) instead of stalling the loop")
+    # -- operations --------------------------------------------------------------------------------
+    metrics_host: str = Field("0.0.0.0", description="address of the /metrics, /healthz and /readyz endpoint")
+    metrics_port: int = Field(9464, ge=0, le=65535, description="port of that endpoint (0: any free port)")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="log level")
+    # -- paging ------------------------------------------------------------------------------------
+    alertmanager_url: str | None = Field(None, description="Alertmanager base URL; none: no paging sink")
+    alertmanager_resend_s: float = Field(60.0, gt=0, description="how often open incidents are re-posted")
+    alertmanager_queue_size: int = Field(10_000, ge=1, description="incidents waiting to be posted, at most")
+    correlation_window_s: float = Field(3600.0, ge=0.0,
+                                        description="a principal's pages this close together form one incident")
+    evidence_url: str | None = Field(None, description="link template to an incident's evidence ({alert_id}, "
+                                                       "{principal_id})")
+    runbook_base_url: str = Field("https://github.com/privwatch/privwatch/blob/main/docs/runbooks",
+                                  description="where the per-detector runbooks live")
+
+    def changed(self) -> dict[str, Any]:
+        """The settings that differ from their defaults (secrets hidden), for the start-up log line."""
+        return {k: v for k, v in self if v != Settings.model_fields[k].default}
 
     def kafka_security(self) -> dict[str, Any]:
         """Keyword arguments for kafka-python clients (security pass-through)."""
@@ -89,12 +107,29 @@ def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
+def describe(name: str) -> str:
+    """A setting's help: its meaning, allowed values, default and environment variable."""
+    info = Settings.model_fields[name]
+    allowed = get_args(info.annotation) if get_origin(info.annotation) is Literal else ()
+    parts = [info.description or name.replace("_", " ")]
+    if allowed:
+        parts.append("one of " + ", ".join(allowed))
+    default = "none" if info.default is None else repr(info.default) if isinstance(info.default, str) else info.default
+    parts.append(f"default {default}; env {ENV_PREFIX + name.upper()}")
+    return "; ".join(parts)
+
+
 def add_flags(parser: argparse.ArgumentParser) -> None:
-    """Add ``--config`` and one flag per setting (default None, so unset flags do not override)."""
+    """Add ``--config`` and one flag per setting (default None, so unset flags do not override);
+    a switch (``--x``/``--no-x``) for each true/false setting."""
     parser.add_argument("--config", metavar="FILE", help="TOML config file (keys as the flags, with _)")
     for name, info in Settings.model_fields.items():
-        env = ENV_PREFIX + name.upper()
-        parser.add_argument(_flag(name), dest=name, default=None, help=f"default {info.default!r}; env {env}")
+        if info.annotation is bool:
+            parser.add_argument(_flag(name), dest=name, default=None, action=argparse.BooleanOptionalAction,
+                                help=describe(name))
+        else:
+            parser.add_argument(_flag(name), dest=name, default=None, metavar=name.split("_")[-1].upper(),
+                                help=describe(name))
 
 
 def _from_env(environ: Mapping[str, str]) -> dict[str, str]:

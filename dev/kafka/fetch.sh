@@ -19,8 +19,15 @@ command -v mvn >/dev/null 2>&1 || { echo "fetch: mvn not found; run 'make sysdep
 echo "fetch: downloading Apache Kafka jars into $libs" >&2
 rm -rf "$libs"
 mkdir -p "$libs"
-mvn -q -B -Dstyle.color=never -f "$pom" dependency:copy-dependencies \
-    -DincludeScope=runtime -DoutputDirectory="$libs" >&2
+log="$(mktemp)"
+# Maven's console writes colour codes even in batch mode: its output is shown only when it fails
+if ! mvn -q -B -Dstyle.color=never -f "$pom" dependency:copy-dependencies \
+        -DincludeScope=runtime -DoutputDirectory="$libs" >"$log" 2>&1; then
+    sed 's/\x1b\[[0-9;]*m//g' "$log" >&2
+    rm -f "$log"
+    exit 1
+fi
+rm -f "$log"
 
 # Sanity: the broker jar and exactly one slf4j-api (2.x) must be present.
 ls "$libs"/kafka_2.13-*.jar >/dev/null

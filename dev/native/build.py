@@ -17,6 +17,7 @@ callgrind counts 2.8% fewer instructions per event through the service loop with
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import json
 import os
@@ -24,7 +25,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Final
 
@@ -51,6 +52,36 @@ def _native_module():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+@contextlib.contextmanager
+def quiet(step: str) -> Iterator[None]:
+    """Announce ``step`` and keep the compilers' chatter (mypyc notes, gcc warnings) out of the terminal:
+    it goes to a log file, shown only when the step fails."""
+    print(f"native: {step}", file=sys.stderr, flush=True)
+    WORK.mkdir(parents=True, exist_ok=True)
+    log = WORK / "build.log"
+    saved = [os.dup(1), os.dup(2)]
+    sys.stdout.flush()
+    sys.stderr.flush()
+    with open(log, "wb") as fh:
+        os.dup2(fh.fileno(), 1)
+        os.dup2(fh.fileno(), 2)
+        try:
+            yield
+        except BaseException:
+            _restore(saved)
+            sys.stderr.write(log.read_text(errors="replace")[-4000:])
+            raise
+        finally:
+            _restore(saved)
+
+
+def _restore(saved: list[int]) -> None:
+    sys.stdout.flush()
+    sys.stderr.flush()
+    for fd, copy in ((1, saved[0]), (2, saved[1])):
+        os.dup2(copy, fd)
 
 
 def build(native, opt_level: str, cflags: Sequence[str] = FLAGS, ldflags: Sequence[str] = ()) -> None:
@@ -93,8 +124,10 @@ def build(native, opt_level: str, cflags: Sequence[str] = FLAGS, ldflags: Sequen
 def build_with_profile(native, opt_level: str) -> None:
     """Build instrumented, train (``dev/native/train.py``), then build from the counts gathered."""
     shutil.rmtree(OBJ, ignore_errors=True)  # no counts from an older build
-    build(native, opt_level, (*FLAGS, *PROFILE_GENERATE), ("-fprofile-generate",))
+    with quiet("step 1 of 3: instrumented build (about 35 s)"):
+        build(native, opt_level, (*FLAGS, *PROFILE_GENERATE), ("-fprofile-generate",))
     started = time.monotonic()
+    print("native: step 2 of 3: training on simulated events (a few seconds)", file=sys.stderr, flush=True)
     trained = subprocess.run([sys.executable, str(Path(__file__).with_name("train.py"))], cwd=ROOT).returncode == 0
     for obj in OBJ.rglob("*.o"):  # compile again, now with the counts (kept beside the objects)
         obj.unlink()
@@ -102,10 +135,12 @@ def build_with_profile(native, opt_level: str) -> None:
         print("native: the training run failed; building without a profile", file=sys.stderr)
         for counts in OBJ.rglob("*.gcda"):  # not the directories: setuptools makes each once per process
             counts.unlink()
-        build(native, opt_level)
+        with quiet("step 3 of 3: plain build"):
+            build(native, opt_level)
         return
     print(f"native: trained in {time.monotonic() - started:.0f} s", file=sys.stderr)
-    build(native, opt_level, (*FLAGS, *PROFILE_USE))
+    with quiet("step 3 of 3: profile-guided build (about 40 s)"):
+        build(native, opt_level, (*FLAGS, *PROFILE_USE))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -125,7 +160,8 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     try:
         if args.no_profile or not sys.platform.startswith("linux"):
-            build(native, args.opt_level)
+            with quiet(f"compiling {len(native.COMPILED)} modules (about 45 s)"):
+                build(native, args.opt_level)
         else:
             build_with_profile(native, args.opt_level)
     except (Exception, SystemExit) as exc:  # setuptools reports a compiler failure as SystemExit

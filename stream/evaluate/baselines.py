@@ -21,7 +21,6 @@ DENIED_WINDOW_S = 600
 NIGHT_HOURS_UTC = range(0, 5)
 COOLDOWN_S = 3600
 HST_WARMUP = 1000
-Progress = Callable[[int], None] | None
 
 
 def _who(e: dict[str, Any]) -> tuple[str, list[str]]:
@@ -60,7 +59,7 @@ def features(e: dict[str, Any], when: datetime) -> dict[str, float]:
     }
 
 
-def river_hst(events: Iterable[dict[str, Any]], progress: Progress = None) -> list[dict[str, Any]]:
+def river_hst(events: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     """Score every event, then learn it; page when the score tops the running 99.8th percentile."""
     from river import anomaly, preprocessing, stats
 
@@ -76,8 +75,6 @@ def river_hst(events: Iterable[dict[str, Any]], progress: Progress = None) -> li
         quantile.update(s)
         if n > HST_WARMUP and threshold is not None and s > threshold:
             alerts.append(make_alert("river_hst", e, s, f"anomaly score {s:.3f} above p99.8 {threshold:.3f}"))
-        if progress is not None and n % 100_000 == 0:
-            progress(n)
     return alerts
 
 
@@ -130,17 +127,15 @@ class StaticRules:
         return None
 
 
-def static_rules(events: Iterable[dict[str, Any]], progress: Progress = None) -> list[dict[str, Any]]:
+def static_rules(events: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     rules = StaticRules()
     alerts = []
-    for n, e in enumerate(events, 1):
+    for e in events:
         alerts.extend(rules.check(e))
-        if progress is not None and n % 100_000 == 0:
-            progress(n)
     return alerts
 
 
-BASELINES: dict[str, Callable[[Iterable[dict[str, Any]], Progress], list[dict[str, Any]]]] = {
+BASELINES: dict[str, Callable[[Iterable[dict[str, Any]]], list[dict[str, Any]]]] = {
     "river-hst baseline": river_hst,
     "static-rules baseline": static_rules,
 }

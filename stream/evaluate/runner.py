@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import sys
-import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeVar
 
 import orjson
+
+from stream.progress import bar
 
 from . import report
 from .baselines import BASELINES
@@ -27,24 +28,20 @@ def default_replay() -> ReplayFn | None:
     return replay_lines  # type: ignore[no-any-return]
 
 
+T = TypeVar("T")
+
+
 class Progress:
-    """Counts items and says so on ``out`` every ``every`` of them."""
+    """A progress bar over the events replayed (on a terminal only, :mod:`stream.progress`)."""
 
-    def __init__(self, what: str, out: TextIO | None, every: int = 100_000) -> None:
-        self.what, self.out, self.every = what, out, every
-        self.began = time.perf_counter()
+    def __init__(self, what: str, out: TextIO | None) -> None:
+        self.what, self.out = what, out
 
-    def __call__(self, n: int) -> None:
-        if self.out is not None:
-            rate = n / max(1e-9, time.perf_counter() - self.began)
-            print(f"evaluate: {self.what}: {n:,} events ({rate:,.0f}/s)", file=self.out, flush=True)
-
-    def wrap(self, lines: Iterable[bytes]) -> Iterator[bytes]:
-        n = 0
-        for n, line in enumerate(lines, 1):
-            if n % self.every == 0:
-                self(n)
-            yield line
+    def wrap(self, items: Sequence[T]) -> Iterator[T]:
+        with bar(len(items), f"evaluate: {self.what}", unit="ev", enabled=self.out is not None) as shown:
+            for item in items:
+                shown.update()
+                yield item
 
 
 def partition_of(event: dict[str, Any], partitions: int) -> int:
@@ -102,7 +99,7 @@ def evaluate_dir(directory: Path, replay: ReplayFn | None = None, baselines: boo
                                                                               partitions, out)
     if baselines:
         for name, fn in BASELINES.items():
-            alerts[name] = fn(events, Progress(name, out))
+            alerts[name] = fn(Progress(name, out).wrap(events))
     results = {name: score(items, labels, stats) for name, items in alerts.items()}
     stream = {"start": stats.start, "end": stats.end,
               "active_principals_after_warmup": stats.active_principals}

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Iterator
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
-from kafka.errors import TopicAlreadyExistsError
+from kafka.errors import NoBrokersAvailable, TopicAlreadyExistsError
 
-from stream.errors import TopologyError
+from stream.errors import KafkaUnavailable, TopologyError
 from stream.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -22,6 +23,16 @@ log = logging.getLogger(__name__)
 #: connection and refreshed metadata at every such fetch. The frame limit must cover a whole response
 #: (and the broker may exceed fetch_max_bytes by one record batch, at most message.max.bytes, 1 MiB).
 FETCH_MAX_BYTES = 16 << 20
+
+
+@contextlib.contextmanager
+def _reaching(bootstrap_servers: str) -> Iterator[None]:
+    """Turn kafka-python's "no broker answered" into one line an operator can act on."""
+    try:
+        yield
+    except NoBrokersAvailable:
+        raise KafkaUnavailable(f"no Kafka broker answered at {bootstrap_servers}; is it running? "
+                               "(set --bootstrap-servers or PRIVWATCH_BOOTSTRAP_SERVERS)") from None
 
 
 def consumer(settings: Settings, **overrides: Any) -> KafkaConsumer:
@@ -41,7 +52,8 @@ def consumer(settings: Settings, **overrides: Any) -> KafkaConsumer:
         **settings.kafka_security(),
     }
     options.update(overrides)
-    return KafkaConsumer(**options)
+    with _reaching(settings.bootstrap_servers):
+        return KafkaConsumer(**options)
 
 
 def input_consumer(settings: Settings) -> KafkaConsumer:
@@ -61,13 +73,15 @@ def producer(settings: Settings, **overrides: Any) -> KafkaProducer:
         **settings.kafka_security(),
     }
     options.update(overrides)
-    return KafkaProducer(**options)
+    with _reaching(settings.bootstrap_servers):
+        return KafkaProducer(**options)
 
 
 def admin(settings: Settings) -> KafkaAdminClient:
-    return KafkaAdminClient(
-        bootstrap_servers=settings.bootstrap_servers, client_id=settings.client_id, **settings.kafka_security()
-    )
+    with _reaching(settings.bootstrap_servers):
+        return KafkaAdminClient(
+            bootstrap_servers=settings.bootstrap_servers, client_id=settings.client_id, **settings.kafka_security()
+        )
 
 
 def create_topics(settings: Settings, partitions: int = 6) -> None:

@@ -11,6 +11,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from stream.errors import PortError
+
 log = logging.getLogger(__name__)
 
 
@@ -60,7 +62,11 @@ def _handler(registry: CollectorRegistry, health: Health) -> type[BaseHTTPReques
 
 def serve(host: str, port: int, registry: CollectorRegistry, health: Health) -> ThreadingHTTPServer:
     """Start the endpoint on a daemon thread; ``port`` 0 picks a free port (see ``server_address``)."""
-    server = ThreadingHTTPServer((host, port), _handler(registry, health))
+    try:
+        server = ThreadingHTTPServer((host, port), _handler(registry, health))
+    except OSError as exc:  # in use, not allowed, or no such address
+        raise PortError(f"cannot listen on {host}:{port} for metrics ({exc.strerror}); "
+                        "choose another with --metrics-port (0: any free port)") from None
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, name="privwatch-http", daemon=True).start()
     log.info("metrics endpoint host=%s port=%d", host, server.server_address[1])

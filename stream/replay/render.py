@@ -1,4 +1,4 @@
-"""Alerts rendered for a person on a terminal (the demo, and `privwatch replay --pretty` users)."""
+"""Alerts rendered for a person on a terminal (the demo and `privwatch replay --pretty`)."""
 
 from __future__ import annotations
 

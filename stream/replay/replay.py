@@ -7,21 +7,21 @@ event time of the triggering event (the engine's clock in replay), so two runs g
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
 
 from detectors.engine import Engine, EngineConfig
 from detectors.feedback import FeedbackPolicy, Verdict
 from stream.contract.decode import decode, dumps
-from stream.errors import BadRecord
+from stream.errors import BadRecord, InputError
+from stream.progress import bar
 
 log = logging.getLogger(__name__)
-
-PROGRESS_EVERY = 100_000
 
 
 @dataclass
@@ -30,6 +30,9 @@ class ReplayResult:
     processed: int = 0
     rejected: int = 0
     n_alerts: int = 0
+    #: events older than one already replayed (processed anyway: the engine's windows follow event
+    #: time, but a backtest fed out of order does not see what the service would have seen)
+    out_of_order: int = 0
     reasons: Counter = field(default_factory=Counter)
 
     @property
@@ -41,7 +44,6 @@ def replay_lines(
     lines: Iterable[bytes],
     engine: Engine | None = None,
     on_alert: Callable[[dict[str, Any]], object] | None = None,
-    progress: Callable[[ReplayResult], None] | None = None,
     verdicts: Sequence[Verdict] = (),
 ) -> ReplayResult:
     """Feed raw JSON lines through one engine; collect alerts (or hand each to ``on_alert``).
@@ -54,6 +56,7 @@ def replay_lines(
     pending = deque(verdicts)
     result = ReplayResult()
     now = time.time()
+    newest = float("-inf")
     for number, line in enumerate(lines, 1):
         line = line.strip()
         if not line:
@@ -66,6 +69,10 @@ def replay_lines(
             log.debug("rejected line=%d reason=%s detail=%s", number, bad.reason, bad.detail)
             continue
         result.processed += 1
+        if event.ts < newest:
+            result.out_of_order += 1
+        else:
+            newest = event.ts
         while pending and pending[0].ts <= event.ts:
             engine.feedback.apply(pending.popleft())  # type: ignore[union-attr]
         for alert in engine.process(event):
@@ -74,30 +81,30 @@ def replay_lines(
                 result.alerts.append(alert)
             else:
                 on_alert(alert)
-        if progress is not None and number % PROGRESS_EVERY == 0:
-            progress(result)
     return result
 
 
-def _open_in(path: str) -> IO[bytes]:
-    return sys.stdin.buffer if path == "-" else open(path, "rb")
-
-
-def _open_out(path: str) -> IO[bytes]:
-    return sys.stdout.buffer if path == "-" else open(path, "wb")
-
-
-def replay_file(input_path: str, output_path: str, engine: Engine | None = None) -> ReplayResult:
-    """Replay ``input_path`` (``-``: stdin) into ``output_path`` (``-``: stdout) as alert JSONL."""
-    started = time.perf_counter()
-
-    def progress(r: ReplayResult) -> None:
-        rate = r.lines / max(time.perf_counter() - started, 1e-9)
-        print(f"replay: {r.lines:,} lines, {r.rejected:,} rejected, {rate:,.0f} lines/s", file=sys.stderr)
-
-    src, out = _open_in(input_path), _open_out(output_path)
+def _open(path: str, mode: str, std: IO[bytes]) -> IO[bytes]:
+    if path == "-":
+        return std
     try:
-        result = replay_lines(src, engine, on_alert=lambda a: out.write(dumps(a) + b"\n"), progress=progress)
+        return open(path, mode)  # noqa: SIM115 - closed by the caller
+    except OSError as exc:
+        what = "read the input" if "r" in mode else "write the output"
+        raise InputError(f"cannot {what} {path}: {exc.strerror}") from None
+
+
+def replay_file(input_path: str, output_path: str, engine: Engine | None = None,
+                write: Callable[[dict[str, Any]], bytes] | None = None) -> ReplayResult:
+    """Replay ``input_path`` (``-``: stdin) into ``output_path`` (``-``: stdout), each alert written as
+    ``write`` renders it (default: one JSON line). A progress bar on a terminal."""
+    render = write or (lambda alert: dumps(alert) + b"\n")
+    src = _open(input_path, "rb", sys.stdin.buffer)
+    out = _open(output_path, "wb", sys.stdout.buffer)
+    size = None if src is sys.stdin.buffer else os.fstat(src.fileno()).st_size
+    try:
+        with bar(size, "replay", unit="B", unit_scale=True) as shown:
+            result = replay_lines(_counted(src, shown), engine, on_alert=lambda a: out.write(render(a)))
     finally:
         if src is not sys.stdin.buffer:
             src.close()
@@ -106,3 +113,9 @@ def replay_file(input_path: str, output_path: str, engine: Engine | None = None)
         else:
             out.close()
     return result
+
+
+def _counted(lines: Iterable[bytes], shown: Any) -> Iterator[bytes]:
+    for line in lines:
+        shown.update(len(line))
+        yield line

@@ -11,6 +11,7 @@ from pydantic import Field, TypeAdapter, ValidationError
 from typing_extensions import TypedDict
 
 from detectors.registry import REGISTRY
+from stream import __version__
 from stream.contract.decode import Catalog
 from stream.contract.models import Sensitivity
 from stream.errors import ConfigError
@@ -76,7 +77,7 @@ def make_sink(settings: Settings, metrics: Metrics):  # type: ignore[no-untyped-
 def run(args: argparse.Namespace) -> int:
     settings = load_settings(vars(args))
     logging.getLogger().setLevel(settings.log_level)
-    log.info("starting settings=%r", settings)
+    log.info("starting version=%s changed_settings=%r", __version__, settings.changed())
     registry = CollectorRegistry()
     metrics = Metrics(registry, REGISTRY)
     health = Health()

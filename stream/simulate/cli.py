@@ -8,6 +8,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from stream.progress import bar
+
 from .generator import DEFAULT_START, simulate
 from .output import ACCESS_TOPIC, PERMISSION_TOPIC, meta, produce_to_kafka, write_outputs
 
@@ -37,10 +39,6 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=run)
 
 
-def _progress(n: int) -> None:
-    print(f"simulate: produced {n:,} events", file=sys.stderr, flush=True)
-
-
 def run(args: argparse.Namespace) -> int:
     if args.output is None and not args.kafka:
         print("simulate: give --output DIR, --kafka, or both", file=sys.stderr)
@@ -65,8 +63,9 @@ def run(args: argparse.Namespace) -> int:
         if args.output is None:
             print("simulate: no --output, so the labels are not kept", file=sys.stderr)
         try:
-            produce_to_kafka(events, args.bootstrap_servers, args.access_topic, args.permission_topic,
-                             args.speedup, on_progress=_progress)
+            with bar(len(events), "simulate: producing", unit="ev") as shown:
+                produce_to_kafka(events, args.bootstrap_servers, args.access_topic, args.permission_topic,
+                                 args.speedup, on_progress=lambda n: shown.update(n - shown.n))
         except KafkaError as exc:
             print(f"simulate: cannot produce to {args.bootstrap_servers}: {exc!r}", file=sys.stderr)
             return 1
