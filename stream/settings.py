@@ -119,6 +119,18 @@ def describe(name: str) -> str:
     return "; ".join(parts)
 
 
+def markdown_table() -> str:
+    """The settings as the Markdown table of ``docs/configuration.md`` (a test keeps them in step:
+    ``python -c 'from stream.settings import markdown_table; print(markdown_table())'``)."""
+    rows = ["| setting | environment | default | meaning |", "|---|---|---|---|"]
+    for name, info in Settings.model_fields.items():
+        default = "unset" if info.default is None else f"`{info.default}`"
+        allowed = get_args(info.annotation) if get_origin(info.annotation) is Literal else ()
+        meaning = (info.description or "").replace("|", "\\|") + (f" ({', '.join(allowed)})" if allowed else "")
+        rows.append(f"| `{name}` | `{ENV_PREFIX + name.upper()}` | {default} | {meaning} |")
+    return "\n".join(rows)
+
+
 def add_flags(parser: argparse.ArgumentParser) -> None:
     """Add ``--config`` and one flag per setting (default None, so unset flags do not override);
     a switch (``--x``/``--no-x``) for each true/false setting."""

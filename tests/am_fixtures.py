@@ -1,6 +1,6 @@
 """A real Prometheus Alertmanager for tests, started on free loopback ports.
 
-Integration tests must fail, not skip, when Alertmanager is missing (DESIGN.md): CI expects it.
+Integration tests must fail, not skip, when Alertmanager is missing (docs/operations.md): CI expects it.
 ``PRIVWATCH_TEST_ALERTMANAGER`` overrides the binary path.
 """
 

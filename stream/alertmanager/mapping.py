@@ -2,7 +2,7 @@
 
 Labels identify an alert in Alertmanager (their hash is its fingerprint) and are indexed, routed on
 and often copied into chat channels and ticket titles, so they stay low-cardinality and carry no
-principal, resource or subject identifier (DESIGN.md, Operations). Everything a responder needs to
+principal, resource or subject identifier (docs/operations.md). Everything a responder needs to
 act goes into annotations instead.
 """
 
@@ -36,7 +36,7 @@ def key_of(doc: dict[str, Any]) -> str:
 
 
 def severity_bucket(level: str) -> str:
-    """``page`` for levels that wake someone (DESIGN.md: medium and above), else ``ticket``.
+    """``page`` for levels that wake someone (medium and above), else ``ticket``.
 
     >>> severity_bucket("high"), severity_bucket("low")
     ('page', 'ticket')

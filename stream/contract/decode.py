@@ -26,13 +26,9 @@ MAX_FUTURE_S: Final = 86_400.0
 #: Events older than this epoch second (2000-01-01) are refused as corrupt.
 MIN_TS: Final = 946_684_800.0
 
-#: Records validated together before any of them is flattened. Record by record, pydantic-core's
-#: validation and the compiled flattening took turns, each pushing the other's code out of the CPU's
-#: 32 KB instruction cache: a chunk at a time, each stage's code stays there for the whole chunk, and
-#: the chunk's documents (a few KB each) stay in the data caches until flattened. Measured with
-#: callgrind's cache model (32 KB L1s, 1 MB L2) over the first 40k events of the bench's stream:
-#: 951 -> 560 instruction-cache misses per record in decoding (8: 601; 128: 551, with more L2 misses),
-#: for 1.5% more instructions.
+#: Records validated together before any of them is flattened, so that each stage's code stays in the
+#: instruction cache for a whole chunk and the chunk's documents in the data caches until flattened
+#: (docs/performance.md has the measurement).
 DECODE_CHUNK: Final = 32
 #: pydantic-core's validator itself: ``TypeAdapter.validate_json`` only forwards its default options
 #: to it, one Python frame per record (about 0.5 us)
