@@ -27,6 +27,7 @@ from state_helpers import (
     wait_until,
 )
 
+from stream.errors import TopologyError
 from stream.state import snapshot
 
 pytestmark = pytest.mark.integration
@@ -160,22 +161,22 @@ def _partition_principals(bootstrap: str, topic: str, partition: int) -> set[str
     return principals
 
 
-def test_inputs_not_copartitioned_exit_2(kafka_bootstrap, fresh_topics, group_id):
+def test_inputs_not_copartitioned_exit_5(kafka_bootstrap, fresh_topics, group_id):
     topics = fresh_topics(n_partitions=3)
     topics["permission"] = fresh_topics(n_partitions=2, names=("permission",))["permission"]
     s = settings(kafka_bootstrap, topics, group_id)
     proc = subprocess.run([sys.executable, "-m", "stream", *cli_args(s), "--max-idle-s=1"],
                           capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert proc.returncode == TopologyError.exit_code == 5, proc.stderr[-2000:]
     assert "not co-partitioned" in proc.stderr and f"{topics['permission']}=2" in proc.stderr
 
 
-def test_missing_state_topic_exit_2(kafka_bootstrap, fresh_topics, group_id):
+def test_missing_state_topic_exit_5(kafka_bootstrap, fresh_topics, group_id):
     topics = fresh_topics(n_partitions=3, names=("access", "permission", "alerts", "dead-letter", "feedback"))
     topics["state"] = "pw-does-not-exist.state"
     s = settings(kafka_bootstrap, topics, group_id)
     proc = subprocess.run([sys.executable, "-m", "stream", *cli_args(s), "--max-idle-s=1"],
                           capture_output=True, text=True, timeout=90)
-    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert proc.returncode == TopologyError.exit_code, proc.stderr[-2000:]
     assert "state topic 'pw-does-not-exist.state' does not exist" in proc.stderr
     assert KEY not in proc.stderr
