@@ -16,8 +16,11 @@ help: ## List the targets
 $(BIN)/.installed: pyproject.toml
 	@echo "install: Python packages into $(VENV) (about 40 s the first time)" >&2
 	@$(PYTHON) -m venv $(VENV)
-	@$(BIN)/pip install -q --disable-pip-version-check --upgrade pip
-	@$(BIN)/pip install -q --disable-pip-version-check -e '.[dev]'
+	@mkdir -p $(CACHE)
+	@# pip's and setuptools' notices go to a log, shown only if the install fails
+	@{ $(BIN)/pip install -q --disable-pip-version-check --upgrade pip \
+	   && $(BIN)/pip install -q --disable-pip-version-check -e '.[dev]'; } >$(CACHE)/pip.log 2>&1 \
+	   || { cat $(CACHE)/pip.log; exit 1; }
 	@touch $@
 
 # The hot modules compiled by mypyc (detectors/native.py's COMPILED, in both packages). make runs the
