@@ -61,6 +61,7 @@ from stream.bench.bare import RUNS, bare_consumer, fastest, tuned_bare_consumer
 from stream.bench.hooks import BenchHooks, bench_service, detector_count, merge_hold, merge_timeouts
 from stream.bench.state import state_bytes_per_principal
 from stream.bench.table import table
+from stream.progress import bar
 from stream.settings import Settings
 from stream.simulate import EVENTS_PER_PRINCIPAL_DAY, recent_history
 
@@ -271,19 +272,36 @@ def in_memory(n: int, principals: int, seed: int, weeks: int, partitions: int) -
     return {**result, "events_per_s": round(1e6 / result["us_per_event"], 1)}
 
 
+class Steps:
+    """Names the phase under way on the bench's progress bar (a terminal only) and counts the one before."""
+
+    def __init__(self, shown: Any) -> None:
+        self.shown, self.begun = shown, False
+
+    def __call__(self, what: str) -> None:
+        if self.begun:
+            self.shown.update()
+        self.begun = True
+        self.shown.set_description(f"bench: {what}")
+
+
 def run(args: argparse.Namespace) -> int:
     load_before = os.getloadavg()
     result: dict[str, Any] = {"events": args.events, "principals": args.principals, "partitions": args.partitions,
                               "crc32c": crc32c_check(), "detectors": native.status}
     weeks = weeks_for_latency(args.events, args.principals, args.latency_seconds)
     events = recent_history(args.events, args.principals, args.seed, weeks_before=weeks)
+    steps = bar(5 + 4 * RUNS - 1, "bench", unit="step")
+    step = Steps(steps)
     topics = create_topics(args.bootstrap_servers, args.partitions)
     try:
         started = time.perf_counter()
         from stream.simulate import produce_to_kafka
 
+        step("pre-filling the topics")
         produce_to_kafka(events, args.bootstrap_servers, topics["access"], topics["permission"])
         result["prefill_seconds"] = round(time.perf_counter() - started, 2)
+
         def fresh(group: str) -> Settings:  # every run reads the topics from the start, in a group of its own
             return settings_for(args.bootstrap_servers, topics, f"{group}-{uuid.uuid4().hex[:8]}")
 
@@ -293,15 +311,20 @@ def run(args: argparse.Namespace) -> int:
         floor: list[dict[str, Any]] = []
         earlier: list[dict[str, Any]] = []
         for round_ in range(RUNS):  # (b)'s last run goes on into (c), below
+            step(f"round {round_ + 1} of {RUNS}: (a) bare consumer")
             bare.append(spawned(bare_consumer, fresh("pwbench-bare"), args.events, timeout_s))
+            step(f"round {round_ + 1} of {RUNS}: (a') tuned bare consumer")
             tuned.append(spawned(tuned_bare_consumer, fresh("pwbench-tuned"), args.events, timeout_s))
+            step(f"round {round_ + 1} of {RUNS}: (b0) service without detectors")
             floor.append(spawned(run_service, fresh("pwfloor"), args.events, []))
             if round_ < RUNS - 1:
+                step(f"round {round_ + 1} of {RUNS}: (b) service")
                 earlier.append(spawned(run_service, fresh("pwbench"), args.events))
         result["bare"], result["bare_tuned"], result["floor"] = fastest(bare), fastest(tuned), fastest(floor)
         latency_args = {"background": bench_latency.templates(events), "probe_rate": args.probe_rate,
                         "seconds": args.latency_seconds, "libs": args.kafka_libs}
         del events
+        step(f"round {RUNS} of {RUNS}: (b) service, then (c) latency")
         last, result["latency"], result["service_peak_rss_mb"] = spawned(
             run_pipeline, fresh("pwbench"), args.events, latency_args,
             max((r["events_per_s"] for r in earlier), default=0.0))
@@ -309,10 +332,13 @@ def run(args: argparse.Namespace) -> int:
     finally:
         delete_topics(args.bootstrap_servers, topics)
     result.update(ratios(result))
+    step("in memory, no Kafka")
     result["in_memory"] = spawned(in_memory, args.events, args.principals, args.seed, weeks, args.partitions)
     state_principals = args.state_principals or (
         QUICK_STATE_PRINCIPALS if args.events <= QUICK_EVENTS else STATE_PRINCIPALS)
+    step(f"state of {state_principals:,} principals")
     result["state"] = state_bytes_per_principal(state_principals)
+    steps.close()
     result["peak_rss_mb"] = peak_rss_mb()
     result["load_average"] = {"before": [round(x, 2) for x in load_before],
                               "after": [round(x, 2) for x in os.getloadavg()], "cpus": os.cpu_count()}
