@@ -117,6 +117,17 @@ class FakeConsumer:
     def commit(self, offsets: Any) -> None:
         self.committed.append(sorted((tp.topic, tp.partition, om.offset) for tp, om in offsets.items()))
 
+    # A restore (PartitionOwnership) pauses, seeks to where the state resumes and resumes; here every
+    # partition is restored before the first poll, from the start, so these only check that.
+    def pause(self, *tps: TopicPartition) -> None:
+        pass
+
+    def resume(self, *tps: TopicPartition) -> None:
+        pass
+
+    def seek(self, tp: TopicPartition, offset: int) -> None:
+        assert offset == self.positions[tp], "the in-memory consumer reads from the start only"
+
 
 class FakeProducer:
     """Keeps every record sent, in order; flushing has nothing to wait for."""

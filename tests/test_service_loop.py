@@ -120,3 +120,61 @@ def test_a_topic_catching_up_is_merged_in_event_time_order_beyond_the_merge_wait
     assert _merge_run(records, 15) == (0, [f"a{i}" for i in range(12)] + ["p0"])
     timeouts, seen = _merge_run(records, 15, unknown_lag="privwatch.access-events")
     assert timeouts == 1 and seen.index("p0") < seen.index("a11")  # the access lag unknown: the bound applies
+
+
+def test_a_topic_whose_first_fetch_comes_late_is_waited_for_as_replay_would() -> None:
+    """Live equals replay: the permission topic's first fetch comes 30 polls (300 ms) after the access
+    topic's, far beyond merge_wait_ms (15 ms). Its position is known from assignment on (the end offset
+    read when the partition's state is restored), so the access records wait for it and every event
+    reaches the engine in the file's (event-time) order, with the alerts replay gives."""
+    from kafka import TopicPartition
+
+    from stream.replay import replay_lines
+    from stream.settings import Settings
+    from stream.simulate import simulate
+    from stream.testing import FakeConsumer, Harness, consume_all, in_memory
+
+    events, _ = simulate(seed=5, principals=30, days=9, baseline_days=4)
+    records = [orjson.dumps(e) for e in events]
+    settings = Settings(metrics_port=0, max_poll_records=200, merge_wait_ms=15)
+    late = settings.permission_topic
+
+    class LateFirstFetch(FakeConsumer):
+        polls = 0
+
+        def poll(self, timeout_ms: int = 0, max_records: int = 500) -> dict:
+            self.polls += 1
+            batch = super().poll(timeout_ms, max_records)
+            held = getattr(self, "held", [])
+            self.held = held + batch.pop(TopicPartition(late, 0), [])
+            if self.polls > 30 and self.held:
+                batch[TopicPartition(late, 0)], self.held = self.held, []
+            return batch
+
+        def done(self) -> bool:
+            return super().done() and not getattr(self, "held", [])
+
+        def highwater(self, tp):  # type: ignore[no-untyped-def]
+            return None if tp.topic == late and self.polls <= 30 else super().highwater(tp)
+
+        def position(self, tp, timeout_ms=0):  # type: ignore[no-untyped-def]
+            fetched = super().position(tp)
+            return fetched - len(getattr(self, "held", [])) if tp.topic == late else fetched
+
+    seen: list[str] = []
+
+    class Recording(Engine):
+        def process(self, event: Event, detected_at: float | None = None) -> list[dict]:
+            seen.append(event.event_id)
+            return super().process(event, detected_at)
+
+    harness = Harness(LateFirstFetch(records, [settings.access_topic, late], 1))
+    service, _ = in_memory(records, 1, settings, harness)
+    service.partitions.make_engine = Recording
+    service.ownership.assign({TopicPartition(settings.access_topic, 0), TopicPartition(late, 0)})
+    consume_all(service, harness.consumer, harness.clock)
+    live = sorted(orjson.loads(v)["alert_id"] for t, _, v, _ in harness.producer.sent if t == settings.alerts_topic)
+    replayed = sorted(a["alert_id"] for a in replay_lines(records).alerts)
+    assert seen == [e["event_id"] for e in events]
+    assert live == replayed and live
+    assert harness.registry.get_sample_value("privwatch_merge_timeouts_total") == 0

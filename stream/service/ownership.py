@@ -54,6 +54,9 @@ class PartitionOwnership(ConsumerRebalanceListener):
         self.health = health
         self.clock = clock
         self.adopt = adopt
+        #: each owned input partition's end offset when its state was restored: what it has to fetch
+        #: is known from then on, before its first fetch tells (the event-time merge needs it)
+        self.ends: dict[TopicPartition, int] = {}
         self._retry_at = 0.0
 
     @property
@@ -96,6 +99,7 @@ class PartitionOwnership(ConsumerRebalanceListener):
             for tp, offset in positions.items():
                 if offset is None:  # no snapshot, or a topic it does not know: from the committed offset
                     positions[tp] = self.consumer.position(tp, timeout_ms=10_000)
+            ends = self.consumer.end_offsets(tps)
         except (KafkaError, OSError) as exc:
             positions, error = {}, type(exc).__name__
         else:
@@ -119,6 +123,7 @@ class PartitionOwnership(ConsumerRebalanceListener):
             assert offset is not None
             self.consumer.seek(tp, offset)
             self.checkpoint.resume(tp, offset)
+            self.ends[tp] = ends.get(tp, offset)
         self.consumer.resume(*tps)
         self.restoring.discard(p)
         return True
@@ -151,6 +156,7 @@ class PartitionOwnership(ConsumerRebalanceListener):
             self.snapshots.forget(numbers)
         self.checkpoint.forget(revoked)
         for tp in revoked:
+            self.ends.pop(tp, None)
             with contextlib.suppress(KeyError):
                 self.metrics.consumer_lag.remove(tp.topic, str(tp.partition))
         self.health.ready = False

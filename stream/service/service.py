@@ -210,10 +210,13 @@ class Service:
         return n
 
     def _lag(self, topic: str, partition: int) -> int | None:
-        """Records a topic-partition has still to fetch, as of its last fetch's high watermark (no I/O);
-        None before its first fetch. Records fetched but not yet returned by ``poll`` count too."""
+        """Records a topic-partition has still to fetch, as of its last fetch's high watermark (no I/O),
+        or before its first fetch as of the end offset read when the partition was restored; None when
+        neither is known. Records fetched but not yet returned by ``poll`` count too."""
         tp = TopicPartition(topic, partition)
         highwater = self.consumer.highwater(tp)
+        if highwater is None and self.ownership is not None:
+            highwater = self.ownership.ends.get(tp)
         return None if highwater is None else max(0, highwater - self.consumer.position(tp))
 
     def handle_items(self, drain: bool = False) -> int:
