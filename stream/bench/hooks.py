@@ -13,7 +13,7 @@ from detectors.engine import EngineConfig
 from detectors.registry import REGISTRY
 from stream.bench.bare import Rate
 from stream.ops.metrics import Metrics
-from stream.service.hooks import Hooks
+from stream.service.hooks import Hooks, Loop
 from stream.service.service import Service
 from stream.settings import Settings
 
@@ -44,7 +44,7 @@ class BenchHooks(Hooks):
     def published(self, alert: dict[str, Any]) -> None:
         self.alerts_published += 1
 
-    def polled(self, service: Service, records: int) -> None:
+    def polled(self, service: Loop, records: int) -> None:
         if self.latency_proc is None:
             if self.rate.batch(service.handled_total):
                 self.alerts_before_latency = self.alerts_published
@@ -65,11 +65,11 @@ def bench_service(settings: Settings, hooks: BenchHooks, detectors: list[str] | 
     return Service(settings, Metrics(CollectorRegistry(), REGISTRY), engine_config=config, hooks=hooks)
 
 
-def merge_timeouts(service: Service) -> float:
+def merge_timeouts(service: Loop) -> float:
     return service.metrics.registry.get_sample_value("privwatch_merge_timeouts_total") or 0.0
 
 
-def merge_hold(service: Service) -> dict[str, float]:
+def merge_hold(service: Loop) -> dict[str, float]:
     """The merge-hold histogram's sampled records so far: in all, and held over 0.1 and 0.5 s."""
     value = service.metrics.registry.get_sample_value
     total = value("privwatch_merge_hold_seconds_count") or 0.0

@@ -17,7 +17,6 @@ from pydantic import ValidationError
 from detectors.events import Catalog, Event, from_document
 from stream.contract.models import INPUT_ADAPTER
 from stream.errors import BadRecord
-from stream.service.merge import Item
 
 #: Records larger than this are refused before parsing (a contract event is well under 100 KiB).
 MAX_RECORD_BYTES: Final = 1 << 20
@@ -63,6 +62,28 @@ def _event(doc: dict[str, Any], now: float, catalog: Catalog | None) -> Event:
     if event.ts < MIN_TS:
         raise BadRecord("ancient_timestamp", "ts before 2000-01-01")
     return event
+
+
+class Item:
+    """One consumed record with its decoded event, or the BadRecord that refused it.
+
+    A plain class, not a dataclass: compiled, a dataclass's constructor still ran the ``__init__``
+    that the dataclasses module generates, in Python (about 2.2k instructions per record; this one,
+    about 0.2k).
+    """
+
+    __slots__ = ("ts", "topic", "partition", "offset", "record", "payload", "arrived")
+
+    def __init__(self, ts: float, topic: str, partition: int, offset: int, record: Any, payload: Any,
+                 arrived: float) -> None:
+        self.ts = ts
+        self.topic = topic
+        self.partition = partition
+        self.offset = offset
+        self.record = record
+        self.payload = payload
+        self.arrived = arrived
+
 
 
 def decode_records(records: list[Any], topic: str, partition: int, now: float,

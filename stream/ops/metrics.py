@@ -15,7 +15,6 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from stream import __version__
-from stream.service.merge import MAX_BEHIND_WAIT_S
 
 EVENT_TYPES = ("access", "permission", "unknown")
 OUTCOMES = ("processed", "dead_lettered")
@@ -50,8 +49,8 @@ class Metrics:
         self.merge_timeouts = Counter(
             "privwatch_merge_timeouts",
             "Records released after waiting for their partition's other input topic, which had nothing to "
-            f"order them against: merge_wait_ms when its lag was not known, {MAX_BEHIND_WAIT_S:.0f} s when it "
-            "had records to fetch",
+            "order them against: merge_wait_ms when its lag was not known, the merge's bound "
+            "(stream.service.merge.MAX_BEHIND_WAIT_S) when it had records to fetch",
             registry=r)
         self.merge_hold = Histogram(
             "privwatch_merge_hold_seconds",

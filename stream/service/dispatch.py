@@ -12,8 +12,8 @@ from typing import Any, Final, Protocol
 
 from detectors.engine import Engine
 from detectors.events import Event
+from stream.contract.decode import Item
 from stream.errors import BadRecord
-from stream.service.merge import Item
 
 log = logging.getLogger("stream.service.service")  # the loop's lines keep the logger name they had in service.py
 

@@ -4,16 +4,23 @@ alert, when a background snapshot starts and ends."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from stream.service.service import Service
+from stream.ops.metrics import Metrics
+
+
+class Loop(Protocol):
+    """What a hook may read of the service after a poll, and how it asks it to stop."""
+
+    handled_total: int
+    stopping: bool
+    metrics: Metrics
 
 
 class Hooks:
     """No-ops: override what you need."""
 
-    def polled(self, service: Service, records: int) -> None:
+    def polled(self, loop: Loop, records: int) -> None:
         """After each poll and the handling of what it released (``records`` polled)."""
 
     def published(self, alert: dict[str, Any]) -> None:

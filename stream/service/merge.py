@@ -14,32 +14,13 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Final
+
+from stream.contract.decode import Item
 
 #: The longest a partition's records wait for its other topic while that topic is known to have
 #: records still to fetch (a safety bound: a partition that never delivers them stalls no longer)
 MAX_BEHIND_WAIT_S: Final = 60.0
-
-
-class Item:
-    """One consumed record with its decoded event, or the BadRecord that refused it.
-
-    A plain class, not a dataclass: compiled, a dataclass's constructor still ran the ``__init__``
-    that the dataclasses module generates, in Python (about 2.2k instructions per record; this one,
-    about 0.2k).
-    """
-
-    __slots__ = ("ts", "topic", "partition", "offset", "record", "payload", "arrived")
-
-    def __init__(self, ts: float, topic: str, partition: int, offset: int, record: Any, payload: Any,
-                 arrived: float) -> None:
-        self.ts = ts
-        self.topic = topic
-        self.partition = partition
-        self.offset = offset
-        self.record = record
-        self.payload = payload
-        self.arrived = arrived
 
 
 def _head_ts(queue: deque[Item]) -> float:

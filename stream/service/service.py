@@ -23,7 +23,7 @@ from detectors.calibrate import PAGING_LEVELS
 from detectors.engine import Engine, EngineConfig
 from detectors.feedback import FeedbackPolicy
 from stream.alertmanager.correlate import Correlator
-from stream.contract.decode import Catalog, decode_records, dumps
+from stream.contract.decode import Catalog, Item, decode_records, dumps
 from stream.errors import BadRecord, ConfigError
 from stream.feedback.reader import FeedbackReader
 from stream.kafka import clients
@@ -35,7 +35,7 @@ from stream.ops.metrics import Metrics
 from stream.service.checkpoint import Checkpoint
 from stream.service.dispatch import dispatch
 from stream.service.hooks import Hooks
-from stream.service.merge import Item, Merger
+from stream.service.merge import Merger
 from stream.service.ownership import PartitionOwnership
 from stream.service.snapshots import Snapshots
 from stream.settings import Settings
