@@ -132,3 +132,17 @@ def test_console_sender_reports_a_producer_that_exits() -> None:
             sender.check()
             time.sleep(0.1)
     sender.kill()
+
+
+def test_catch_up_times_the_cold_service_against_a_tuned_bare_consumer(kafka_bootstrap: str, capsys) -> None:
+    """``python -m stream.bench.catchup``: both read the whole backlog from process start; the service
+    commits every offset; the ratio is service/bare."""
+    from stream.bench import catchup
+
+    assert catchup.main(["--bootstrap-servers", kafka_bootstrap, "--events", "6000", "--principals", "60",
+                         "--rounds", "1"]) == 0
+    r = orjson.loads(capsys.readouterr().out)
+    assert r["bare"]["records"] == r["service"]["records"] == r["service"]["committed_offsets"] == 6000
+    for side in ("bare", "service"):
+        assert 0 < r[side]["start_s"] < r[side]["seconds"] and len(r[side]["runs_seconds"]) == 1
+    assert r["ratio"] == round(r["service"]["events_per_s"] / r["bare"]["events_per_s"], 3) > 0
