@@ -44,7 +44,8 @@ class Reference:
                                        directory_from_values, interval, consumer,
                                        lambda outcome: report("directory", outcome))
         self._catalog = self._source(settings.catalog_file, settings.catalog_topic, load_catalog,
-                                     catalog_from_values, interval, consumer, lambda outcome: report("catalog", outcome))
+                                     catalog_from_values, interval, consumer,
+                                     lambda outcome: report("catalog", outcome))
 
     def _source(self, path: str | None, topic: str | None, load: Callable[[str], Any],
                 build: Callable[[list[bytes]], Any], interval: float, consumer: Callable[[], Any] | None,

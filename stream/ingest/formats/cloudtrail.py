@@ -65,6 +65,9 @@ POLICY_CHANGES = {
     "DeleteRolePolicy": ("revoke", "roleName", "role", "policyName"),
     "DeleteGroupPolicy": ("revoke", "groupName", "group", "policyName"),
 }
+#: every IAM event mapped
+IAM_EVENTS = frozenset({*POLICY_CHANGES, "AddUserToGroup", "RemoveUserFromGroup", "CreateAccessKey", "DeleteAccessKey",
+                        "UpdateAssumeRolePolicy"})
 
 
 def map_record(record: dict[str, Any]) -> list[dict[str, Any]]:
@@ -72,13 +75,16 @@ def map_record(record: dict[str, Any]) -> list[dict[str, Any]]:
     name, service = text(record.get("eventName")), text(record.get("eventSource"))
     if name is None or service is None:
         raise Reject("missing_field", "no eventName or eventSource")
+    login = service == "signin.amazonaws.com" and name == "ConsoleLogin"
+    if not (login or (service, name) in ACCESS or (service == "iam.amazonaws.com" and name in IAM_EVENTS)):
+        raise Skip("not_mapped")
     # eventTime is CloudTrail's; exports through Logstash/Elastic keep only @timestamp (OTRF's)
     ts = parse_ts(record.get("eventTime") or record.get("@timestamp"))
     rid = record_id(record, record.get("eventID"))
     identity = record.get("userIdentity")
     if not isinstance(identity, dict):
         raise Reject("missing_field", "no userIdentity")
-    if service == "signin.amazonaws.com" and name == "ConsoleLogin":
+    if login:
         return [_console_login(record, rid, ts, identity)]
     error = text(record.get("errorCode"))
     outcome = "allowed"
@@ -88,9 +94,7 @@ def map_record(record: dict[str, Any]) -> list[dict[str, Any]]:
         outcome = "denied"
     if (service, name) in ACCESS:
         return _access(record, rid, ts, identity, ACCESS[service, name], outcome)
-    if service == "iam.amazonaws.com":
-        return _iam(record, rid, ts, identity, name, outcome)
-    raise Skip("not_mapped")
+    return _iam(record, rid, ts, identity, name, outcome)
 
 
 def who(identity: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
@@ -160,7 +164,9 @@ def _resources(record: dict[str, Any], params: dict[str, Any], locate: str) -> l
     if locate == "redshift":
         where = text(params.get("clusterIdentifier")) or text(params.get("workgroupName"))
         database = text(params.get("database"))
-        return [resource(f"redshift:{where}/{database}" if database else f"redshift:{where}", "database")] if where else []
+        if not where:
+            return []
+        return [resource(f"redshift:{where}/{database}" if database else f"redshift:{where}", "database")]
     if locate in ("secret", "secrets"):
         ids = [params.get("secretId")] if locate == "secret" else list(params.get("secretIdList") or [])
         return [resource(s, "secret") for s in ids if text(s)]

@@ -39,6 +39,12 @@ def map_record(record: dict[str, Any]) -> list[dict[str, Any]]:
     method, service = text(payload.get("methodName")), text(payload.get("serviceName"))
     if method is None:
         raise Reject("missing_field", "no protoPayload.methodName")
+    short = method.removeprefix("google.")
+    iam = method.endswith("SetIamPolicy") or method == "storage.setIamPermissions"
+    gcs = service == "storage.googleapis.com" and short.removeprefix("storage.") in STORAGE
+    secret = method.endswith("SecretManagerService.AccessSecretVersion")
+    if not (iam or gcs or secret or service == "bigquery.googleapis.com"):
+        raise Skip("not_mapped")
     ts = parse_ts(record.get("timestamp") or record.get("receiveTimestamp"))
     rid = record_id(record, record.get("insertId"))
     code = dig(payload, "status", "code")
@@ -52,20 +58,16 @@ def map_record(record: dict[str, Any]) -> list[dict[str, Any]]:
     who = principal(email, subject, kind="service" if email and email.endswith(".gserviceaccount.com") else None)
     src = source(ip=dig(payload, "requestMetadata", "callerIp"),
                  agent=dig(payload, "requestMetadata", "callerSuppliedUserAgent"))
-    short = method.removeprefix("google.")
-    if method.endswith("SetIamPolicy") or method == "storage.setIamPermissions":
+    if iam:
         return _iam(record, payload, rid, ts, who, outcome, src)
-    if service == "storage.googleapis.com" and short.removeprefix("storage.") in STORAGE:
-        return [access(FORMAT, rid, ts, who, STORAGE[short.removeprefix("storage.")],
-                       _gcs(payload), outcome, src)]
+    if gcs:
+        return [access(FORMAT, rid, ts, who, STORAGE[short.removeprefix("storage.")], _gcs(payload), outcome, src)]
     if service == "bigquery.googleapis.com":
         return _bigquery(payload, rid, ts, who, outcome, src, method)
-    if method.endswith("SecretManagerService.AccessSecretVersion"):
-        name = text(payload.get("resourceName"))
-        if not name:
-            raise Skip("no_resource")
-        return [access(FORMAT, rid, ts, who, "read", resource(f"gcp:{name}", "secret"), outcome, src)]
-    raise Skip("not_mapped")
+    name = text(payload.get("resourceName"))
+    if not name:
+        raise Skip("no_resource")
+    return [access(FORMAT, rid, ts, who, "read", resource(f"gcp:{name}", "secret"), outcome, src)]
 
 
 def _gcs(payload: dict[str, Any]) -> dict[str, Any]:

@@ -63,10 +63,13 @@ def map_record(record: dict[str, Any]) -> list[dict[str, Any]]:
     stage = text(event.get("stage"))
     if stage is not None and stage not in FINAL:
         raise Skip("not_final_stage")
-    ts = parse_ts(event.get("requestReceivedTimestamp") or event.get("stageTimestamp") or record.get("p_event_time"))
-    rid = record_id(event, event.get("auditID"))
     ref = event.get("objectRef") if isinstance(event.get("objectRef"), dict) else {}
     kind = text(ref.get("resource"))
+    reading = kind in DATA and verb in READS and not text(ref.get("subresource"))
+    if not (reading or (kind in BINDINGS and verb in ("create", "update"))):
+        raise Skip("not_mapped")
+    ts = parse_ts(event.get("requestReceivedTimestamp") or event.get("stageTimestamp"))
+    rid = record_id(event, event.get("auditID"))
     code = dig(event, "responseStatus", "code")
     outcome = "allowed"
     if isinstance(code, int) and code >= 400:
@@ -75,11 +78,9 @@ def map_record(record: dict[str, Any]) -> list[dict[str, Any]]:
         outcome = "denied"
     ips = event.get("sourceIPs") if isinstance(event.get("sourceIPs"), list) else []
     src = source(ip=ips[0] if ips else None, agent=event.get("userAgent"))
-    if kind in DATA and verb in READS and not text(ref.get("subresource")):
-        return [access(FORMAT, rid, ts, who(event), READS[verb], _object(ref, kind), outcome, src)]
-    if kind in BINDINGS and verb in ("create", "update"):
-        return _binding(event, rid, ts, ref, kind, outcome, src)
-    raise Skip("not_mapped")
+    if reading:
+        return [access(FORMAT, rid, ts, who(event), READS[verb], _object(ref, kind or ""), outcome, src)]
+    return _binding(event, rid, ts, ref, kind or "", outcome, src)
 
 
 def _object(ref: dict[str, Any], kind: str) -> dict[str, Any]:

@@ -67,7 +67,8 @@ def map_record(record: dict[str, Any]) -> list[dict[str, Any]]:
         if activity != 1:
             raise Skip("not_mapped")  # only logons; logoffs and ticket traffic are not sign-ins
         service = record.get("service") if isinstance(record.get("service"), dict) else {}
-        return [authentication(FORMAT, rid, ts, _user(record.get("user")), _outcome(record), _src(record),
+        subject = record.get("user") if isinstance(record.get("user"), dict) else dig(record, "actor", "user")
+        return [authentication(FORMAT, rid, ts, _user(subject), _outcome(record), _src(record),
                                method=text(record.get("auth_protocol")),
                                mfa=record.get("is_mfa") if isinstance(record.get("is_mfa"), bool) else None,
                                app_id=text(service.get("uid")), app_name=text(service.get("name")),

@@ -50,6 +50,9 @@ def map_record(record: dict[str, Any]) -> list[dict[str, Any]]:
     event_type = text(top.get("eventtype"))
     if event_type is None:
         raise Reject("missing_field", "no eventType")
+    lowered = event_type.lower()
+    if lowered not in SIGN_INS and event_type not in PRIVILEGES and event_type not in MEMBERSHIP:
+        raise Skip("not_mapped")
     ts = parse_ts(top.get("published"))
     rid = record_id(record, top.get("uuid"))
     result = text(dig(top, "outcome", "result")) or "SUCCESS"
@@ -98,7 +101,8 @@ def _privileges(top: dict[str, Any], rid: str, ts: str, actor: dict[str, Any], t
     if grantee is None:
         raise Reject("missing_field", f"{event_type} without a {kinds[0]} target")
     if not privileges:
-        raise Reject("missing_field", f"{event_type} without debugData.privilege{'Granted' if change == 'grant' else 'Revoked'}")
+        field = "privilegeGranted" if change == "grant" else "privilegeRevoked"
+        raise Reject("missing_field", f"{event_type} without debugData.{field}")
     return [permission(FORMAT, rid, ts, actor, _who(grantee), change, f"okta:{p}", outcome="allowed", src=src,
                        part=i)
             for i, p in enumerate(privileges)]
