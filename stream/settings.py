@@ -7,13 +7,21 @@ import argparse
 import os
 import tomllib
 from collections.abc import Mapping
-from typing import Any, Literal, get_args, get_origin
+from typing import Annotated, Any, Literal, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from stream.errors import ConfigError
 
 ENV_PREFIX = "PRIVWATCH_"
+
+
+def _comma_list(value: Any) -> Any:
+    """``"a,b"`` (a flag or an environment variable) -> ``["a", "b"]``; lists pass."""
+    return [p.strip() for p in value.split(",") if p.strip()] if isinstance(value, str) else value
+
+
+Names = Annotated[list[str], BeforeValidator(_comma_list)]
 
 
 class Settings(BaseModel):
@@ -33,6 +41,9 @@ class Settings(BaseModel):
     access_topic: str = Field("privwatch.access-events", description="input: access events, keyed by principal.id")
     permission_topic: str = Field("privwatch.permission-events",
                                   description="input: permission events, keyed by target.id (same partition count)")
+    authentication_topic: str = Field("privwatch.authentication-events",
+                                      description="input: sign-ins, keyed by principal.id (same partition count; "
+                                                  "left out, with a warning, while it does not exist)")
     alerts_topic: str = Field("privwatch.alerts", description="output: alerts, keyed by alert_id")
     dead_letter_topic: str = Field("privwatch.dead-letter",
                                    description="output: input records that could not be used, with the reason")
@@ -65,7 +76,30 @@ class Settings(BaseModel):
     commit_interval_ms: int = Field(1000, ge=0, le=600_000, description="how often offsets are committed")
     cooldown_s: float = Field(3600.0, ge=0.0,
                               description="after a page, the same detector stays quiet for the principal this long")
-    catalog_file: str | None = Field(None, description="JSON data catalog: sensitivity and categories of resources")
+    catalog_file: str | None = Field(None, description="JSON data catalog: rules matching resource ids (exact, "
+                                                       "prefix or glob; first match wins) to sensitivity and "
+                                                       "categories; reloaded when it changes")
+    catalog_topic: str | None = Field(None, description="data catalog as a compacted topic of rules, instead of a file")
+    directory_file: str | None = Field(None, description="people directory (CSV, JSON or JSON lines): fills a "
+                                                         "principal's missing kind, department, role and admin flag; "
+                                                         "reloaded when it changes")
+    directory_topic: str | None = Field(None, description="people directory as a compacted topic, instead of a file")
+    reload_interval_s: float = Field(10.0, ge=0.0, description="how often the directory and catalog files are checked "
+                                                               "for a change")
+    # -- detection (docs/detectors.md) ---------------------------------------------------------------
+    detectors: Names | None = Field(None, description="detectors to run (comma-separated); none: all of them")
+    disabled_detectors: Names = Field([], description="detectors not to run (comma-separated)")
+    detector_params: dict[str, dict[str, Any]] = Field(
+        {}, description="each detector's parameters: a [privwatch.detector_params.NAME] table in the config file, "
+                        "JSON for the flag and environment variable")
+    warmup_events: int = Field(15, ge=0, description="a principal's events before detectors that need history page")
+    warmup_days: float = Field(3.0, ge=0.0, description="days of a principal's history before those detectors page")
+    admin_roles: Names = Field([], description="roles whose holders may grant permissions (comma-separated); the "
+                                               "directory's admin flag decides first")
+    admin_departments: Names = Field([], description="departments whose members may grant permissions")
+    admin_groups: Names = Field([], description="directory groups whose members are admins")
+    dedup_recent: int = Field(8192, ge=0, le=10_000_000, description="event ids remembered per partition: an event "
+                                                                     "whose id was seen that recently is ignored")
     # -- state -------------------------------------------------------------------------------------
     state_key: SecretStr | None = Field(None, description="key (>= 32 bytes) signing state snapshots; "
                                                           "none: no durable state, every restart starts cold")
@@ -86,6 +120,20 @@ class Settings(BaseModel):
                                                        "{principal_id})")
     runbook_base_url: str = Field("https://github.com/privwatch/privwatch/blob/main/docs/runbooks",
                                   description="where the per-detector runbooks live")
+
+    @field_validator("detector_params", mode="before")
+    @classmethod
+    def _params(cls, value: Any) -> Any:
+        from stream.detection import check_params
+
+        return check_params(value)
+
+    @field_validator("detectors", "disabled_detectors")
+    @classmethod
+    def _detectors(cls, value: Any, info: Any) -> Any:
+        from stream.detection import check_detectors
+
+        return check_detectors(value, info.field_name)
 
     def changed(self) -> dict[str, Any]:
         """The settings that differ from their defaults (secrets hidden), for the start-up log line."""
