@@ -38,11 +38,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--output", "-o", help="file mode: events JSONL, in event-time order")
     p.add_argument("--rejects", help="file mode: rejected records JSONL, each with its reason")
     p.add_argument("--summary", help="file mode: summary JSON (records = mapped + skipped + rejected)")
+    p.add_argument("--max-idle-s", type=float, default=None, help="stream mode: exit after this long without records")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    flags = {k: v for k, v in vars(args).items() if k not in ("inputs", "output", "rejects", "summary", "func")}
+    flags = {k: v for k, v in vars(args).items()
+             if k not in ("inputs", "output", "rejects", "summary", "func", "max_idle_s")}
     settings: IngestSettings = load_settings(flags, model=IngestSettings, section="ingest")
     if settings.format is None:
         raise ConfigError("give --format (one of " + ", ".join(FORMATS) + ")")
@@ -51,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError("stream mode (--from-topic) takes no INPUT files or --output")
         from stream.ingest.streaming import run_stream
 
-        return run_stream(settings)
+        return run_stream(settings, args.max_idle_s)
     if not args.inputs or not args.output:
         raise ConfigError("file mode needs INPUT files and --output (or --from-topic for stream mode)")
     return _files(settings, args)
