@@ -56,6 +56,6 @@ def test_runbooks_name_real_configuration_keys() -> None:
         for paragraph in page.read_text().split("\n\n"):
             for detector in re.findall(r"detector_params\.(\w+)\]", paragraph):
                 assert detector in REGISTRY, f"{page.name}: no detector {detector}"
-                names = set(parameters(detector)) | set(Settings.model_fields) | set(REGISTRY) | set(Person.model_fields)
+                names = {*parameters(detector), *Settings.model_fields, *REGISTRY, *Person.model_fields}
                 unknown = {k for k in re.findall(r"`([a-z_]+)`", paragraph)} - names
                 assert not unknown, f"{page.name}: {sorted(unknown)} are not keys of {detector} or settings"

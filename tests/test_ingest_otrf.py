@@ -16,7 +16,8 @@ from stream.ingest.pipeline import Pipeline
 from stream.ingest.readers import records
 from stream.replay.replay import replay_lines
 
-OTRF = Path(__file__).parent / "fixtures" / "ingest" / "cloudtrail" / "otrf-ec2_proxy_s3_exfiltration_2020-09-14011940.json.gz"
+OTRF = (Path(__file__).parent / "fixtures" / "ingest" / "cloudtrail"
+        / "otrf-ec2_proxy_s3_exfiltration_2020-09-14011940.json.gz")
 CATALOG = Catalog([Rule(match="arn:aws:s3:::mordors3stack-s3bucket-*", sensitivity="restricted",
                         categories=["pii.financial"])])
 PAGING = {"medium", "high", "critical"}
