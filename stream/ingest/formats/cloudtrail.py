@@ -15,6 +15,7 @@ from stream.ingest.common import (
     access,
     authentication,
     dig,
+    obj,
     parse_ts,
     permission,
     principal,
@@ -128,7 +129,7 @@ def _source(record: dict[str, Any], identity: dict[str, Any]) -> dict[str, Any] 
 def _access(record: dict[str, Any], rid: str, ts: str, identity: dict[str, Any], how: tuple[str, str],
             outcome: str) -> list[dict[str, Any]]:
     action, locate = how
-    params = record.get("requestParameters") if isinstance(record.get("requestParameters"), dict) else {}
+    params = obj(record.get("requestParameters"))
     targets = _resources(record, params, locate)
     if not targets:
         raise Skip("no_resource")
@@ -169,7 +170,7 @@ def _resources(record: dict[str, Any], params: dict[str, Any], locate: str) -> l
         return [resource(f"redshift:{where}/{database}" if database else f"redshift:{where}", "database")]
     if locate in ("secret", "secrets"):
         ids = [params.get("secretId")] if locate == "secret" else list(params.get("secretIdList") or [])
-        return [resource(s, "secret") for s in ids if text(s)]
+        return [resource(str(s), "secret") for s in ids if text(s)]
     arns = [r["ARN"] for r in listed if text(r.get("ARN"))]  # kms_key
     key_id = text(params.get("keyId"))
     return [resource(arns[0] if arns else key_id or "", "kms-key")] if arns or key_id else []
@@ -177,7 +178,7 @@ def _resources(record: dict[str, Any], params: dict[str, Any], locate: str) -> l
 
 def _iam(record: dict[str, Any], rid: str, ts: str, identity: dict[str, Any], name: str,
          outcome: str) -> list[dict[str, Any]]:
-    params = record.get("requestParameters") if isinstance(record.get("requestParameters"), dict) else {}
+    params = obj(record.get("requestParameters"))
     actor, src = who(identity, record), source(ip=record.get("sourceIPAddress"), agent=record.get("userAgent"))
     account = text(record.get("recipientAccountId")) or text(identity.get("accountId"))
     if name in POLICY_CHANGES:
@@ -196,10 +197,10 @@ def _iam(record: dict[str, Any], rid: str, ts: str, identity: dict[str, Any], na
         return [permission(FORMAT, rid, ts, actor, _iam_principal(account, "user", user), change,
                            f"group:{group}", outcome=outcome, src=src)]
     if name in ("CreateAccessKey", "DeleteAccessKey"):
-        user = text(params.get("userName"))  # absent: the caller's own key
-        target = _iam_principal(account, "user", user) if user else actor
+        owner = text(params.get("userName"))  # absent: the caller's own key
+        grantee = _iam_principal(account, "user", owner) if owner else actor
         change = "grant" if name == "CreateAccessKey" else "revoke"
-        return [permission(FORMAT, rid, ts, actor, target, change, "credential:access-key", outcome=outcome,
+        return [permission(FORMAT, rid, ts, actor, grantee, change, "credential:access-key", outcome=outcome,
                            src=src)]
     if name == "UpdateAssumeRolePolicy":
         return _trust(record, rid, ts, actor, params, account, outcome, src)

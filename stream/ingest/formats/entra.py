@@ -21,6 +21,7 @@ from stream.ingest.common import (
     principal,
     record_id,
     resource,
+    seq,
     source,
     text,
 )
@@ -118,7 +119,7 @@ def _mail(props: dict[str, Any], record: dict[str, Any]) -> list[dict[str, Any]]
     owner = text(props.get("mailboxOwnerUPN")) or text(props.get("mailboxGuid"))
     if not owner:
         raise Skip("no_resource")
-    folders = props.get("folders") if isinstance(props.get("folders"), list) else []
+    folders = seq(props.get("folders"))
     items = sum(len(f.get("FolderItems") or []) for f in folders if isinstance(f, dict))
     status = text(props.get("resultStatus")) or "Succeeded"
     return [access(FORMAT, rid, ts, who, "read", resource(f"mailbox:{owner}", "mailbox"),

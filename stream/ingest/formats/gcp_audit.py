@@ -13,6 +13,7 @@ from stream.ingest.common import (
     Skip,
     access,
     dig,
+    obj,
     parse_ts,
     permission,
     principal,
@@ -84,7 +85,7 @@ def _bigquery(payload: dict[str, Any], rid: str, ts: str, who: dict[str, Any], o
               src: dict[str, Any] | None, method: str) -> list[dict[str, Any]]:
     """A query job: one ``query`` per table it referenced (BigQueryAuditMetadata ``jobChange``); a table
     read (``tableDataRead``, ``TableDataService.List``): one ``read``. Tables are ``bq:PROJECT.DATASET.TABLE``."""
-    meta = payload.get("metadata") if isinstance(payload.get("metadata"), dict) else {}
+    meta = obj(payload.get("metadata"))
     if "tableDataRead" in meta or method.endswith("TableDataService.List") or method == "tabledata.list":
         table = BQ_TABLE.search(text(payload.get("resourceName")) or "")
         if not table:

@@ -14,11 +14,13 @@ from stream.ingest.common import (
     Skip,
     access,
     dig,
+    obj,
     parse_ts,
     permission,
     principal,
     record_id,
     resource,
+    seq,
     source,
     text,
 )
@@ -39,7 +41,7 @@ def _unwrap(record: dict[str, Any]) -> dict[str, Any]:
             inner = orjson.loads(log)
         except orjson.JSONDecodeError:
             raise Reject("malformed_json", "properties.log is not JSON") from None
-        return inner if isinstance(inner, dict) else {}
+        return obj(inner)
     return record
 
 
@@ -63,7 +65,7 @@ def map_record(record: dict[str, Any]) -> list[dict[str, Any]]:
     stage = text(event.get("stage"))
     if stage is not None and stage not in FINAL:
         raise Skip("not_final_stage")
-    ref = event.get("objectRef") if isinstance(event.get("objectRef"), dict) else {}
+    ref = obj(event.get("objectRef"))
     kind = text(ref.get("resource"))
     reading = kind in DATA and verb in READS and not text(ref.get("subresource"))
     if not (reading or (kind in BINDINGS and verb in ("create", "update"))):
@@ -76,7 +78,7 @@ def map_record(record: dict[str, Any]) -> list[dict[str, Any]]:
         if code not in (401, 403):
             raise Skip("failed_request")
         outcome = "denied"
-    ips = event.get("sourceIPs") if isinstance(event.get("sourceIPs"), list) else []
+    ips = seq(event.get("sourceIPs"))
     src = source(ip=ips[0] if ips else None, agent=event.get("userAgent"))
     if reading:
         return [access(FORMAT, rid, ts, who(event), READS[verb], _object(ref, kind or ""), outcome, src)]

@@ -13,6 +13,7 @@ from stream.ingest.common import (
     access,
     authentication,
     dig,
+    obj,
     parse_ts,
     permission,
     principal,
@@ -66,15 +67,16 @@ def map_record(record: dict[str, Any]) -> list[dict[str, Any]]:
     if cls == 3002:
         if activity != 1:
             raise Skip("not_mapped")  # only logons; logoffs and ticket traffic are not sign-ins
-        service = record.get("service") if isinstance(record.get("service"), dict) else {}
+        service = obj(record.get("service"))
         subject = record.get("user") if isinstance(record.get("user"), dict) else dig(record, "actor", "user")
         return [authentication(FORMAT, rid, ts, _user(subject), _outcome(record), _src(record),
                                method=text(record.get("auth_protocol")),
                                mfa=record.get("is_mfa") if isinstance(record.get("is_mfa"), bool) else None,
                                app_id=text(service.get("uid")), app_name=text(service.get("name")),
                                failure_reason=text(record.get("status_detail")))]
-    if (cls, activity) in ACCESS:
-        return _access(record, rid, ts, cls, ACCESS[cls, activity])
+    action = ACCESS.get((cls, activity)) if isinstance(activity, int) else None
+    if action is not None:
+        return _access(record, rid, ts, cls, action)
     if cls in (3005, 3006, 3001):
         return _permission(record, rid, ts, cls, activity)
     raise Skip("not_mapped")

@@ -11,6 +11,7 @@ from stream.ingest.common import (
     Skip,
     authentication,
     dig,
+    obj,
     parse_ts,
     permission,
     principal,
@@ -57,7 +58,7 @@ def map_record(record: dict[str, Any]) -> list[dict[str, Any]]:
     rid = record_id(record, top.get("uuid"))
     result = text(dig(top, "outcome", "result")) or "SUCCESS"
     outcome = RESULTS.get(result.upper())
-    client = top.get("client") if isinstance(top.get("client"), dict) else {}
+    client = obj(top.get("client"))
     src = source(ip=client.get("ipAddress"), country=dig(client, "geographicalContext", "country"),
                  agent=dig(client, "userAgent", "rawUserAgent"))
     actor_type = dig(top, "actor", "type")
@@ -67,7 +68,7 @@ def map_record(record: dict[str, Any]) -> list[dict[str, Any]]:
         if outcome is None:
             raise Skip("not_final")
         method, mfa = SIGN_INS[event_type.lower()]
-        context = top.get("authenticationcontext") if isinstance(top.get("authenticationcontext"), dict) else {}
+        context = obj(top.get("authenticationcontext"))
         app = next((t for t in targets if t.get("type") == "AppInstance"), None) or {}
         return [authentication(FORMAT, rid, ts, actor, outcome, src,
                                method=text(context.get("credentialType")) or method, mfa=mfa,
