@@ -35,7 +35,7 @@ def _blank_none(value: Any) -> Any:
 
 
 Names = Annotated[list[Annotated[str, Field(min_length=1, max_length=512)]], BeforeValidator(_split)]
-Text = Annotated[str | None, BeforeValidator(_blank_none), Field(max_length=128)]
+Text = Annotated[Annotated[str, Field(max_length=128)] | None, BeforeValidator(_blank_none)]
 
 
 class Person(BaseModel):
