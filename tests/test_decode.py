@@ -182,6 +182,8 @@ def _sample(f: Field, i: int) -> Any:
         return float(i)
     if isinstance(f.default, bool):
         return not f.default
+    if f.name in ("actor_admin", "mfa"):  # bool | None: known or unknown (compiled, f.type says only "type")
+        return True
     if isinstance(f.default, int):
         return i
     return (f.name,) if isinstance(f.default, tuple) else f"{f.name}-{i}"

@@ -120,3 +120,33 @@ def test_kill_9_of_ingest_loses_nothing_and_duplicates_count_once(kafka_bootstra
     paging = [a for a in alerts if a["level"] in ("medium", "high", "critical")]
     assert [(a["detector"], a["principal_id"]) for a in paging] == [
         ("privilege", f"arn:aws:iam::{ACCOUNT}:user/mallory")]
+
+
+def test_directory_and_catalog_from_compacted_topics_follow_updates(kafka_bootstrap, fresh_topics):
+    from stream.enrich.reference import Reference
+    from stream.ingest.settings import IngestSettings
+
+    topics = fresh_topics(n_partitions=1, names=("directory", "catalog"))
+    person = {"id": "u-1", "aliases": ["alice@example.com"], "department": "finance"}
+    produce(kafka_bootstrap, topics["directory"], [person], key=lambda d: d["id"].encode())
+    rules = [{"id": "t.salaries", "sensitivity": "restricted", "order": 2},
+             {"prefix": "t.", "sensitivity": "internal", "order": 9}]
+    produce(kafka_bootstrap, topics["catalog"], rules, key=lambda r: str(r["order"]).encode())
+    settings = IngestSettings(bootstrap_servers=kafka_bootstrap, directory_topic=topics["directory"],
+                              catalog_topic=topics["catalog"])
+    from stream.kafka import clients
+
+    reference = Reference(settings, lambda: clients.consumer(settings, group_id=None))  # type: ignore[arg-type]
+    try:
+        assert reference.directory().resolve(["alice@example.com"]) == "u-1"
+        assert reference.catalog().lookup("t.salaries") == ("restricted", ())
+        produce(kafka_bootstrap, topics["directory"], [person | {"aliases": ["alice@corp.example"]}],
+                key=lambda d: d["id"].encode())
+        deadline = time.monotonic() + 30
+        while reference.directory().resolve(["alice@corp.example"]) is None:
+            assert time.monotonic() < deadline, "the update was not applied"
+            reference.refresh()
+            time.sleep(0.2)
+        assert reference.directory().resolve(["alice@example.com"]) is None, "the latest record replaced the first"
+    finally:
+        reference.close()
