@@ -6,6 +6,10 @@ agent). The score adds up what is new at once and multiplies by how unusual the 
 travel (new country and network, known device, normal hour) and a laptop refresh (new device only)
 stay below the gate while a new country, network, device and agent together page, the more so at an
 odd hour. Service principals are the ``service_misuse`` detector's business.
+
+Sign-ins (authentication events) count as context too: a successful sign-in is scored and learned
+like an access (a failed one is neither: it shows who tried, not where the principal works from), and
+one without a second factor (``mfa`` false) from new context weighs ``no_mfa_weight`` more.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from mypy_extensions import mypyc_attr
 
 from detectors.base import Detector, Finding, Profile
 from detectors.compact import SeenSet, ip_prefix, is_weekend, local_hour, restore_slots, slot_state
-from detectors.events import CONTEXT_TAGS, Event
+from detectors.events import AUTHENTICATION, CONTEXT_TAGS, Event
 
 __all__ = ["Context", "context_values", "ip_prefix"]
 
@@ -65,19 +69,26 @@ class Context(Detector):
     """Flags an access from new context (several of country, network, device, agent) at once."""
 
     name = "context"
-    event_kinds = frozenset({"access"})
+    event_kinds = frozenset({"access", AUTHENTICATION})
 
     def __init__(
-        self, cap: int = 16, min_history: int = 10, min_score: float = 3.0, usual_rarity: float = 1.3
+        self, cap: int = 16, min_history: int = 10, min_score: float = 3.0, usual_rarity: float = 1.3,
+        no_mfa_weight: float = 0.5,
     ):
         self.cap = cap
         self.min_history = min_history
         self.min_score = min_score
         self.usual_rarity = usual_rarity
+        self.no_mfa_weight = no_mfa_weight
         self.state_: dict[str, _ContextState] = {}
 
+    @staticmethod
+    def _ignored(event: Event) -> bool:
+        """Service principals, and sign-ins that failed."""
+        return event.principal_kind == "service" or (event.kind == AUTHENTICATION and event.outcome != "allowed")
+
     def score_one(self, event: Event, profile: Profile) -> Finding | None:
-        if event.principal_kind == "service":
+        if self._ignored(event):
             return None
         st = self.state_.get(event.principal_id)
         if st is None or st.n < self.min_history:
@@ -94,6 +105,9 @@ class Context(Detector):
         ]
         rarity = st.hour_rarity(event.ts, event.tz_offset_s)
         novelty = sum(w for _, _, w in new)
+        single_factor = event.kind == AUTHENTICATION and event.mfa is False and bool(new)
+        if single_factor:
+            novelty += self.no_mfa_weight
         score = novelty * (1.0 + max(0.0, rarity - self.usual_rarity))
         if score < self.min_score:
             return None
@@ -109,13 +123,14 @@ class Context(Detector):
                 "new for this principal: " + ", ".join(f"{f} {v!r}" for f, v, _ in new),
                 f"local hour {hour:02d}:00 holds {share:.1%} of this principal's activity "
                 f"over {st.n} events (rarity {rarity:.1f})",
-            ],
+            ] + ([f"sign-in to {event.application or 'an application'} without a second factor "
+                  f"(method {event.method!r})"] if single_factor else []),
             evidence_event_ids=[event.event_id],
             baseline={"known_context_values": len(st.seen), "hour_share": round(share, 4)},
         )
 
     def learn_one(self, event: Event, profile: Profile, flagged: bool = False) -> None:
-        if flagged or event.principal_kind == "service":
+        if flagged or self._ignored(event):
             return
         st = self.state_.get(event.principal_id)
         if st is None:

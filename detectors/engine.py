@@ -17,7 +17,7 @@ from mypy_extensions import mypyc_attr
 from detectors.alerts import build_alert
 from detectors.base import Detector, Finding, Profile
 from detectors.calibrate import PAGING_LEVELS, Calibrator, level_for
-from detectors.events import ACCESS, PERMISSION, Event
+from detectors.events import KINDS, Event
 from detectors.feedback import FeedbackPolicy
 
 #: the detectors' learned-state layout and scoring: bump it whenever either changes, so that
@@ -43,17 +43,27 @@ class EngineConfig:
     calibration_prior_events: int = 10_000
     detectors: Sequence[str] | None = None  # None: the default suite
     detector_params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: event ids remembered per engine (partition): an event whose id is among the last
+    #: ``dedup_recent`` to ``2 * dedup_recent`` seen is a duplicate (an at-least-once producer's retry,
+    #: ``privwatch ingest`` re-sending after a crash) and is ignored; 0 turns this off
+    dedup_recent: int = 8192
+    #: roles and departments whose members may hand out permissions (configuration, never fixed in
+    #: code; the people directory's admin flag on an event's actor decides first): given to every
+    #: detector that takes ``admin_roles``/``admin_departments``, unless its own parameters say otherwise
+    admin_roles: tuple[str, ...] = ()
+    admin_departments: tuple[str, ...] = ()
 
 
 #: the engine's own learned state and settings: what a snapshot holds (see ``__getstate__``)
 _STATE = ("config", "detectors", "calibrators", "profiles", "cooldown_until", "watermark", "_next_sweep",
-          "_state_bytes", "_shift_sensitive", "_shift")
+          "_state_bytes", "_shift_sensitive", "_shift", "recent_ids", "older_ids", "duplicates")
 
 
 def default_detectors(config: EngineConfig) -> list[Detector]:
     from detectors.registry import build_detectors
 
-    return build_detectors(config.detectors, config.detector_params)
+    shared = {"admin_roles": tuple(config.admin_roles), "admin_departments": tuple(config.admin_departments)}
+    return build_detectors(config.detectors, config.detector_params, shared)
 
 
 @mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
@@ -83,6 +93,12 @@ class Engine:
         self._shift_sensitive = frozenset(d.name for d in self.detectors if d.shift_sensitive)
         #: the detector (drift) that tells whether a peer group is shifting as a whole, if any
         self._shift: Any = next((d for d in self.detectors if hasattr(d, "is_peer_shift")), None)
+        #: the ids of recent events, in two generations (the older dropped when the newer fills up):
+        #: bounded memory, O(1) per event, and both pickle with the snapshot
+        self.recent_ids: set[str] = set()
+        self.older_ids: set[str] = set()
+        #: events ignored as duplicates of a recent event id
+        self.duplicates = 0
         self._plan()
 
     def _plan(self) -> None:
@@ -92,7 +108,7 @@ class Engine:
         native call; a bound method is a Python call that parses its arguments each time."""
         self._steps: dict[str, list[tuple[Detector, Calibrator]]] = {
             kind: [(d, self.calibrators[d.name]) for d in self.detectors if kind in d.event_kinds]
-            for kind in (ACCESS, PERMISSION)
+            for kind in KINDS
         }
         self._all_steps = [(d, self.calibrators[d.name]) for d in self.detectors]
 
@@ -110,6 +126,9 @@ class Engine:
         state = dict(state)
         state.pop("_by_kind", None)  # what snapshots of earlier versions held instead of the plan
         state.pop("feedback", None)
+        for name in ("recent_ids", "older_ids"):  # snapshots written before de-duplication existed
+            state.setdefault(name, set())
+        state.setdefault("duplicates", 0)
         for name, value in state.items():
             setattr(self, name, value)
         self.feedback = None
@@ -135,8 +154,26 @@ class Engine:
             self.profiles[event.principal_id] = profile
         return profile
 
+    def is_duplicate(self, event_id: str) -> bool:
+        """Whether ``event_id`` was seen among the recent events; remembers it if not."""
+        cap = self.config.dedup_recent
+        if cap <= 0:
+            return False
+        recent = self.recent_ids
+        if event_id in recent or event_id in self.older_ids:
+            self.duplicates += 1
+            return True
+        if len(recent) >= cap:
+            self.older_ids = recent
+            recent = self.recent_ids = set()
+        recent.add(event_id)
+        return False
+
     def process(self, event: Event, detected_at: float | None = None) -> list[dict[str, Any]]:
-        """Score, decide and learn one event; return the alerts it raises (maybe none)."""
+        """Score, decide and learn one event; return the alerts it raises (maybe none). An event whose
+        id was seen recently is a duplicate: ignored, no alert (:meth:`is_duplicate`)."""
+        if self.is_duplicate(event.event_id):
+            return []
         ts = event.ts
         if ts > self.watermark:
             self.watermark = ts

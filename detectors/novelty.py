@@ -47,8 +47,8 @@ class Novelty(Detector):
         org_warmup_days: float = 3.0,
         young_days: float = 2.0,
         special_min_severity: float = 70.0,
-        admin_roles: tuple[str, ...] = ("admin",),
-        admin_departments: tuple[str, ...] = ("it_admin",),
+        admin_roles: tuple[str, ...] = (),
+        admin_departments: tuple[str, ...] = (),
     ):
         self.cap_per_principal = cap_per_principal
         self.cap_per_group = cap_per_group
@@ -176,7 +176,8 @@ class Novelty(Detector):
             self.young_[h] = ts
 
     def _by_admin(self, event: Event) -> bool:
-        return is_admin(event.actor_role, event.actor_department, self.admin_roles, self.admin_departments)
+        return is_admin(event.actor_role, event.actor_department, self.admin_roles, self.admin_departments,
+                        event.actor_admin)
 
     def _count(self, key: str, h: int) -> None:
         counts = self.groups_.get(key)

@@ -1,6 +1,10 @@
 """Privilege changes: self-grants, grants by non-admins, privileged grants without a ticket, and a
 grant followed within ``window_s`` by a bulk read or export of the granted resource.
 
+Who is an admin is configuration (``admin_roles``, ``admin_departments``; none by default) or the
+people directory's admin flag on the actor (:func:`~detectors.compact.admin_status`): an actor whose
+admin status is unknown is never taken for a non-admin.
+
 Rules need no history (``needs_history=False``) and carry a ``min_severity`` for their certainty.
 Pending grants are kept per principal (at most ``max_pending``, expiring after ``window_s``).
 A grant only makes a following bulk read suspicious when the granted resource is *new* to the
@@ -16,7 +20,7 @@ from typing import Any, Final
 from mypy_extensions import mypyc_attr
 
 from detectors.base import Detector, Finding, Profile
-from detectors.compact import SeenSet, is_admin, restore_slots, slot_state
+from detectors.compact import SeenSet, admin_status, is_admin, restore_slots, slot_state
 from detectors.events import ACCESS, Event
 from detectors.volume import EXPORT_ACTIONS
 
@@ -62,8 +66,8 @@ class Privilege(Detector):
         bulk_records: int = 1000,
         max_pending: int = 4,
         cap_resources: int = 24,
-        admin_roles: tuple[str, ...] = ("admin",),
-        admin_departments: tuple[str, ...] = ("it_admin",),
+        admin_roles: tuple[str, ...] = (),
+        admin_departments: tuple[str, ...] = (),
     ):
         self.window_s = window_s
         self.bulk_records = bulk_records
@@ -81,7 +85,9 @@ class Privilege(Detector):
         hits = []
         if event.actor_id is not None and event.actor_id == event.principal_id:
             hits.append("self_grant")
-        if not is_admin(event.actor_role, event.actor_department, self.admin_roles, self.admin_departments):
+        status = admin_status(event.actor_admin, event.actor_role, event.actor_department, self.admin_roles,
+                              self.admin_departments)
+        if status is False:
             hits.append("non_admin_grant")
         if event.privileged and not event.ticket:
             hits.append("privileged_no_ticket")
@@ -99,7 +105,8 @@ class Privilege(Detector):
         perm = event.permission or "a permission"
         reasons = [
             f"{event.change} of {perm!r} to {event.principal_id} by {event.actor_id} "
-            f"(role {event.actor_role!r}, department {event.actor_department!r})",
+            f"(role {event.actor_role!r}, department {event.actor_department!r}, directory admin flag "
+            f"{event.actor_admin!r})",
             f"privileged: {event.privileged}; ticket: {event.ticket or 'none'}; outcome: {event.outcome}",
             "rules matched: " + ", ".join(hits),
         ]
@@ -128,7 +135,8 @@ class Privilege(Detector):
             hits == ["self_grant"]
             and bool(event.ticket)
             and not event.privileged
-            and is_admin(event.actor_role, event.actor_department, self.admin_roles, self.admin_departments)
+            and is_admin(event.actor_role, event.actor_department, self.admin_roles, self.admin_departments,
+                         event.actor_admin)
         )
 
     def _score_use(self, event: Event) -> Finding | None:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import inspect
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from detectors.base import Detector
@@ -36,10 +37,24 @@ REGISTRY: dict[str, type[Detector]] = {
 }
 
 
-def build_detectors(names: Sequence[str] | None, params: dict[str, dict[str, Any]]) -> list[Detector]:
-    """Instantiate the named detectors (all registered ones when ``names`` is None)."""
+def parameters(name: str) -> dict[str, Any]:
+    """A registered detector's constructor parameters and their defaults (what configuration may set)."""
+    return {p.name: p.default for p in inspect.signature(REGISTRY[name]).parameters.values()}
+
+
+def build_detectors(names: Sequence[str] | None, params: Mapping[str, Mapping[str, Any]],
+                    shared: Mapping[str, Any] | None = None) -> list[Detector]:
+    """Instantiate the named detectors (all registered ones when ``names`` is None) with their
+    ``params``; ``shared`` parameters (the admin roles) go to every detector that takes them, unless its
+    own ``params`` set them."""
     chosen = list(REGISTRY) if names is None else list(names)
     unknown = [n for n in chosen if n not in REGISTRY]
     if unknown:
         raise ValueError(f"unknown detector(s): {', '.join(unknown)}; known: {', '.join(REGISTRY)}")
-    return [REGISTRY[n](**params.get(n, {})) for n in chosen]
+    built = []
+    for name in chosen:
+        accepted = parameters(name)
+        kwargs = {k: v for k, v in (shared or {}).items() if k in accepted}
+        kwargs.update(params.get(name, {}))
+        built.append(REGISTRY[name](**kwargs))
+    return built

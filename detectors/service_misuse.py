@@ -20,6 +20,10 @@ from detectors.volume import EXPORT_ACTIONS
 #: the context fields, in the order of :attr:`Event.context_values`
 FIELDS: Final = ("country", "network", "device", "agent")
 BROWSER_MARKERS: Final = ("mozilla/", "applewebkit", "chrome/", "safari/", "firefox/", "edg/")
+#: what a person at a desk types from: a desktop operating system in the agent (a service does not run on
+#: a Mac or a Windows workstation: CLIs and SDKs name the platform, ``aws-cli/1.18 ... Darwin/19.5.0``),
+#: or an interactive HTTP tool
+DESK_MARKERS: Final = ("darwin/", "macintosh", "windows nt", "windowspowershell", "curl/", "postmanruntime/")
 
 
 def looks_like_browser(user_agent: str | None) -> bool:
@@ -31,6 +35,17 @@ def looks_like_browser(user_agent: str | None) -> bool:
     """
     ua = (user_agent or "").lower()
     return any(marker in ua for marker in BROWSER_MARKERS)
+
+
+def looks_like_desk(user_agent: str | None) -> bool:
+    """
+    >>> looks_like_desk("[aws-cli/1.18.136 Python/3.8.5 Darwin/19.5.0 botocore/1.17.59]")
+    True
+    >>> looks_like_desk("aws-cli/2.15.0 Python/3.11.6 Linux/6.5 exe/x86_64"), looks_like_desk("curl/8.4.0")
+    (False, True)
+    """
+    ua = (user_agent or "").lower()
+    return any(marker in ua for marker in DESK_MARKERS)
 
 
 #: _ServiceState's attributes (its ``__slots__``; also what its pickled state names)
@@ -114,6 +129,8 @@ class ServiceMisuse(Detector):
             signals.append((0.5, f"new host/device {new['device']!r}"))
         if "agent" in new and looks_like_browser(event.user_agent):
             signals.append((1.5, f"browser-like user agent {event.user_agent!r}"))
+        elif "agent" in new and looks_like_desk(event.user_agent):
+            signals.append((1.5, f"a person's tool or desktop in the user agent {event.user_agent!r}"))
         elif "agent" in new:
             signals.append((0.5, f"new user agent {event.user_agent!r}"))
         if "action" in new and event.action in EXPORT_ACTIONS:

@@ -7,13 +7,21 @@ import argparse
 import os
 import tomllib
 from collections.abc import Mapping
-from typing import Any, Literal, get_args, get_origin
+from typing import Annotated, Any, Literal, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from stream.errors import ConfigError
 
 ENV_PREFIX = "PRIVWATCH_"
+
+
+def _comma_list(value: Any) -> Any:
+    """``"a,b"`` (a flag or an environment variable) -> ``["a", "b"]``; lists pass."""
+    return [p.strip() for p in value.split(",") if p.strip()] if isinstance(value, str) else value
+
+
+Names = Annotated[list[str], BeforeValidator(_comma_list)]
 
 
 class Settings(BaseModel):
@@ -33,6 +41,9 @@ class Settings(BaseModel):
     access_topic: str = Field("privwatch.access-events", description="input: access events, keyed by principal.id")
     permission_topic: str = Field("privwatch.permission-events",
                                   description="input: permission events, keyed by target.id (same partition count)")
+    authentication_topic: str = Field("privwatch.authentication-events",
+                                      description="input: sign-ins, keyed by principal.id (same partition count; "
+                                                  "left out, with a warning, while it does not exist)")
     alerts_topic: str = Field("privwatch.alerts", description="output: alerts, keyed by alert_id")
     dead_letter_topic: str = Field("privwatch.dead-letter",
                                    description="output: input records that could not be used, with the reason")
@@ -65,7 +76,30 @@ class Settings(BaseModel):
     commit_interval_ms: int = Field(1000, ge=0, le=600_000, description="how often offsets are committed")
     cooldown_s: float = Field(3600.0, ge=0.0,
                               description="after a page, the same detector stays quiet for the principal this long")
-    catalog_file: str | None = Field(None, description="JSON data catalog: sensitivity and categories of resources")
+    catalog_file: str | None = Field(None, description="JSON data catalog: rules matching resource ids (exact, "
+                                                       "prefix or glob; first match wins) to sensitivity and "
+                                                       "categories; reloaded when it changes")
+    catalog_topic: str | None = Field(None, description="data catalog as a compacted topic of rules, instead of a file")
+    directory_file: str | None = Field(None, description="people directory (CSV, JSON or JSON lines): fills a "
+                                                         "principal's missing kind, department, role and admin flag; "
+                                                         "reloaded when it changes")
+    directory_topic: str | None = Field(None, description="people directory as a compacted topic, instead of a file")
+    reload_interval_s: float = Field(10.0, ge=0.0, description="how often the directory and catalog files are checked "
+                                                               "for a change")
+    # -- detection (docs/detectors.md) ---------------------------------------------------------------
+    detectors: Names | None = Field(None, description="detectors to run (comma-separated); none: all of them")
+    disabled_detectors: Names = Field([], description="detectors not to run (comma-separated)")
+    detector_params: dict[str, dict[str, Any]] = Field(
+        {}, description="each detector's parameters: a [privwatch.detector_params.NAME] table in the config file, "
+                        "JSON for the flag and environment variable")
+    warmup_events: int = Field(15, ge=0, description="a principal's events before detectors that need history page")
+    warmup_days: float = Field(3.0, ge=0.0, description="days of a principal's history before those detectors page")
+    admin_roles: Names = Field([], description="roles whose holders may grant permissions (comma-separated); the "
+                                               "directory's admin flag decides first")
+    admin_departments: Names = Field([], description="departments whose members may grant permissions")
+    admin_groups: Names = Field([], description="directory groups whose members are admins")
+    dedup_recent: int = Field(8192, ge=0, le=10_000_000, description="event ids remembered per partition: an event "
+                                                                     "whose id was seen that recently is ignored")
     # -- state -------------------------------------------------------------------------------------
     state_key: SecretStr | None = Field(None, description="key (>= 32 bytes) signing state snapshots; "
                                                           "none: no durable state, every restart starts cold")
@@ -87,6 +121,20 @@ class Settings(BaseModel):
     runbook_base_url: str = Field("https://github.com/privwatch/privwatch/blob/main/docs/runbooks",
                                   description="where the per-detector runbooks live")
 
+    @field_validator("detector_params", mode="before")
+    @classmethod
+    def _params(cls, value: Any) -> Any:
+        from stream.detection import check_params
+
+        return check_params(value)
+
+    @field_validator("detectors", "disabled_detectors")
+    @classmethod
+    def _detectors(cls, value: Any, info: Any) -> Any:
+        from stream.detection import check_detectors
+
+        return check_detectors(value, info.field_name)
+
     def changed(self) -> dict[str, Any]:
         """The settings that differ from their defaults (secrets hidden), for the start-up log line."""
         return {k: v for k, v in self if v != Settings.model_fields[k].default}
@@ -107,9 +155,9 @@ def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def describe(name: str) -> str:
+def describe(name: str, model: type[BaseModel] | None = None) -> str:
     """A setting's help: its meaning, allowed values, default and environment variable."""
-    info = Settings.model_fields[name]
+    info = (model or Settings).model_fields[name]
     allowed = get_args(info.annotation) if get_origin(info.annotation) is Literal else ()
     parts = [info.description or name.replace("_", " ")]
     if allowed:
@@ -119,11 +167,11 @@ def describe(name: str) -> str:
     return "; ".join(parts)
 
 
-def markdown_table() -> str:
+def markdown_table(model: type[BaseModel] | None = None) -> str:
     """The settings as the Markdown table of ``docs/configuration.md`` (a test keeps them in step:
     ``python -c 'from stream.settings import markdown_table; print(markdown_table())'``)."""
     rows = ["| setting | environment | default | meaning |", "|---|---|---|---|"]
-    for name, info in Settings.model_fields.items():
+    for name, info in (model or Settings).model_fields.items():
         default = "unset" if info.default is None else f"`{info.default}`"
         allowed = get_args(info.annotation) if get_origin(info.annotation) is Literal else ()
         meaning = (info.description or "").replace("|", "\\|") + (f" ({', '.join(allowed)})" if allowed else "")
@@ -131,31 +179,42 @@ def markdown_table() -> str:
     return "\n".join(rows)
 
 
-def add_flags(parser: argparse.ArgumentParser) -> None:
-    """Add ``--config`` and one flag per setting (default None, so unset flags do not override);
+def add_flags(parser: argparse.ArgumentParser, model: type[BaseModel] | None = None,
+              skip: frozenset[str] = frozenset()) -> None:
+    """Add ``--config`` and one flag per setting of ``model`` (default :class:`Settings`; none for the
+    names in ``skip``, which the command adds itself), default None so unset flags do not override;
     a switch (``--x``/``--no-x``) for each true/false setting."""
+    model = model or Settings
     parser.add_argument("--config", metavar="FILE", help="TOML config file (keys as the flags, with _)")
-    for name, info in Settings.model_fields.items():
+    for name, info in model.model_fields.items():
+        if name in skip:
+            continue
         if info.annotation is bool:
             parser.add_argument(_flag(name), dest=name, default=None, action=argparse.BooleanOptionalAction,
-                                help=describe(name))
+                                help=describe(name, model))
         else:
             parser.add_argument(_flag(name), dest=name, default=None, metavar=name.split("_")[-1].upper(),
-                                help=describe(name))
+                                help=describe(name, model))
 
 
-def _from_env(environ: Mapping[str, str]) -> dict[str, str]:
-    known = {ENV_PREFIX + name.upper(): name for name in Settings.model_fields}
+def _from_env(environ: Mapping[str, str], model: type[BaseModel] | None = None,
+              others: frozenset[str] = frozenset()) -> dict[str, str]:
+    """The ``PRIVWATCH_*`` variables naming settings of ``model``; any other is an error unless it names
+    a setting in ``others`` (another command's: one environment serves ``run`` and ``ingest``)."""
+    model = model or Settings
+    known = {ENV_PREFIX + name.upper(): name for name in model.model_fields}
+    others_env = {ENV_PREFIX + name.upper() for name in others}
     ignored = (ENV_PREFIX + "CONFIG", ENV_PREFIX + "TEST_")  # the config path itself; test-suite knobs
     not_settings = {ENV_PREFIX + "PURE"}  # read at import by detectors/native.py: run the pure-Python build
     unknown = [k for k in environ
-               if k.startswith(ENV_PREFIX) and k not in known and k not in not_settings and not k.startswith(ignored)]
+               if k.startswith(ENV_PREFIX) and k not in known and k not in not_settings and k not in others_env
+               and not k.startswith(ignored)]
     if unknown:
         raise ConfigError(f"unknown environment variable(s): {', '.join(sorted(unknown))}")
     return {known[k]: v for k, v in environ.items() if k in known}
 
 
-def _from_file(path: str | None) -> dict[str, Any]:
+def _from_file(path: str | None, section: str = "privwatch") -> dict[str, Any]:
     if not path:
         return {}
     try:
@@ -163,21 +222,34 @@ def _from_file(path: str | None) -> dict[str, Any]:
             data = tomllib.load(fh)
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"cannot read config file {path}: {exc}") from exc
-    return data.get("privwatch", data)
+    if section != "privwatch":  # another command's table: only it, if the file has one
+        return dict(data.get(section, {}))
+    data = data.get("privwatch", data)
+    return {k: v for k, v in data.items() if k != "ingest" or not isinstance(v, dict)}
+
+
+def _INGEST_NAMES() -> frozenset[str]:  # noqa: N802 - a lazy constant (the ingest settings import this module)
+    from stream.ingest.settings import IngestSettings
+
+    return frozenset(IngestSettings.model_fields)
 
 
 def load_settings(
-    flags: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
-) -> Settings:
-    """Merge the sources (flags > env > file > defaults) and validate; raise ConfigError on any problem."""
+    flags: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None,
+    model: type[BaseModel] | None = None, section: str = "privwatch",
+) -> Any:
+    """Merge the sources (flags > env > file > defaults) and validate; raise ConfigError on any problem.
+    ``model`` (default :class:`Settings`) reads the config file's ``[section]`` table (or its top level)."""
+    model = model or Settings
     flags = dict(flags or {})
     environ = os.environ if environ is None else environ
     config_file = flags.pop("config", None) or environ.get(ENV_PREFIX + "CONFIG")
-    merged: dict[str, Any] = _from_file(config_file)
-    merged.update(_from_env(environ))
-    merged.update({k: v for k, v in flags.items() if v is not None and k in Settings.model_fields})
+    merged: dict[str, Any] = _from_file(config_file, section)
+    other = Settings if model is not Settings else None
+    merged.update(_from_env(environ, model, frozenset(other.model_fields) if other else _INGEST_NAMES()))
+    merged.update({k: v for k, v in flags.items() if v is not None and k in model.model_fields})
     try:
-        return Settings(**merged)
+        return model(**merged)
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors(include_url=False)

@@ -55,7 +55,7 @@ def record_key(line: bytes) -> bytes | None:
     (permission); None for a record that is not one."""
     try:
         doc = orjson.loads(line)
-        who = doc["principal"] if doc.get("type") == "access" else doc["target"]
+        who = doc["target"] if doc.get("type") == "permission" else doc["principal"]
         return str(who["id"]).encode()
     except (orjson.JSONDecodeError, KeyError, TypeError):
         return None
@@ -74,7 +74,11 @@ class FakeConsumer:
         self.order: list[TopicPartition] = []
         for line in lines:
             key = record_key(line)
-            topic = topics[0] if b'"type":"permission"' not in line[:40] else topics[1]
+            topic = topics[0]
+            if b'"type":"permission"' in line[:40]:
+                topic = topics[1]
+            elif b'"type":"authentication"' in line[:40] and len(topics) > 2:
+                topic = topics[2]
             tp = TopicPartition(topic, partition_for(key, partitions))
             self.logs[tp].append(Record(line, key, len(self.logs[tp])))
             self.order.append(tp)
@@ -186,7 +190,8 @@ def in_memory(lines: list[bytes], partitions: int, settings: Settings | None = N
     from stream.service.service import Service
 
     settings = settings or Settings(metrics_port=0)
-    harness = harness or Harness(FakeConsumer(lines, [settings.access_topic, settings.permission_topic], partitions))
+    topics = [settings.access_topic, settings.permission_topic, settings.authentication_topic]
+    harness = harness or Harness(FakeConsumer(lines, topics, partitions))
     service = Service(settings, Metrics(harness.registry, REGISTRY), clock=harness.clock)
     service.attach(harness.consumer, harness.producer)
     return service, harness

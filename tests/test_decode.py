@@ -157,13 +157,21 @@ def test_contract_examples_flatten_field_by_field():
         "access", "01JD8X6T3K7Q", 1_795_684_443.12, "u-4821", "human", "support", "agent", 0, "read",
         "customers.profile", "table", "restricted", ("pii.contact",), 1, 812, 1, ("s-9f1c2a",), "allowed",
         "10.1.20.7", "GB", "lt-4821", "Mozilla/5.0", "ticket-88123", None, None, None, None, None, False, None,
+        None, None, None, None,
     )
     p = decode(orjson.dumps(permission_doc), NOW)
     assert astuple(p) == (
         "permission", "01JD8X9B0Z2M", 1_795_684_841.0, "u-4821", "human", "support", "agent", 0, "",
         "customers.payment_methods", "table", "restricted", ("pii.financial",), 0, 0, 0, (), "allowed",
         "10.9.0.4", "GB", None, None, None, "u-1002", "admin", "it_admin", "grant",
-        "read:customers.payment_methods", False, "CHG-20931",
+        "read:customers.payment_methods", False, "CHG-20931", None, None, None, None,
+    )
+    a = decode(orjson.dumps(example("authentication-event")), NOW)
+    assert astuple(a) == (
+        "authentication", "entra:5f3b1c2e-7d41-4a0b-9c55-0b1e2d3f4a5b", 1_795_683_552.0, "u-4821", "human",
+        "support", "agent", 0, "", "", None, None, (), 0, 0, 0, (), "allowed", "10.1.20.7", "GB", "lt-4821",
+        "Mozilla/5.0", None, None, None, None, None, None, False, None, None, "password", True,
+        "00000003-0000-0000-c000-000000000000",
     )
     assert e.ts == datetime.fromisoformat(access_doc["ts"]).timestamp()
 
@@ -174,6 +182,8 @@ def _sample(f: Field, i: int) -> Any:
         return float(i)
     if isinstance(f.default, bool):
         return not f.default
+    if f.name in ("actor_admin", "mfa"):  # bool | None: known or unknown (compiled, f.type says only "type")
+        return True
     if isinstance(f.default, int):
         return i
     return (f.name,) if isinstance(f.default, tuple) else f"{f.name}-{i}"

@@ -202,7 +202,8 @@ def test_dashboard_panels_are_valid() -> None:
     ids = [p["id"] for p in panels]
     assert len(ids) == len(set(ids)), "duplicate panel ids"
     rows = [p["title"] for p in panels if p["type"] == "row"]
-    assert rows == ["Health", "Throughput & lag", "Detection", "State", "Alertmanager"]
+    assert rows == ["Health", "Throughput & lag", "Detection", "State", "Alertmanager",
+                    "Reference data (directory, catalog)"]
     for panel in panels:
         if panel["type"] == "row":
             continue

@@ -35,3 +35,27 @@ def test_nothing_refers_to_a_path_outside_the_repository() -> None:
     offenders = [f for f in files if (ROOT / f).is_file() and f != "tests/test_docs.py"
                  and outside.search((ROOT / f).read_text(errors="ignore"))]
     assert not offenders, offenders
+
+
+def test_every_detector_parameter_is_documented() -> None:
+    from detectors.registry import REGISTRY, parameters
+
+    page = (ROOT / "docs" / "detectors.md").read_text()
+    for name in REGISTRY:
+        section = page.split(f"### `{name}`", 1)[1].split("### ", 1)[0]
+        missing = [p for p in parameters(name) if f"| `{p}` |" not in section]
+        assert not missing, f"docs/detectors.md: {name} parameters without a row: {missing}"
+
+
+def test_runbooks_name_real_configuration_keys() -> None:
+    from detectors.registry import REGISTRY, parameters
+    from stream.enrich.directory import Person
+    from stream.settings import Settings
+
+    for page in sorted((ROOT / "docs" / "runbooks").glob("*.md")):
+        for paragraph in page.read_text().split("\n\n"):
+            for detector in re.findall(r"detector_params\.(\w+)\]", paragraph):
+                assert detector in REGISTRY, f"{page.name}: no detector {detector}"
+                names = {*parameters(detector), *Settings.model_fields, *REGISTRY, *Person.model_fields}
+                unknown = {k for k in re.findall(r"`([a-z_]+)`", paragraph)} - names
+                assert not unknown, f"{page.name}: {sorted(unknown)} are not keys of {detector} or settings"

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from stream.contract.models import INPUT_ADAPTER, Alert
 
 
-@pytest.mark.parametrize("name", ["access-event", "permission-event"])
+@pytest.mark.parametrize("name", ["access-event", "permission-event", "authentication-event"])
 def test_examples_accepted_by_both(name):
     doc = example(name)
     assert not list(validator(name).iter_errors(doc))
@@ -64,6 +64,14 @@ INVALID = [
     ("permission-event", ("permission",), ""),
     ("permission-event", ("privileged",), "yes"),
     ("permission-event", ("actor", "id"), None),
+    ("permission-event", ("actor", "admin"), "yes"),
+    ("permission-event", ("provenance",), {"format": "cloudtrail"}),
+    ("authentication-event", ("outcome",), "success"),
+    ("authentication-event", ("principal",), _DELETE),
+    ("authentication-event", ("mfa",), "yes"),
+    ("authentication-event", ("method",), "x" * 65),
+    ("authentication-event", ("provenance", "record_id"), ""),
+    ("authentication-event", ("type",), "signin"),
 ]
 
 

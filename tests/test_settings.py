@@ -59,17 +59,21 @@ def test_the_configuration_page_documents_every_setting():
 
 
 def test_catalog_is_checked_when_loaded(tmp_path):
-    from stream.service.run import load_catalog
+    from stream.enrich.catalog import load_catalog
 
     good = tmp_path / "catalog.json"
     good.write_text('{"hr.salaries": {"sensitivity": "restricted", "categories": ["pii.hr"]}, "t.x": {}}')
-    assert load_catalog(str(good)) == {"hr.salaries": ("restricted", ("pii.hr",)), "t.x": (None, ())}
-    wrong = [('{"t": {"sensitivity": 3}}', "t.sensitivity"), ('{"t": {"categories": "pii"}}', "t.categories"),
-             ("[1]", "document"), ("{not json", "document")]
+    catalog = load_catalog(str(good))
+    assert (catalog.lookup("hr.salaries"), catalog.lookup("t.x")) == (("restricted", ("pii.hr",)), (None, ()))
+    rules = tmp_path / "rules.json"
+    rules.write_text('{"rules": [{"match": "bq:*.hr_*", "sensitivity": "restricted"}, {"prefix": "bq:"}]}')
+    assert load_catalog(str(rules)).lookup("bq:p.d.hr_pay") == ("restricted", ())
+    wrong = [('{"t": {"sensitivity": 3}}', "sensitivity"), ('{"t": {"categories": "pii"}}', "categories"),
+             ("[1]", "rule"), ('{"rules": [{"match": "a", "prefix": "b"}]}', "rule"), ("{not json", "JSON")]
     for body, where in wrong:
         bad = tmp_path / "bad.json"
         bad.write_text(body)
-        with pytest.raises(ConfigError, match=f"not valid at {where}"):
+        with pytest.raises(ConfigError, match=where):
             load_catalog(str(bad))
     with pytest.raises(ConfigError, match="cannot read catalog"):
         load_catalog(str(tmp_path / "missing.json"))

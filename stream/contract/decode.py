@@ -9,6 +9,7 @@ per-record loop.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Final
 
 import orjson
@@ -29,17 +30,21 @@ MIN_TS: Final = 946_684_800.0
 #: instruction cache for a whole chunk and the chunk's documents in the data caches until flattened
 #: (docs/performance.md has the measurement).
 DECODE_CHUNK: Final = 32
+#: fills in what a validated document leaves out, in place (:class:`stream.enrich.Enricher`: the people
+#: directory and the data catalog's patterns), before it is flattened
+Enrich = Callable[[dict[str, Any]], None]
 #: pydantic-core's validator itself: ``TypeAdapter.validate_json`` only forwards its default options
 #: to it, one Python frame per record (about 0.5 us)
 _validate_json: Final = INPUT_ADAPTER.validator.validate_json
 
 
-def decode(value: bytes | None, now: float, catalog: Catalog | None = None) -> Event:
+def decode(value: bytes | None, now: float, catalog: Catalog | None = None, enrich: Enrich | None = None) -> Event:
     """Validate one record and flatten it into an :class:`Event`.
 
-    ``catalog`` maps resource ids to ``(sensitivity, categories)`` for events that omit them.
+    ``catalog`` maps resource ids to ``(sensitivity, categories)`` for events that omit them;
+    ``enrich`` fills in the validated document first.
     """
-    return _event(validate(value), now, catalog)
+    return _event(validate(value), now, catalog, enrich)
 
 
 def validate(value: bytes | None) -> dict[str, Any]:
@@ -55,7 +60,9 @@ def validate(value: bytes | None) -> dict[str, Any]:
     return doc
 
 
-def _event(doc: dict[str, Any], now: float, catalog: Catalog | None) -> Event:
+def _event(doc: dict[str, Any], now: float, catalog: Catalog | None, enrich: Enrich | None = None) -> Event:
+    if enrich is not None:
+        enrich(doc)
     event = from_document(doc, catalog)
     if event.ts > now + MAX_FUTURE_S:
         raise BadRecord("future_timestamp", f"ts is {event.ts - now:.0f} s ahead of the wall clock")
@@ -87,7 +94,7 @@ class Item:
 
 
 def decode_records(records: list[Any], topic: str, partition: int, now: float,
-                   catalog: Catalog | None = None) -> list[Item]:
+                   catalog: Catalog | None = None, enrich: Enrich | None = None) -> list[Item]:
     """Decode one topic-partition's records (kafka-python ``ConsumerRecord``s, in offset order) into
     merger items; a refused record's item carries its BadRecord, and sorts first. Records are
     validated :data:`DECODE_CHUNK` at a time, then flattened.
@@ -112,7 +119,7 @@ def decode_records(records: list[Any], topic: str, partition: int, now: float,
         for record, doc in zip(chunk, docs, strict=True):
             if not isinstance(doc, BadRecord):
                 try:
-                    event = _event(doc, now, catalog)
+                    event = _event(doc, now, catalog, enrich)
                 except BadRecord as bad:
                     doc = bad
                 else:

@@ -36,6 +36,8 @@ class Principal(TypedDict):
     kind: NotRequired[Literal["human", "service"]]
     department: NotRequired[Annotated[str, Field(max_length=128)] | None]
     role: NotRequired[Annotated[str, Field(max_length=128)] | None]
+    #: the people directory's admin flag (None: unknown)
+    admin: NotRequired[StrictBool | None]
 
 
 class Resource(TypedDict):
@@ -54,6 +56,14 @@ class Source(TypedDict, total=False):
     user_agent: Annotated[str, Field(max_length=512)] | None
 
 
+class Provenance(TypedDict):
+    """Where an event came from (``privwatch ingest``): the source format and the raw record's id."""
+
+    __pydantic_config__ = _CONFIG  # type: ignore[misc]
+    format: Annotated[str, Field(min_length=1, max_length=32)]
+    record_id: Annotated[str, Field(min_length=1, max_length=256)]
+
+
 class AccessEvent(TypedDict):
     __pydantic_config__ = _CONFIG  # type: ignore[misc]
     type: Literal["access"]
@@ -69,6 +79,7 @@ class AccessEvent(TypedDict):
     outcome: Literal["allowed", "denied"]
     source: NotRequired[Source | None]
     purpose: NotRequired[Annotated[str, Field(max_length=256)] | None]
+    provenance: NotRequired[Provenance]
 
 
 class PermissionEvent(TypedDict):
@@ -85,11 +96,35 @@ class PermissionEvent(TypedDict):
     outcome: Literal["allowed", "denied"]
     source: NotRequired[Source | None]
     ticket: NotRequired[Annotated[str, Field(max_length=256)] | None]
+    provenance: NotRequired[Provenance]
 
 
-InputEvent = Annotated[AccessEvent | PermissionEvent, Field(discriminator="type")]
+class Application(TypedDict, total=False):
+    __pydantic_config__ = _CONFIG  # type: ignore[misc]
+    id: Annotated[str, Field(max_length=256)] | None
+    name: Annotated[str, Field(max_length=256)] | None
+
+
+class AuthenticationEvent(TypedDict):
+    """A sign-in attempt (``authentication-event.schema.json``)."""
+
+    __pydantic_config__ = _CONFIG  # type: ignore[misc]
+    type: Literal["authentication"]
+    event_id: Annotated[str, Field(min_length=1, max_length=128)]
+    ts: AwareDatetime
+    principal: Principal
+    outcome: Literal["allowed", "denied"]
+    method: NotRequired[Annotated[str, Field(max_length=64)] | None]
+    mfa: NotRequired[StrictBool | None]
+    application: NotRequired[Application | None]
+    failure_reason: NotRequired[Annotated[str, Field(max_length=256)] | None]
+    source: NotRequired[Source | None]
+    provenance: NotRequired[Provenance]
+
+
+InputEvent = Annotated[AccessEvent | PermissionEvent | AuthenticationEvent, Field(discriminator="type")]
 #: Validates raw JSON bytes of one input event into a dict (datetimes parsed, defaults absent).
-INPUT_ADAPTER: TypeAdapter[AccessEvent | PermissionEvent] = TypeAdapter(InputEvent)
+INPUT_ADAPTER: TypeAdapter[AccessEvent | PermissionEvent | AuthenticationEvent] = TypeAdapter(InputEvent)
 
 
 class Alert(_Doc):

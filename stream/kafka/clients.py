@@ -89,6 +89,7 @@ def create_topics(settings: Settings, partitions: int = 6) -> None:
     specs = [
         NewTopic(settings.access_topic, partitions, 1),
         NewTopic(settings.permission_topic, partitions, 1),
+        NewTopic(settings.authentication_topic, partitions, 1),
         NewTopic(settings.alerts_topic, partitions, 1),
         NewTopic(settings.dead_letter_topic, 1, 1),
         NewTopic(settings.feedback_topic, 1, 1),

@@ -16,7 +16,7 @@ from prometheus_client.registry import Collector
 
 from stream import __version__
 
-EVENT_TYPES = ("access", "permission", "unknown")
+EVENT_TYPES = ("access", "permission", "authentication", "unknown")
 OUTCOMES = ("processed", "dead_lettered")
 DEAD_LETTER_REASONS = (
     "empty", "too_large", "malformed_json", "schema", "future_timestamp", "ancient_timestamp", "internal",
@@ -88,6 +88,12 @@ class Metrics:
                                   registry=r)
         self.last_event_ts = Gauge("privwatch_last_event_timestamp_seconds", "Event time of the newest event",
                                    registry=r)
+        self.identity_gaps = Counter(
+            "privwatch_identity_gaps", "Events with something the directory could not tell: a principal it does "
+            "not know, or a grant whose actor's admin status is unknown (then no non-admin finding is possible)",
+            ["gap"], registry=r)
+        self.reloads = Counter("privwatch_reference_reloads", "Directory and catalog (re)loads, by outcome",
+                               ["what", "outcome"], registry=r)
         self.build = Info("privwatch_build", "Build information", registry=r)
         self.build.info({"version": __version__, "python": platform.python_version()})
         self._preinit(detectors)
@@ -118,15 +124,25 @@ class Metrics:
             self.drift.labels(signal)
         for reason in SUPPRESSION_REASONS:
             self.suppressed.labels(reason)
+        for gap in ("not_in_directory", "actor_admin_unknown"):
+            self.identity_gaps.labels(gap)
+        for what in ("directory", "catalog"):
+            for outcome in ("ok", "failed"):
+                self.reloads.labels(what, outcome)
 
 
 class EngineCollector(Collector):
     """Reads live principals and state bytes from the engines at scrape time."""
 
-    def __init__(self, read: Callable[[], tuple[int, int]]) -> None:
+    def __init__(self, read: Callable[[], tuple[int, int]], duplicates: Callable[[], int] | None = None) -> None:
         self._read = read
+        self._duplicates = duplicates
 
     def collect(self) -> Iterable[GaugeMetricFamily]:
         principals, state_bytes = self._read()
         yield GaugeMetricFamily("privwatch_live_principals", "Principals with detector state", value=principals)
         yield GaugeMetricFamily("privwatch_state_bytes", "Approximate detector state size", value=state_bytes)
+        if self._duplicates is not None:
+            yield GaugeMetricFamily("privwatch_duplicate_events_ignored",
+                                    "Events ignored because their event_id was seen recently, by the engines of "
+                                    "the partitions owned now", value=self._duplicates())

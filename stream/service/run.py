@@ -4,17 +4,11 @@ from __future__ import annotations
 
 import argparse
 import logging
-from typing import Annotated
 
 from prometheus_client import CollectorRegistry
-from pydantic import Field, TypeAdapter, ValidationError
-from typing_extensions import TypedDict
 
 from detectors.registry import REGISTRY
 from stream import __version__
-from stream.contract.decode import Catalog
-from stream.contract.models import Sensitivity
-from stream.errors import ConfigError
 from stream.kafka import clients
 from stream.ops.http import Health, serve
 from stream.ops.metrics import EngineCollector, Metrics
@@ -30,33 +24,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--create-topics", action="store_true", help="create missing topics first (development)")
     p.add_argument("--max-idle-s", type=float, default=None, help="exit after this long without records")
     p.set_defaults(func=run)
-
-
-class _CatalogEntry(TypedDict, total=False):
-    sensitivity: Sensitivity
-    categories: list[Annotated[str, Field(max_length=64)]]
-
-
-_CATALOG: TypeAdapter[dict[str, _CatalogEntry]] = TypeAdapter(dict[str, _CatalogEntry])
-
-
-def load_catalog(path: str | None) -> Catalog | None:
-    """The data catalog: ``{"resource.id": {"sensitivity": ..., "categories": [...]}}`` as JSON.
-
-    Checked as a whole when loaded: a wrong type in it (a number for a sensitivity, say) is a
-    configuration error at start-up, not a failure on the first event of that resource."""
-    if not path:
-        return None
-    try:
-        with open(path, "rb") as fh:
-            raw = _CATALOG.validate_json(fh.read())
-    except OSError as exc:
-        raise ConfigError(f"cannot read catalog {path}: {exc}") from exc
-    except ValidationError as exc:
-        first = exc.errors(include_url=False, include_input=False)[0]
-        where = ".".join(str(p) for p in first["loc"]) or "document"
-        raise ConfigError(f"catalog {path} is not valid at {where}: {first['msg']}") from None
-    return {rid: (v.get("sensitivity"), tuple(v.get("categories", ()))) for rid, v in raw.items()}
 
 
 def make_sink(settings: Settings, metrics: Metrics):  # type: ignore[no-untyped-def]
@@ -83,8 +50,8 @@ def run(args: argparse.Namespace) -> int:
     health = Health()
     if args.create_topics:
         clients.create_topics(settings)
-    service = Service(settings, metrics, health, make_sink(settings, metrics), load_catalog(settings.catalog_file))
-    registry.register(EngineCollector(service.partitions.totals))
+    service = Service(settings, metrics, health, make_sink(settings, metrics))
+    registry.register(EngineCollector(service.partitions.totals, service.partitions.duplicates))
     server = serve(settings.metrics_host, settings.metrics_port, registry, health) if settings.metrics_port else None
     service.install_signal_handlers()
     try:

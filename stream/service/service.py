@@ -24,6 +24,9 @@ from detectors.engine import Engine, EngineConfig
 from detectors.feedback import FeedbackPolicy
 from stream.alertmanager.correlate import Correlator
 from stream.contract.decode import Catalog, Item, decode_records, dumps
+from stream.detection import engine_config as detection_config
+from stream.enrich.enricher import Enricher
+from stream.enrich.reference import Reference
 from stream.errors import BadRecord, ConfigError
 from stream.feedback.reader import FeedbackReader
 from stream.kafka import clients
@@ -74,8 +77,11 @@ class Service:
         self.catalog = catalog
         self.clock = clock
         self.hooks = hooks or Hooks()
-        self.inputs = [settings.access_topic, settings.permission_topic]
-        config = engine_config or EngineConfig(cooldown_s=settings.cooldown_s)
+        self.inputs = [settings.access_topic, settings.permission_topic, settings.authentication_topic]
+        config = engine_config or detection_config(settings)
+        #: the directory and the catalog's rules (None until :meth:`load_reference`; tests may set them)
+        self.reference: Reference | None = None
+        self.enrich: Enricher | None = None
         self.feedback = FeedbackPolicy(on_suppress=lambda reason: metrics.suppressed.labels(reason).inc())
         self.feedback_reader: FeedbackReader | None = None
         self.partitions = Partitions(lambda: self.adopt(Engine(config)))
@@ -86,11 +92,31 @@ class Service:
         self.consumer: Any = None
         self.producer: Any = None
         self.snapshots: Snapshots | None = None
+        self._processed_kinds = ("access", "permission", "authentication")
         self.ownership: PartitionOwnership | None = None
         self.newest_ts = 0.0
         self.handled_total = 0
         self._next_commit = 0.0
         self._next_lag = 0.0
+
+    def load_reference(self) -> None:
+        """Load the directory and catalog the settings name (files, or compacted topics read to their end)
+        and fill events from them from now on; nothing to do when neither is configured."""
+        s = self.settings
+        if not (s.directory_file or s.directory_topic or s.catalog_file or s.catalog_topic):
+            return
+        self.reference = Reference(s, lambda: clients.consumer(s, group_id=None),
+                                   lambda what, outcome: self.metrics.reloads.labels(what, outcome).inc())
+        self.enrich = Enricher(self.reference.directory, self.reference.catalog, s.admin_roles, s.admin_groups,
+                               resolve=False, on_gap=lambda gap: self.metrics.identity_gaps.labels(gap).inc())
+
+    def prune_inputs(self, consumer: Any) -> None:
+        """Leave out the authentication topic while it does not exist (deployments from before it), with
+        a warning; the other inputs must exist (the co-partitioning check says so)."""
+        topic = self.settings.authentication_topic
+        if topic in self.inputs and topic not in consumer.topics():
+            log.warning("authentication topic missing topic=%s; running without sign-ins", topic)
+            self.inputs.remove(topic)  # in place: the merger holds this list
 
     def adopt(self, engine: Engine) -> Engine:
         """Prepare an engine (new or restored) for this service: it shares the feedback policy."""
@@ -140,6 +166,8 @@ class Service:
         heap.keep_free_heap(self.settings.heap_keep_mb << 20)  # before the clients allocate their buffers
         consumer = clients.input_consumer(self.settings)
         producer = clients.producer(self.settings)
+        self.prune_inputs(consumer)
+        self.load_reference()
         listener = self.attach(consumer, producer, self._state_store(producer))
         self.feedback_reader = self._feedback_reader()
         self.feedback_reader.catch_up()
@@ -171,6 +199,8 @@ class Service:
             self.consumer.close(autocommit=False)
         if self.feedback_reader is not None:
             self.feedback_reader.close()
+        if self.reference is not None:
+            self.reference.close()
         if self.sink is not None:
             self.sink.close(timeout_s=5.0)  # whatever is still unsent is counted as dropped
         if self.producer is not None:
@@ -184,6 +214,8 @@ class Service:
             self.ownership.restore_pending()
         if self.feedback_reader is not None:
             self.feedback_reader.poll()
+        if self.reference is not None:
+            self.reference.refresh()
         batch = self.consumer.poll(timeout_ms=self.settings.poll_timeout_ms,
                                    max_records=self.settings.max_poll_records)
         self.health.beat()
@@ -193,7 +225,7 @@ class Service:
         for tp, records in batch.items():
             n += len(records)
             self.merger.extend(tp.topic, tp.partition, decode_records(records, tp.topic, tp.partition, now,
-                                                                      self.catalog))
+                                                                      self.catalog, self.enrich))
         handled = self.handle_items()
         if n:
             self.metrics.batch_records.observe(n)
@@ -232,7 +264,7 @@ class Service:
             return 0
         # topic -> partition -> last offset handled (a tuple key per item cost about 0.4k instructions)
         handled_to: dict[str, dict[int, int]] = {topic: {} for topic in self.inputs}
-        processed = {"access": 0, "permission": 0}
+        processed = dict.fromkeys(self._processed_kinds, 0)
         newest = self.newest_ts
         released = len(items)
         self.newest_ts = dispatch(items, self, now, handled_to, processed, newest)  # empties items
@@ -282,7 +314,8 @@ class Service:
                             item.offset)
         self.producer.send(self.settings.dead_letter_topic, key=letter.key, value=letter.value,
                            headers=letter.headers())
-        etype = "access" if item.topic == self.settings.access_topic else "permission"
+        etype = {self.settings.access_topic: "access", self.settings.permission_topic: "permission",
+                 self.settings.authentication_topic: "authentication"}.get(item.topic, "unknown")
         self.metrics.events.labels(etype, "dead_lettered").inc()
         self.metrics.dead_letters.labels(bad.reason).inc()
         log.warning("dead-lettered reason=%s topic=%s partition=%d offset=%d", bad.reason, item.topic,

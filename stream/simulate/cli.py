@@ -30,6 +30,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--recurring-jobs", type=int, default=0,
                    help="add N approved recurring bulk exports (benign, they page until analyst feedback)")
     p.add_argument("--start", default=DEFAULT_START, help="first day (UTC), YYYY-MM-DD")
+    p.add_argument("--format", dest="format", choices=("contract", "cloudtrail"), default="contract",
+                   help="contract: events.jsonl; cloudtrail: raw CloudTrail records (cloudtrail.jsonl) with "
+                        "directory.jsonl, catalog.json and ingest.toml, for privwatch ingest, then evaluate")
     p.add_argument("--kafka", action="store_true", help="produce the events to Kafka")
     p.add_argument("--bootstrap-servers", default="127.0.0.1:9092")
     p.add_argument("--access-topic", default=ACCESS_TOPIC)
@@ -43,6 +46,9 @@ def run(args: argparse.Namespace) -> int:
     if args.output is None and not args.kafka:
         print("simulate: give --output DIR, --kafka, or both", file=sys.stderr)
         return 2
+    if args.format != "contract" and (args.kafka or args.output is None):
+        print("simulate: --format cloudtrail writes files only (--output DIR)", file=sys.stderr)
+        return 2
     began = time.perf_counter()
     try:
         events, labels = simulate(args.seed, args.principals, args.days, args.incidents,
@@ -53,7 +59,17 @@ def run(args: argparse.Namespace) -> int:
     took = time.perf_counter() - began
     print(f"simulate: {len(events):,} events, {len(labels)} labels in {took:.1f} s "
           f"({len(events) / max(took, 1e-9):,.0f} events/s)", file=sys.stderr)
-    if args.output is not None:
+    if args.output is not None and args.format == "cloudtrail":
+        from .cloudtrail import write_cloudtrail
+
+        info = meta(args.seed, args.principals, args.days, args.start, args.baseline_days, events, labels)
+        write_cloudtrail(args.output, events, labels, info)
+        d = args.output
+        print(f"simulate: wrote {d}/cloudtrail.jsonl and its directory, catalog and labels; next: privwatch "
+              f"ingest --config {d}/ingest.toml --format cloudtrail --directory {d}/directory.jsonl --catalog "
+              f"{d}/catalog.json {d}/cloudtrail.jsonl --output {d}/events.jsonl && privwatch evaluate {d}",
+              file=sys.stderr)
+    elif args.output is not None:
         info = meta(args.seed, args.principals, args.days, args.start, args.baseline_days, events, labels)
         write_outputs(args.output, events, labels, info)
         print(f"simulate: wrote {args.output}/events.jsonl, labels.jsonl, meta.json", file=sys.stderr)

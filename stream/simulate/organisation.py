@@ -180,7 +180,9 @@ def _human(rng: random.Random, idx: int, number: int, dept: str, rank: int) -> P
     country, tz_min, office = rng.choices(OFFICES, weights=OFFICE_WEIGHTS)[0]
     prefix = f"{office}.{list(DEPARTMENTS).index(dept) * 10 + rng.randrange(10)}"
     sources, devices = _human_sources(rng, prefix, country)
-    doc = {"id": pid, "kind": "human", "department": dept, "role": role}
+    # the simulated people directory's admin flag (its IT admins), carried on every event
+    doc = {"id": pid, "kind": "human", "department": dept, "role": role,
+           "admin": role == "admin" or dept == "it_admin"}
     p = Principal(idx, pid, "human", dept, role, country, tz_min, prefix, doc, Context(tz_min, sources))
     p.devices = devices
     p.activity = min(250.0, max(3.0, rng.lognormvariate(2.9, 0.7)))  # median ~18 events/day, heavy tail
@@ -198,7 +200,7 @@ def _service(rng: random.Random, idx: int, k: int, specs: dict[str, ResourceSpec
     country, tz_min, office = OFFICES[0]
     src = {"ip": f"10.200.{k % 250}.{10 + k // 250}", "country": country,
            "device_id": f"host-{stem}-{k // len(SERVICES) + 1:02d}", "user_agent": ua}
-    doc = {"id": pid, "kind": "service", "department": dept, "role": "service"}
+    doc = {"id": pid, "kind": "service", "department": dept, "role": "service", "admin": False}
     p = Principal(idx, pid, "service", dept, "service", country, 0, "10.200", doc, Context(0, [src]))
     p.devices = [src["device_id"]]
     p.resources = [specs[r] for r in rids]

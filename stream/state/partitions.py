@@ -32,6 +32,10 @@ class Partitions:
         """Partitions with an engine that are not being restored."""
         return set(self.engines) - self.restoring
 
+    def duplicates(self) -> int:
+        """Events the owned partitions' engines ignored as duplicates."""
+        return sum(e.duplicates for e in self.engines.values())
+
     def totals(self) -> tuple[int, int]:
         """(live principals, approximate state bytes) across owned partitions."""
         principals = sum(e.n_principals() for e in self.engines.values())
