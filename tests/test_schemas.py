@@ -79,3 +79,14 @@ def test_unknown_extra_fields_are_allowed_and_ignored():
     doc = example("access-event") | {"tenant": "acme", "nested": {"x": 1}}
     assert not list(validator("access-event").iter_errors(doc))
     assert "tenant" not in INPUT_ADAPTER.validate_json(orjson.dumps(doc))
+
+
+def test_a_paging_alert_carries_its_incident_in_both():
+    doc = example("alert-paging")
+    assert not list(validator("alert").iter_errors(doc))
+    assert Alert.model_validate(doc).incident is not None
+    broken = copy.deepcopy(doc)
+    broken["incident"]["updates"] = 0
+    assert list(validator("alert").iter_errors(broken))
+    with pytest.raises(ValidationError):
+        Alert.model_validate(broken)

@@ -92,6 +92,26 @@ InputEvent = Annotated[AccessEvent | PermissionEvent, Field(discriminator="type"
 INPUT_ADAPTER: TypeAdapter[AccessEvent | PermissionEvent] = TypeAdapter(InputEvent)
 
 
+class Incident(_Doc):
+    """A paging alert's incident (``alert.incident``), as :mod:`stream.alertmanager.correlate` keeps it."""
+
+    incident_id: str
+    detector: str
+    detectors: list[str] = []
+    ts: datetime
+    first_ts: datetime | None = None
+    last_ts: datetime
+    severity: float = Field(ge=0, le=100)
+    level: Literal["info", "low", "medium", "high", "critical"]
+    title: str
+    reasons: list[str]
+    evidence_event_ids: list[str]
+    alert_ids: list[str]
+    resource_ids: list[str] = []
+    related_principal_ids: list[str] = []
+    updates: int = Field(ge=1)
+
+
 class Alert(_Doc):
     type: Literal["alert"] = "alert"
     alert_id: str
@@ -109,6 +129,7 @@ class Alert(_Doc):
     baseline: dict | None = None
     evidence_event_ids: list[str] = Field(min_length=1, max_length=100)
     model_version: str | None = None
+    incident: Incident | None = None
 
 
 class Feedback(_Doc):
