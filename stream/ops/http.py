@@ -24,7 +24,7 @@ from stream.errors import PortError
 log = logging.getLogger(__name__)
 
 THREADS = 2
-CONNECTION_LIMIT = 32
+CONNECTION_LIMIT = 100
 #: seconds a connection may stay idle (or send a request slowly) before it is closed
 IDLE_TIMEOUT_S = 10
 #: how often waitress looks for idle connections

@@ -124,8 +124,8 @@ class Service:
             outputs.flush, self.metrics, self.health, self.clock, self.adopt)
         return self.ownership
 
-    def _state_store(self, producer: Any, keys: dict[str, bytes]) -> StateStore:
-        return durable.state_store(self.settings, producer, keys, self.consumer,
+    def _state_store(self, producer: Any, consumer: Any, keys: dict[str, bytes]) -> StateStore:
+        return durable.state_store(self.settings, producer, keys, consumer,
                                    lambda reason: self.metrics.restores.labels("refused").inc())
 
     def _feedback_reader(self) -> FeedbackReader:
@@ -150,7 +150,7 @@ class Service:
         self.dead_letter_limit = facts.dead_letter_max_bytes
         consumer = clients.input_consumer(self.settings)
         producer = clients.producer(self.settings)
-        listener = self.attach(consumer, producer, None if keys is None else self._state_store(producer, keys))
+        listener = self.attach(consumer, producer, None if keys is None else self._state_store(producer, consumer, keys))
         self.feedback_reader = self._feedback_reader()
         self.feedback_reader.catch_up()
         try:
