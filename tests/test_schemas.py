@@ -64,6 +64,17 @@ INVALID = [
     ("permission-event", ("permission",), ""),
     ("permission-event", ("privileged",), "yes"),
     ("permission-event", ("actor", "id"), None),
+    # tightened in v1.1 (stream/contract/CHANGES.md)
+    ("access-event", ("ts",), 1_790_000_000),
+    ("access-event", ("ts",), "1790000000"),
+    ("access-event", ("ts",), "2026-11-26 09:14:03Z"),
+    ("access-event", ("ts",), "2026-11-26T09:14:03"),
+    ("access-event", ("principal", "id"), "u-1\u202egnp.exe"),
+    ("access-event", ("principal", "id"), "u-1\u0000"),
+    ("access-event", ("resource", "id"), "hr\u200b.pay"),
+    ("access-event", ("source", "user_agent"), "curl\u001b[2J"),
+    ("permission-event", ("permission",), "admin\u2066"),
+    ("permission-event", ("target", "id"), "\ufeffu-7"),
 ]
 
 

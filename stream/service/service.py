@@ -150,7 +150,8 @@ class Service:
         self.dead_letter_limit = facts.dead_letter_max_bytes
         consumer = clients.input_consumer(self.settings)
         producer = clients.producer(self.settings)
-        listener = self.attach(consumer, producer, None if keys is None else self._state_store(producer, consumer, keys))
+        store = None if keys is None else self._state_store(producer, consumer, keys)
+        listener = self.attach(consumer, producer, store)
         self.feedback_reader = self._feedback_reader()
         self.feedback_reader.catch_up()
         try:
@@ -224,8 +225,8 @@ class Service:
         now = self.clock()
         for tp, records in batch.items():
             n += len(records)
-            self.merger.extend(tp.topic, tp.partition, decode_records(records, tp.topic, tp.partition, now,
-                                                                      self.catalog))
+            self.merger.extend(tp.topic, tp.partition, decode_records(
+                records, tp.topic, tp.partition, now, self.catalog, self.settings.max_clock_skew_s))
         handled = self.handle_items()
         if n:
             self.metrics.batch_records.observe(n)
