@@ -9,11 +9,13 @@ A missing or misconfigured topic used to show up late (a deleted alerts topic: a
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 
 from kafka.admin import ConfigResource, ConfigResourceType
+from kafka.errors import KafkaConnectionError
 
-from stream.errors import TopologyError
+from stream.errors import KafkaUnavailable, TopologyError
 from stream.kafka import clients
 from stream.kafka.deadletter import DEFAULT_LIMIT_BYTES
 from stream.settings import Settings
@@ -40,13 +42,21 @@ def roles(settings: Settings, durable_state: bool) -> dict[str, str]:
     return named
 
 
-def describe(settings: Settings, topics: list[str]) -> dict[str, dict[str, str] | None]:
-    """Each topic's configuration (None: the topic does not exist)."""
-    admin = clients.admin(settings)
-    try:
-        responses = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, t) for t in topics])
-    finally:
-        admin.close()
+def describe(settings: Settings, topics: list[str], attempts: int = 3) -> dict[str, dict[str, str] | None]:
+    """Each topic's configuration (None: the topic does not exist). A connection that fails while the
+    admin client reaches the broker it was told about is tried again (seen with TLS listeners)."""
+    for attempt in range(attempts):
+        admin = clients.admin(settings)
+        try:
+            responses = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, t) for t in topics])
+            break
+        except KafkaConnectionError:
+            if attempt == attempts - 1:
+                raise KafkaUnavailable(f"the broker at {settings.bootstrap_servers} answered, but a connection to "
+                                       "it failed while reading the topics' configuration") from None
+            time.sleep(1.0)
+        finally:
+            admin.close()
     out: dict[str, dict[str, str] | None] = {}
     for response in responses:
         for resource in response.to_object()["resources"]:
