@@ -20,6 +20,8 @@ class Certificates:
     broker_keystore: Path  # the broker's key and certificate chain, PEM
     client_cert: Path
     client_key: Path
+    server_cert: Path  # the broker's certificate and key apart, for servers that want two files
+    server_key: Path
 
 
 def _name(common_name: str) -> x509.Name:
@@ -58,7 +60,9 @@ def make_certificates(directory: Path) -> Certificates:
     broker = _issue("localhost", broker_key, ca.subject, ca_key, server=True)
     client = _issue("privwatch", client_key, ca.subject, ca_key)
     paths = Certificates(directory / "ca.pem", directory / "broker.pem", directory / "client.pem",
-                         directory / "client.key")
+                         directory / "client.key", directory / "server.pem", directory / "server.key")
+    paths.server_cert.write_bytes(_pem(broker))
+    paths.server_key.write_bytes(_key_pem(broker_key))
     paths.ca.write_bytes(_pem(ca))
     paths.broker_keystore.write_bytes(_key_pem(broker_key) + _pem(broker) + _pem(ca))
     paths.client_cert.write_bytes(_pem(client))

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
+from kafka.errors import KafkaError
 
 from detectors.calibrate import PAGING_LEVELS
 from stream.alertmanager.backoff import Backoff
@@ -173,7 +174,13 @@ class Delivery:
         idle_since = time.monotonic()
         try:
             while not self.stopping.is_set():
-                if self.step():
+                try:
+                    read = self.step()
+                except KafkaError as exc:  # the broker away for a while: nothing was committed, carry on
+                    log.warning("page delivery: Kafka error=%s; retrying", type(exc).__name__)
+                    self.stopping.wait(1.0)
+                    continue
+                if read:
                     idle_since = time.monotonic()
                 elif max_idle_s is not None and time.monotonic() - idle_since > max_idle_s and not self.pages.unsent():
                     break

@@ -143,7 +143,8 @@ class Service:
         signal.signal(signal.SIGINT, self.request_stop)
 
     def run(self, max_idle_s: float | None = None) -> int:
-        """Consume until stopped (or idle for ``max_idle_s``, for tests and the demo). Returns 0."""
+        """Consume until stopped (or idle for ``max_idle_s``, for tests and the demo). Returns 0; raises
+        :class:`~stream.errors.OutputsUnsent` (exit 7) when stopped with outputs unacknowledged."""
         heap.keep_free_heap(self.settings.heap_keep_mb << 20)  # before the clients allocate their buffers
         keys = durable.state_keys(self.settings)
         facts = check_topics(self.settings, durable_state=keys is not None)
