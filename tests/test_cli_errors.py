@@ -113,3 +113,10 @@ def test_help_explains_every_setting_with_its_values() -> None:
     assert "one of earliest, latest" in text
     assert "--snapshot-in-background, --no-snapshot-in-background" in text
     assert "exit codes" in privwatch("--help").stdout
+
+
+def test_deliver_needs_an_alertmanager_and_takes_no_secret_flags() -> None:
+    one_line_error(privwatch("deliver", "--metrics-port", "0"), 2, "privwatch deliver needs alertmanager_url")
+    out = privwatch("deliver", "--alertmanager-url", "http://am", "--alertmanager-password", "pw")
+    assert out.returncode == 2 and "unrecognized arguments: --alertmanager-password" in out.stderr
+    assert "--alertmanager-password-file" in privwatch("deliver", "--help").stdout
