@@ -8,20 +8,29 @@ KAFKA_PORT ?= 9092
 export KAFKA_PORT
 
 .DEFAULT_GOAL := help
-.PHONY: help install native sysdeps kafka-fetch kafka-up kafka-down run demo test test-unit lint bench evaluate clean
+.PHONY: help install native sysdeps kafka-fetch kafka-up kafka-down run demo test test-unit lint audit lock bench evaluate clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
-$(BIN)/.installed: pyproject.toml
+# Dependencies come from requirements-dev.lock (every version pinned, every file's hash checked; `make
+# lock` regenerates it and requirements.lock, the image's, from pyproject.toml), then privwatch itself.
+$(BIN)/.installed: pyproject.toml requirements-dev.lock
 	@echo "install: Python packages into $(VENV) (about 40 s the first time)" >&2
 	@$(PYTHON) -m venv $(VENV)
 	@mkdir -p $(CACHE)
 	@# pip's and setuptools' notices go to a log, shown only if the install fails
-	@{ $(BIN)/pip install -q --disable-pip-version-check --upgrade pip \
-	   && $(BIN)/pip install -q --disable-pip-version-check -e '.[dev]'; } >$(CACHE)/pip.log 2>&1 \
-	   || { cat $(CACHE)/pip.log; exit 1; }
+	@{ $(BIN)/pip install -q --disable-pip-version-check --require-hashes -r requirements-dev.lock \
+	   && $(BIN)/pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .; } \
+	   >$(CACHE)/pip.log 2>&1 || { cat $(CACHE)/pip.log; exit 1; }
 	@touch $@
+
+lock: $(BIN)/.installed ## Regenerate the lock files (hashes) from pyproject.toml
+	$(BIN)/pip-compile -q --generate-hashes --allow-unsafe --strip-extras --no-emit-find-links -o requirements.lock pyproject.toml
+	$(BIN)/pip-compile -q --generate-hashes --allow-unsafe --strip-extras --no-emit-find-links --extra dev -o requirements-dev.lock pyproject.toml
+
+audit: $(BIN)/.installed ## Known vulnerabilities in the locked dependencies (AUDIT_OFFLINE=skip: pass when the database is unreachable)
+	@$(BIN)/python dev/audit.py
 
 # The hot modules compiled by mypyc (detectors/native.py's COMPILED, in both packages). make runs the
 # build after any change to either package: the build compares the compiled sources' hashes and only
@@ -60,7 +69,7 @@ lint: $(BIN)/.installed ## ruff and mypy
 	$(BIN)/ruff check stream detectors tests dev
 	$(BIN)/mypy
 
-test: install lint ## Lint, then unit and integration tests (starts its own Kafka, Prometheus, Alertmanager)
+test: install lint audit ## Lint, audit, then unit and integration tests (starts its own Kafka, Prometheus, Alertmanager)
 	$(BIN)/python -m pytest -q
 
 test-unit: $(BIN)/.installed $(NATIVE) ## Unit tests only (no network)

@@ -11,8 +11,9 @@ code  meaning
 2     usage or configuration: a bad flag, setting, config file or catalog
 3     an input file is missing, unreadable or not what it should be
 4     Kafka cannot be reached at the bootstrap servers
-5     topics: missing, or the input topics are not co-partitioned
+5     topics: missing, misconfigured, or the input topics are not co-partitioned
 6     a port to listen on is busy or not allowed
+7     stopped while outputs (alerts, dead letters) were not acknowledged: nothing was committed past them
 130   interrupted (Ctrl-C) before a clean stop
 ====  ==================================================================
 """
@@ -43,7 +44,7 @@ class KafkaUnavailable(PrivwatchError):
 
 
 class TopologyError(PrivwatchError):
-    """The input topics are not co-partitioned, or a topic is missing."""
+    """The input topics are not co-partitioned, or a topic is missing or lacks a configuration it needs."""
 
     exit_code = 5
 
@@ -52,6 +53,13 @@ class PortError(PrivwatchError):
     """A port the process must listen on is in use or not allowed."""
 
     exit_code = 6
+
+
+class OutputsUnsent(PrivwatchError):
+    """Alerts or dead letters the broker has not acknowledged: the offsets that produced them are not
+    committed. The loop stops consuming and retries; a stop in that state exits with this code."""
+
+    exit_code = 7
 
 
 class BadRecord(PrivwatchError):

@@ -9,7 +9,16 @@ import tomllib
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal, get_args, get_origin
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from stream.errors import ConfigError
 
@@ -55,10 +64,14 @@ class Settings(BaseModel):
         "PLAINTEXT", description="how clients talk to the brokers")
     sasl_mechanism: str | None = Field(None, description="SASL mechanism, e.g. PLAIN or SCRAM-SHA-512")
     sasl_plain_username: str | None = Field(None, description="SASL user name")
-    sasl_plain_password: SecretStr | None = Field(None, description="SASL password (secret: prefer the environment)")
+    sasl_plain_password: SecretStr | None = Field(None, description="SASL password (secret: environment, config "
+                                                                    "file or sasl_plain_password_file; never a flag)")
+    sasl_plain_password_file: str | None = Field(None, description="file holding the SASL password")
     ssl_cafile: str | None = Field(None, description="CA certificate file (PEM) to verify the brokers")
     ssl_certfile: str | None = Field(None, description="client certificate file (PEM) for mutual TLS")
     ssl_keyfile: str | None = Field(None, description="client private key file (PEM) for mutual TLS")
+    ssl_password: SecretStr | None = Field(None, description="password of an encrypted ssl_keyfile (secret)")
+    ssl_password_file: str | None = Field(None, description="file holding the ssl_keyfile's password")
     # -- the loop ----------------------------------------------------------------------------------
     max_poll_records: int = Field(2000, ge=1, le=100_000, description="records handled per poll at most")
     poll_timeout_ms: int = Field(200, ge=1, le=60_000, description="how long a poll waits for records")
@@ -74,6 +87,13 @@ class Settings(BaseModel):
                               description="freed heap (MiB) kept for the next fetches instead of returned to the "
                                           "kernel; 0 keeps the C library's defaults")
     commit_interval_ms: int = Field(1000, ge=0, le=600_000, description="how often offsets are committed")
+    max_clock_skew_s: float = Field(300.0, ge=0.0, le=86_400.0,
+                                    description="events stamped further ahead of this host's clock are dead-lettered "
+                                                "(future_timestamp): clock bugs, not activity")
+    dead_letter_retention_ms: int = Field(7 * 86_400_000, ge=-1,
+                                          description="retention.ms given to the dead-letter topic when privwatch "
+                                                      "creates it (it holds producers' raw records, personal data "
+                                                      "included); -1: kept forever")
     cooldown_s: float = Field(3600.0, ge=0.0,
                               description="after a page, the same detector stays quiet for the principal this long")
     catalog_file: str | None = Field(None, description="JSON data catalog: rules matching resource ids (exact, "
@@ -101,19 +121,53 @@ class Settings(BaseModel):
     dedup_recent: int = Field(8192, ge=0, le=10_000_000, description="event ids remembered per partition: an event "
                                                                      "whose id was seen that recently is ignored")
     # -- state -------------------------------------------------------------------------------------
-    state_key: SecretStr | None = Field(None, description="key (>= 32 bytes) signing state snapshots; "
-                                                          "none: no durable state, every restart starts cold")
+    durable_state: bool = Field(True, description="keep the detectors' state in signed snapshots on the state "
+                                                  "topic (needs state_key); off: every restart starts cold")
+    state_key: SecretStr | None = Field(None, description="key (>= 32 bytes) signing state snapshots (secret; "
+                                                          "required with durable_state)")
+    state_key_file: str | None = Field(None, description="file holding state_key")
+    state_key_id: str = Field("1", pattern=r"^[A-Za-z0-9._-]{1,64}$",
+                              description="id of state_key, written into each snapshot so that the right key "
+                                          "verifies it after a rotation")
+    state_verify_keys: SecretStr | None = Field(None, description="older keys that still verify (never sign) "
+                                                                  "snapshots, as ID=KEY,ID=KEY (secret)")
+    state_verify_keys_file: str | None = Field(None, description="file holding state_verify_keys")
     snapshot_interval_s: float = Field(30.0, ge=0.0, description="how often changed partitions are snapshotted")
     snapshot_in_background: bool = Field(True, description="encode periodic snapshots in a forked child "
                                                            "(copy-on-write) instead of stalling the loop")
     # -- operations --------------------------------------------------------------------------------
-    metrics_host: str = Field("0.0.0.0", description="address of the /metrics, /healthz and /readyz endpoint")
+    metrics_host: str = Field("127.0.0.1", description="address of the /metrics, /healthz and /readyz endpoint "
+                                                       "(0.0.0.0 to be scraped from other hosts)")
     metrics_port: int = Field(9464, ge=0, le=65535, description="port of that endpoint (0: any free port)")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="log level")
     # -- paging ------------------------------------------------------------------------------------
-    alertmanager_url: str | None = Field(None, description="Alertmanager base URL; none: no paging sink")
-    alertmanager_resend_s: float = Field(60.0, gt=0, description="how often open incidents are re-posted")
-    alertmanager_queue_size: int = Field(10_000, ge=1, description="incidents waiting to be posted, at most")
+    alertmanager_url: str | None = Field(None, description="Alertmanager base URL; none: no paging")
+    alertmanager_resend_s: float = Field(60.0, gt=0, description="how often active pages are re-posted")
+    alertmanager_active_s: float = Field(4 * 3600.0, gt=0,
+                                         description="a page stays active this long (wall clock) after its last "
+                                                     "update was delivered, then Alertmanager resolves it")
+    alertmanager_detail: Literal["full", "summary"] = Field(
+        "full", description="what page annotations carry: full (reasons, principal, evidence ids) or summary "
+                            "(title, detectors, severity and links only)")
+    alertmanager_bearer_token: SecretStr | None = Field(None, description="bearer token for Alertmanager (secret)")
+    alertmanager_bearer_token_file: str | None = Field(None, description="file holding the bearer token")
+    alertmanager_username: str | None = Field(None, description="basic-auth user name for Alertmanager")
+    alertmanager_password: SecretStr | None = Field(None, description="basic-auth password for Alertmanager "
+                                                                      "(secret)")
+    alertmanager_password_file: str | None = Field(None, description="file holding the basic-auth password")
+    alertmanager_ca_file: str | None = Field(None, description="CA certificate file (PEM) to verify Alertmanager")
+    alertmanager_cert_file: str | None = Field(None, description="client certificate (PEM) for Alertmanager")
+    alertmanager_key_file: str | None = Field(None, description="client private key (PEM) for Alertmanager")
+    deliver_in_run: bool = Field(True, description="with alertmanager_url, privwatch run also delivers pages (a "
+                                                   "thread with its own consumer group); off: run privwatch "
+                                                   "deliver beside it")
+    delivery_group_id: str | None = Field(None, description="consumer group delivering pages (default: "
+                                                            "group_id + '.deliver')")
+    pseudonymise: Literal["off", "alertmanager", "alerts"] = Field(
+        "off", description="replace principal and resource ids by keyed hashes in pages (alertmanager) or also in "
+                           "the alerts topic's documents (alerts); details stay behind the evidence link")
+    pseudonym_key: SecretStr | None = Field(None, description="key (>= 32 bytes) of the pseudonyms (secret)")
+    pseudonym_key_file: str | None = Field(None, description="file holding pseudonym_key")
     correlation_window_s: float = Field(3600.0, ge=0.0,
                                         description="a principal's pages this close together form one incident")
     evidence_url: str | None = Field(None, description="link template to an incident's evidence ({alert_id}, "
@@ -135,6 +189,32 @@ class Settings(BaseModel):
 
         return check_detectors(value, info.field_name)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _secrets_from_files(cls, data: Any) -> Any:
+        """Read each ``X_file`` setting into the secret ``X`` (one trailing newline dropped)."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        for name in SECRETS:
+            path = data.get(f"{name}_file")
+            if not path:
+                continue
+            if data.get(name) is not None:
+                raise ValueError(f"{name} and {name}_file are both set; give one")
+            try:
+                with open(path, encoding="utf-8") as fh:
+                    data[name] = fh.read().removesuffix("\n")
+            except OSError as exc:
+                raise ValueError(f"cannot read {name}_file {path}: {exc.strerror}") from None
+        return data
+
+    @model_validator(mode="after")
+    def _pseudonyms_need_a_key(self) -> Settings:
+        if self.pseudonymise != "off" and self.pseudonym_key is None:
+            raise ValueError("pseudonymise needs a pseudonym_key (PRIVWATCH_PSEUDONYM_KEY or pseudonym_key_file)")
+        return self
+
     def changed(self) -> dict[str, Any]:
         """The settings that differ from their defaults (secrets hidden), for the start-up log line."""
         return {k: v for k, v in self if v != Settings.model_fields[k].default}
@@ -148,7 +228,26 @@ class Settings(BaseModel):
                 options[key] = value
         if self.sasl_plain_password is not None:
             options["sasl_plain_password"] = self.sasl_plain_password.get_secret_value()
+        if self.ssl_password is not None:
+            options["ssl_password"] = self.ssl_password.get_secret_value()
         return options
+
+    def verify_keys(self) -> dict[str, bytes]:
+        """The state keys by id: the signing key and the older ones that still verify."""
+        keys = {}
+        if self.state_verify_keys is not None:
+            for pair in self.state_verify_keys.get_secret_value().split(","):
+                key_id, sep, key = pair.strip().partition("=")
+                if not sep or not key_id or not key:
+                    raise ValueError("state_verify_keys must be ID=KEY pairs separated by commas")
+                keys[key_id] = key.encode()
+        if self.state_key is not None:
+            keys[self.state_key_id] = self.state_key.get_secret_value().encode()
+        return keys
+
+
+#: secret settings; each has an ``X_file`` setting and no command-line flag (``ps`` shows flags)
+SECRETS = tuple(name for name, info in Settings.model_fields.items() if info.annotation == SecretStr | None)
 
 
 def _flag(name: str) -> str:
@@ -183,11 +282,13 @@ def add_flags(parser: argparse.ArgumentParser, model: type[BaseModel] | None = N
               skip: frozenset[str] = frozenset()) -> None:
     """Add ``--config`` and one flag per setting of ``model`` (default :class:`Settings`; none for the
     names in ``skip``, which the command adds itself), default None so unset flags do not override;
-    a switch (``--x``/``--no-x``) for each true/false setting."""
+    a switch (``--x``/``--no-x``) for each true/false setting. Secrets get no flag: the environment,
+    the config file or their ``*_file`` setting."""
     model = model or Settings
     parser.add_argument("--config", metavar="FILE", help="TOML config file (keys as the flags, with _)")
+    parser.allow_abbrev = False  # else --state-key would be taken for --state-key-file
     for name, info in model.model_fields.items():
-        if name in skip:
+        if name in skip or info.annotation == SecretStr | None:
             continue
         if info.annotation is bool:
             parser.add_argument(_flag(name), dest=name, default=None, action=argparse.BooleanOptionalAction,

@@ -39,7 +39,7 @@ POLL_STEP_S = 0.01
 #: Where the injected clock starts (2096: far after any simulated event, which is never "ahead").
 CLOCK_START = 4.0e9
 #: Metrics whose values are timings, left out of the output digest (as are ``*_created`` stamps).
-TIMED = (b"privwatch_batch_duration_seconds",)
+TIMED = (b"privwatch_batch_duration_seconds", b"process_")
 
 
 class Record(NamedTuple):
@@ -85,9 +85,18 @@ class FakeConsumer:
         self.cursor = 0
         self.positions: dict[TopicPartition, int] = defaultdict(int)
         self.committed: list[Any] = []
+        self.paused: set[TopicPartition] = set()
+
+    def pause(self, *tps: TopicPartition) -> None:
+        self.paused.update(tps)
+
+    def resume(self, *tps: TopicPartition) -> None:
+        self.paused.difference_update(tps)
 
     def poll(self, timeout_ms: int = 0, max_records: int = 500) -> dict[TopicPartition, list[Record]]:
         batch: dict[TopicPartition, list[Record]] = {}
+        if self.paused:  # the file's order is one sequence: any pause holds all of it
+            return batch
         for tp in self.order[self.cursor:self.cursor + max_records]:
             batch.setdefault(tp, []).append(self.logs[tp][self.positions[tp]])
             self.positions[tp] += 1
@@ -121,26 +130,31 @@ class FakeConsumer:
     def commit(self, offsets: Any) -> None:
         self.committed.append(sorted((tp.topic, tp.partition, om.offset) for tp, om in offsets.items()))
 
-    # A restore (PartitionOwnership) pauses, seeks to where the state resumes and resumes; here every
-    # partition is restored before the first poll, from the start, so these only check that.
-    def pause(self, *tps: TopicPartition) -> None:
-        pass
-
-    def resume(self, *tps: TopicPartition) -> None:
-        pass
-
     def seek(self, tp: TopicPartition, offset: int) -> None:
+        """A restore seeks to where the state resumes: here every partition restores before the first
+        poll, from the start, so this only checks that."""
         assert offset == self.positions[tp], "the in-memory consumer reads from the start only"
 
 
+class Acked:
+    """The future of a send the fake broker took at once."""
+
+    is_done = True
+    exception = None
+
+    def succeeded(self) -> bool:
+        return True
+
+
 class FakeProducer:
-    """Keeps every record sent, in order; flushing has nothing to wait for."""
+    """Keeps every record sent, in order; every send is acknowledged at once."""
 
     def __init__(self) -> None:
         self.sent: list[Any] = []
 
-    def send(self, topic: str, key: bytes | None = None, value: bytes | None = None, headers: Any = None) -> None:
+    def send(self, topic: str, key: bytes | None = None, value: bytes | None = None, headers: Any = None) -> Acked:
         self.sent.append((topic, key, value, headers))
+        return Acked()
 
     def flush(self, timeout: float | None = None) -> None:
         pass

@@ -63,14 +63,17 @@ def wait_for(predicate: Callable[[], Any], timeout_s: float = 10.0, interval_s: 
 class AlertmanagerProcess:
     """One Alertmanager: :meth:`start` and :meth:`stop` may be called repeatedly on the same port."""
 
-    def __init__(self, workdir: Path, port: int | None = None) -> None:
+    def __init__(self, workdir: Path, port: int | None = None, web_config: str | None = None,
+                 ssl_context: Any = None, headers: dict[str, str] | None = None) -> None:
         if not os.access(AM_BINARY, os.X_OK):
             pytest.fail(f"Alertmanager not found at {AM_BINARY}: install the Debian package "
                         "prometheus-alertmanager (make sysdeps)", pytrace=False)
         self.workdir = workdir
         self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"{'https' if web_config else 'http'}://127.0.0.1:{self.port}"
         self.process: subprocess.Popen[bytes] | None = None
+        #: ``--web.config.file`` contents (TLS, basic auth), and how the fixture's own requests pass them
+        self.web_config, self.ssl_context, self.headers = web_config, ssl_context, headers or {}
         workdir.mkdir(parents=True, exist_ok=True)
         self.config = workdir / "alertmanager.yml"
         self.config.write_text(CONFIG)
@@ -82,6 +85,9 @@ class AlertmanagerProcess:
             f"--web.listen-address=127.0.0.1:{self.port}",
             "--cluster.listen-address=",  # empty: no gossip, no second port
         ]
+        if self.web_config:
+            (self.workdir / "web.yml").write_text(self.web_config)
+            args.append(f"--web.config.file={self.workdir / 'web.yml'}")
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + READY_TIMEOUT_S
@@ -92,9 +98,15 @@ class AlertmanagerProcess:
                 pytest.fail(f"Alertmanager did not become ready on {self.url}:\n{tail}", pytrace=False)
             time.sleep(0.05)
 
+    def get(self, path: str) -> Any:
+        request = urllib.request.Request(self.url + path, headers=self.headers)
+        with urllib.request.urlopen(request, timeout=5, context=self.ssl_context) as response:  # noqa: S310
+            return json.loads(response.read())
+
     def ready(self) -> bool:
         try:
-            with urllib.request.urlopen(self.url + "/-/ready", timeout=1) as response:  # noqa: S310
+            request = urllib.request.Request(self.url + "/-/ready", headers=self.headers)
+            with urllib.request.urlopen(request, timeout=1, context=self.ssl_context) as response:  # noqa: S310
                 return bool(response.status == 200)
         except (urllib.error.URLError, OSError):
             return False
@@ -111,11 +123,11 @@ class AlertmanagerProcess:
 
     def alerts(self) -> list[dict[str, Any]]:
         """Active alerts (``GET /api/v2/alerts``)."""
-        return list(get_json(self.url + "/api/v2/alerts"))
+        return list(self.get("/api/v2/alerts"))
 
     def groups(self) -> list[dict[str, Any]]:
         """Alert groups (``GET /api/v2/alerts/groups``)."""
-        return list(get_json(self.url + "/api/v2/alerts/groups"))
+        return list(self.get("/api/v2/alerts/groups"))
 
 
 # Registered under short names; test modules import the *_fixture functions (which pytest then
@@ -125,8 +137,8 @@ def alertmanager_factory_fixture(tmp_path: Path) -> Iterator[Callable[..., Alert
     """Make Alertmanagers (not started); all are stopped at teardown."""
     made: list[AlertmanagerProcess] = []
 
-    def make(port: int | None = None) -> AlertmanagerProcess:
-        am = AlertmanagerProcess(tmp_path / f"am{len(made)}", port)
+    def make(port: int | None = None, **options: Any) -> AlertmanagerProcess:
+        am = AlertmanagerProcess(tmp_path / f"am{len(made)}", port, **options)
         made.append(am)
         return am
 

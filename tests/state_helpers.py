@@ -7,6 +7,7 @@ import os
 import random
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -80,8 +81,12 @@ def cli_args(s: Settings) -> list[str]:
                  "dead_letter_topic", "feedback_topic", "state_topic", "commit_interval_ms", "merge_wait_ms",
                  "snapshot_interval_s", "max_poll_records", "metrics_port"):
         args.append(f"--{name.replace('_', '-')}={getattr(s, name)}")
-    if s.state_key is not None:
-        args.append(f"--state-key={s.state_key.get_secret_value()}")
+    if s.state_key is not None:  # a secret: from a file, never a flag
+        with tempfile.NamedTemporaryFile("w", suffix=".key", delete=False) as fh:
+            fh.write(s.state_key.get_secret_value())
+        args.append(f"--state-key-file={fh.name}")
+    else:
+        args.append("--no-durable-state")
     return args
 
 
@@ -136,7 +141,7 @@ def run_to_end(s: Settings, max_idle_s: float = 3.0, timeout_s: float = 240.0) -
 def reference_alert_ids(bootstrap: str, topics: dict[str, str], alerts_topic: str) -> set[str]:
     """Alert ids of one uninterrupted run over the same input, with a fresh group and no state."""
     s = settings(bootstrap, topics, f"ref-{uuid.uuid4().hex[:8]}", alerts_topic=alerts_topic, state_key=None,
-                 snapshot_interval_s=30.0)
+                 durable_state=False, snapshot_interval_s=30.0)
     run_to_end(s)
     return alert_ids(bootstrap, alerts_topic)
 

@@ -1,77 +1,52 @@
-"""Alertmanager sink: bookkeeping (unit) and delivery to a real Alertmanager (the mapping of alerts to
-Alertmanager's API: test_alertmanager_mapping.py)."""
+"""Page delivery: bookkeeping and the delivery loop (unit, fake Alertmanager), then a real Alertmanager.
+
+The service-level guarantees (an outage of hours of event time, a catch-up over weeks, restarts) run
+against the real broker in test_alertmanager_service.py."""
 
 from __future__ import annotations
 
-import copy
+import base64
+import http.server
 import json
-import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
+import orjson
 import pytest
 from am_fixtures import (  # noqa: F401 (fixtures)
     AlertmanagerProcess,
     alertmanager_factory_fixture,
     alertmanager_fixture,
-    free_port,
     make_alert,
     wait_for,
 )
+from kafka import TopicPartition
 from prometheus_client import CollectorRegistry
 
 from detectors.alerts import iso
-from stream.alertmanager import AlertmanagerSink, Backoff, incident_key
-from stream.alertmanager.active import ActiveAlerts
-from stream.alertmanager.correlate import Correlator
-from stream.alertmanager.mapping import event_time
+from stream.alertmanager import Backoff, incident_key, to_alertmanager
+from stream.alertmanager.client import AlertmanagerError, Connection, post_alerts
+from stream.alertmanager.correlate import Correlator, incident_summary
+from stream.alertmanager.deliver import Delivery
+from stream.alertmanager.pages import Pages
+from stream.alertmanager.pseudonym import pseudonym
 from stream.ops.metrics import Metrics
+from stream.settings import Settings
 
 RUNBOOKS = "https://runbooks.example/privwatch"
-FAST = {"backoff_initial_s": 0.02, "backoff_max_s": 0.2, "timeout_s": 2.0}
 
 
-def ago(minutes: float) -> str:
-    """An event time ``minutes`` before now: Alertmanager refuses a startsAt after the endsAt."""
-    return iso(time.time() - 60 * minutes)
+def paging(n: int, principal: str, ts: str, correlator: Correlator | None = None, **extra: Any) -> dict[str, Any]:
+    """A paging alert as the service writes it: with the incident it joined."""
+    alert = make_alert(n, principal=principal, ts=ts, **extra)
+    alert["incident"] = incident_summary((correlator if correlator is not None else Correlator()).add(alert))
+    return alert
 
 
-def sent_value(metrics: Metrics, outcome: str) -> float:
-    value = metrics.registry.get_sample_value("privwatch_alertmanager_sends_total", {"outcome": outcome})
-    return float(value or 0.0)
-
-
-def matching(alerts: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
-    return [a for a in alerts if a["labels"]["incident_id"] == key]
-
-
-@pytest.fixture
-def metrics() -> Metrics:
-    return Metrics(CollectorRegistry())
-
-
-@pytest.fixture
-def sinks() -> Iterator[Callable[..., AlertmanagerSink]]:
-    made: list[AlertmanagerSink] = []
-
-    def make(url: str, **kwargs: Any) -> AlertmanagerSink:
-        sink = AlertmanagerSink(url, runbook_base_url=RUNBOOKS, **{**FAST, **kwargs})
-        made.append(sink)
-        return sink
-
-    yield make
-    for sink in made:
-        sink.close(timeout_s=0.5)
-
-
-# -- sink bookkeeping ---------------------------------------------------------------------------
-
-
-def test_evidence_url_with_unknown_placeholder_is_refused() -> None:
-    with pytest.raises(ValueError, match="evidence_url"):
-        AlertmanagerSink("http://127.0.0.1:1", evidence_url="https://x/{principal}", autostart=False)
+def sent(metrics: Metrics, outcome: str) -> float:
+    return metrics.registry.get_sample_value("privwatch_alertmanager_sends_total", {"outcome": outcome}) or 0.0
 
 
 def test_backoff_schedule_doubles_and_caps() -> None:
@@ -79,233 +54,205 @@ def test_backoff_schedule_doubles_and_caps() -> None:
     assert [backoff.next_delay() for _ in range(10)] == [0.5, 1, 2, 4, 8, 16, 30, 30, 30, 30]
     backoff.reset()
     assert backoff.next_delay() == 0.5
-    delays = [backoff.next_delay() for _ in range(10_000)]  # no float overflow however long the outage
-    assert delays[:6] == [1, 2, 4, 8, 16, 30] and set(delays[5:]) == {30.0}
 
 
-# -- bookkeeping ----------------------------------------------------------------------------------
+# -- bookkeeping --------------------------------------------------------------------------------
 
 
-def test_active_alerts_expire_by_event_time_and_resolve_explicitly() -> None:
-    state = ActiveAlerts("privwatch", active_for_s=3600, max_active=10, max_pending=20)
-    t0 = state.apply(make_alert(1, ts="2026-01-01T00:00:00Z"), now=100.0)
-    state.apply(make_alert(2, ts="2026-01-01T00:30:00Z"), now=100.0)
-    state.pending.clear()
-    assert state.expire(t0 + 3599, now=200.0) == 0
-    assert state.expire(t0 + 3600, now=200.0) == 1
-    [(fp, resolved)] = state.pending.items()
-    assert resolved.resolved_at == 200.0 and resolved.doc["alert_id"] == "volume:u-4821:e1"
-    assert state.resolve("volume:u-4821:e2", now=300.0)
-    assert not state.resolve("volume:u-4821:e2", now=300.0)
-    assert not state.active
+def test_a_page_ends_a_wall_clock_window_after_its_delivery_whatever_its_event_time() -> None:
+    pages = Pages("privwatch", active_s=3600, resend_s=60)
+    weeks_ago = paging(1, "u-1", "2026-01-01T00:00:00Z")
+    pages.take(weeks_ago["incident"] | {"principal_id": "u-1"})
+    [post] = pages.due(now=1_000_000.0)
+    assert post.ends_at == 1_003_600.0 and not post.resolve
+    assert pages.unsent() == 1
+    pages.delivered([post], now=1_000_000.0)
+    assert pages.unsent() == 0 and pages.due(now=1_000_030.0) == []
+    [resend] = pages.due(now=1_000_061.0)  # re-sent with the same end
+    assert resend.ends_at == 1_003_600.0
+    assert pages.due(now=1_003_600.0) == [] and not pages.pages  # over: Alertmanager ended it
 
 
-def test_escalation_resolves_the_old_fingerprint() -> None:
-    state = ActiveAlerts("privwatch", active_for_s=3600, max_active=10, max_pending=20)
-    state.apply(make_alert(1, level="medium"), now=1.0)
-    state.pending.clear()
-    state.apply(make_alert(1, level="critical"), now=2.0)
-    by_level = {dict(fp)["level"]: item.resolved_at for fp, item in state.pending.items()}
-    assert by_level == {"medium": 2.0, "critical": None}
-    assert len(state.active) == 1
+def test_an_undelivered_page_is_never_resolved_and_stays_due() -> None:
+    pages = Pages("privwatch", active_s=3600, resend_s=60)
+    pages.take(make_alert(1))
+    for now in (0.0, 10_000.0, 100_000.0):  # Alertmanager down for a day: the page is still owed, active
+        [post] = pages.due(now)
+        assert post.ends_at == now + 3600 and not post.resolve
 
 
-def test_active_alerts_are_bounded_and_unsent_evictions_counted() -> None:
-    dropped: list[int] = []
-    state = ActiveAlerts("privwatch", active_for_s=3600, max_active=5, max_pending=10, on_drop=dropped.append)
-    for n in range(12):
-        state.apply(make_alert(n), now=1.0)
-    assert len(state.active) == 5 and len(state.pending) == 5 and sum(dropped) == 7
+def test_escalation_resolves_the_delivered_fingerprint_and_older_updates_are_ignored() -> None:
+    correlator, pages = Correlator(), Pages("privwatch", active_s=3600, resend_s=60)
+    first = paging(1, "u-1", "2026-11-26T09:00:00Z", correlator, level="medium")
+    second = paging(2, "u-1", "2026-11-26T09:10:00Z", correlator, level="critical")
+    pages.take(first["incident"] | {"principal_id": "u-1"})
+    pages.delivered(pages.due(100.0), 100.0)
+    pages.take(second["incident"] | {"principal_id": "u-1"})
+    assert not pages.take(first["incident"] | {"principal_id": "u-1"})  # read late, from another partition
+    posts = pages.due(200.0)
+    assert [(p.doc["level"], p.resolve, p.ends_at) for p in posts] == [("medium", True, 200.0),
+                                                                        ("critical", False, 3800.0)]
 
 
-def test_full_queue_drops_oldest_and_counts(metrics: Metrics) -> None:
-    sink = AlertmanagerSink("http://127.0.0.1:1", metrics=metrics, queue_size=3, autostart=False)
-    for n in range(5):
-        sink.submit(make_alert(n))
-    assert sink.queued == 3
-    assert sink.counts["dropped"] == 2 and sent_value(metrics, "dropped") == 2
-    assert metrics.registry.get_sample_value("privwatch_alertmanager_queue") == 3
-    assert [item["alert_id"] for _, item in sink._queue] == [f"volume:u-4821:e{n}" for n in (2, 3, 4)]
-    sink.close()
-    assert sent_value(metrics, "dropped") == 5  # unsent at close: counted, not hidden
+# -- the delivery loop, with a fake consumer and a fake Alertmanager --------------------------------
 
 
-def test_sender_retries_with_backoff_then_delivers(monkeypatch: pytest.MonkeyPatch, metrics: Metrics,
-                                                   sinks: Callable[..., AlertmanagerSink]) -> None:
-    posts: list[list[dict[str, Any]]] = []
-    failures = iter(range(3))
-
-    def fake_post(url: str, alerts: list[dict[str, Any]], timeout_s: float) -> None:
-        from stream.alertmanager.client import AlertmanagerError
-        if next(failures, None) is not None:
-            raise AlertmanagerError("connection refused")
-        posts.append(copy.deepcopy(alerts))
-
-    monkeypatch.setattr("stream.alertmanager.sink.post_alerts", fake_post)
-    sink = sinks("http://am", metrics=metrics)
-    sink.submit(make_alert(1))
-    sink.submit(make_alert(1))  # a duplicate collapses into the same pending post
-    assert sink.flush(timeout_s=10)
-    assert sent_value(metrics, "failed") == 3 and sent_value(metrics, "ok") == 1
-    assert [len(batch) for batch in posts] == [1]
+class Record:
+    def __init__(self, value: bytes) -> None:
+        self.value = value
 
 
-def test_active_alerts_are_resent_with_a_fresh_end(monkeypatch: pytest.MonkeyPatch,
-                                                   sinks: Callable[..., AlertmanagerSink]) -> None:
-    posts: list[dict[str, Any]] = []
-    monkeypatch.setattr("stream.alertmanager.sink.post_alerts", lambda url, alerts, t: posts.extend(alerts))
-    now = [1_000_000.0]
-    sink = sinks("http://am", resend_s=60, clock=lambda: now[0])
-    sink.submit(make_alert(1))
-    assert sink.flush(timeout_s=10)
-    assert [p["endsAt"] for p in posts] == ["1970-01-12T13:49:40.000Z"]  # now + 3 x 60 s
-    now[0] += 61
-    wait_for(lambda: len(posts) == 2)
-    assert posts[1]["endsAt"] == "1970-01-12T13:50:41.000Z"
-    assert posts[1]["labels"] == posts[0]["labels"]
+class Consumer:
+    """Hands out its records ``per_poll`` at a time; remembers commits and pauses."""
+
+    def __init__(self, values: list[bytes], per_poll: int = 3) -> None:
+        self.values, self.per_poll, self.cursor = values, per_poll, 0
+        self.paused = False
+        self.commits: list[int] = []
+        self.tp = TopicPartition("alerts", 0)
+
+    def assignment(self) -> set[TopicPartition]:
+        return {self.tp}
+
+    def pause(self, *tps: TopicPartition) -> None:
+        self.paused = bool(tps)
+
+    def resume(self, *tps: TopicPartition) -> None:
+        self.paused = False
+
+    def poll(self, timeout_ms: int = 0, max_records: int = 500) -> dict[TopicPartition, list[Record]]:
+        if self.paused:
+            return {}
+        batch = self.values[self.cursor:self.cursor + min(max_records, self.per_poll)]
+        self.cursor += len(batch)
+        return {self.tp: [Record(v) for v in batch]} if batch else {}
+
+    def commit(self) -> None:
+        self.commits.append(self.cursor)
 
 
-def test_quiet_alerts_resolve_when_event_time_moves_on(monkeypatch: pytest.MonkeyPatch,
-                                                      sinks: Callable[..., AlertmanagerSink]) -> None:
-    posts: list[dict[str, Any]] = []
-    monkeypatch.setattr("stream.alertmanager.sink.post_alerts", lambda url, alerts, t: posts.extend(alerts))
-    now = [event_time("2026-11-26T10:00:00Z")]
-    sink = sinks("http://am", active_for_s=3600, clock=lambda: now[0])
-    alert = make_alert(1, ts="2026-11-26T09:31:12.500Z")
-    sink.submit(alert)
-    assert sink.flush(timeout_s=10)
-    sink.advance(event_time(alert["ts"]) + 3599)
-    sink.advance(event_time(alert["ts"]) + 3600)
-    wait_for(lambda: len(posts) == 2)
-    assert posts[1]["endsAt"] == "2026-11-26T10:00:00.000Z" and sink.active_count == 0
+class FakeAlertmanager:
+    def __init__(self) -> None:
+        self.up = False
+        self.alerts: dict[str, dict[str, Any]] = {}
+
+    def __call__(self, connection: Connection, alerts: list[dict[str, Any]]) -> None:
+        if not self.up:
+            raise AlertmanagerError("ConnectionRefusedError")
+        for alert in alerts:
+            self.alerts[json.dumps(alert["labels"], sort_keys=True)] = alert
 
 
-def test_submit_never_blocks_on_a_hung_alertmanager(metrics: Metrics,
-                                                    sinks: Callable[..., AlertmanagerSink]) -> None:
-    # A listener that never accepts: every post hangs until its timeout.
-    with socket.socket() as hung:
-        hung.bind(("127.0.0.1", 0))
-        hung.listen(0)
-        url = f"http://127.0.0.1:{hung.getsockname()[1]}"
-        sink = sinks(url, metrics=metrics, queue_size=100, timeout_s=30.0)
-        sink.submit(make_alert(0))
-        wait_for(lambda: sink._working)  # the sender is stuck in its first post
-        for n in range(1, 1001):
-            sink.submit(make_alert(n))
-        assert sink.queued <= 100 + 1
-        assert sent_value(metrics, "dropped") == 900
-        assert not sink.flush(timeout_s=0.2)
+def delivery(post: Any, clock: list[float], **settings: Any) -> tuple[Delivery, Metrics]:
+    metrics = Metrics(CollectorRegistry())
+    s = Settings(alertmanager_url="http://am", runbook_base_url=RUNBOOKS, **settings)
+    return Delivery(s, metrics, clock=lambda: clock[0], post=post), metrics
+
+
+def test_nothing_is_committed_past_an_unsent_page_and_reading_stops_until_it_is_accepted() -> None:
+    clock, am = [1_000_000.0], FakeAlertmanager()
+    alerts = [paging(n, f"u-{n}", "2026-11-26T09:00:00Z") for n in range(4)] + [make_alert(9, level="low")]
+    deliver, metrics = delivery(am, clock)
+    deliver.consumer = consumer = Consumer([orjson.dumps(a) for a in alerts])
+    assert deliver.step() == 3 and consumer.commits == []
+    assert deliver.step() == 0 and consumer.paused and consumer.cursor == 3  # waits: reads nothing more
+    assert sent(metrics, "failed") == 1
+    clock[0] += 3600 * 5  # five hours of outage
+    am.up = True
+    while consumer.cursor < len(alerts) or deliver.pages.unsent():
+        deliver.step()
+    assert consumer.commits == [3, 5] and not consumer.paused
+    ends = {a["endsAt"] for a in am.alerts.values()}
+    assert len(am.alerts) == 4 and ends == {iso(clock[0] + Settings().alertmanager_active_s)}
+    assert metrics.registry.get_sample_value("privwatch_alertmanager_queue") == 0
+
+
+def test_pseudonymised_pages_and_summary_annotations() -> None:
+    clock, am = [1_000_000.0], FakeAlertmanager()
+    am.up = True
+    key = "p" * 32
+    alert = paging(1, "u-4821", "2026-11-26T09:00:00Z", reasons=["u-4821 exported customers.payment_methods"])
+    deliver, _ = delivery(am, clock, pseudonymise="alertmanager", pseudonym_key=key, alertmanager_detail="summary")
+    deliver.consumer = Consumer([orjson.dumps(alert)])
+    deliver.step()
+    [posted] = am.alerts.values()
+    text = json.dumps(posted)
+    assert "u-4821" not in text and "customers.payment_methods" not in text
+    assert set(posted["annotations"]) <= {"summary", "severity", "detectors", "runbook_url", "updates"}
+    full = to_alertmanager({**alert["incident"], "principal_id": "u-4821"}, runbook_base_url=RUNBOOKS)
+    assert full["annotations"]["principal"] == "u-4821"
+    deliver, _ = delivery(am, clock, pseudonymise="alertmanager", pseudonym_key=key)
+    deliver.consumer = Consumer([orjson.dumps(paging(2, "u-4821", "2026-11-26T09:00:00Z"))])
+    deliver.step()
+    assert any(a["annotations"].get("principal") == pseudonym(key.encode(), "u-4821") for a in am.alerts.values())
+
+
+# -- the client: authentication (a loopback server records the request) -------------------------
+
+
+@pytest.fixture
+def recorder() -> Iterator[tuple[str, list[dict[str, str]]]]:
+    seen: list[dict[str, str]] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802
+            self.rfile.read(int(self.headers["Content-Length"]))
+            seen.append(dict(self.headers))
+            code = 401 if "Authorization" not in self.headers else 200
+            self.send_response(code)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", seen
+    server.shutdown()
+
+
+def test_bearer_and_basic_authentication_are_sent(recorder: tuple[str, list[dict[str, str]]]) -> None:
+    url, seen = recorder
+    post_alerts(Connection(url, bearer_token="t0ken"), [])
+    post_alerts(Connection(url, username="pw", password="s3cret"), [])
+    with pytest.raises(AlertmanagerError, match="401") as refused:
+        post_alerts(Connection(url), [])
+    assert refused.value.retryable  # a credential being rotated must not lose pages
+    assert seen[0]["Authorization"] == "Bearer t0ken"
+    assert seen[1]["Authorization"] == "Basic " + base64.b64encode(b"pw:s3cret").decode()
+    assert "t0ken" not in repr(Connection(url, bearer_token="t0ken"))
 
 
 # -- with a real Alertmanager -------------------------------------------------------------------
 
 
 @pytest.mark.integration
-def test_alerts_arrive_with_labels_and_annotations(alertmanager: AlertmanagerProcess, metrics: Metrics,
-                                                   sinks: Callable[..., AlertmanagerSink]) -> None:
-    sink = sinks(alertmanager.url, metrics=metrics, evidence_url="https://ev.example/a/{alert_id}")
-    alert = make_alert(1, ts=ago(5))
-    sink.submit(alert)
-    assert sink.flush(timeout_s=10)
-    [got] = matching(alertmanager.alerts(), incident_key(alert["alert_id"]))
+def test_pages_arrive_active_with_labels_annotations_and_a_wall_clock_end(alertmanager: AlertmanagerProcess) -> None:
+    metrics = Metrics(CollectorRegistry())
+    s = Settings(alertmanager_url=alertmanager.url, runbook_base_url=RUNBOOKS,
+                 evidence_url="https://ev.example/a/{alert_id}")
+    deliver = Delivery(s, metrics)
+    old = paging(1, "u-4821", iso(time.time() - 30 * 86_400))  # an incident of a month ago, delivered now
+    deliver.consumer = Consumer([orjson.dumps(old)])
+    deliver.step()
+    [got] = [a for a in alertmanager.alerts() if a["labels"]["incident_id"] == old["incident"]["incident_id"]]
+    assert got["status"]["state"] == "active" and got["startsAt"] == old["ts"]
     assert got["labels"] == {"alertname": "PrivacyIncident", "detector": "volume", "level": "critical",
-                             "severity": "page", "service": "privwatch",
-                             "incident_id": incident_key(alert["alert_id"])}
-    assert got["annotations"]["summary"] == "volume finding 1"
-    assert got["annotations"]["principal"] == "u-4821"
-    assert got["annotations"]["runbook_url"] == f"{RUNBOOKS}/volume.md"
-    assert got["annotations"]["evidence"] == "e1"
+                             "severity": "page", "service": "privwatch", "incident_id": incident_key(old["alert_id"])}
+    assert got["annotations"]["principal"] == "u-4821" and got["annotations"]["runbook_url"] == f"{RUNBOOKS}/volume.md"
     assert got["generatorURL"] == "https://ev.example/a/volume%3Au-4821%3Ae1"
-    assert got["startsAt"] == alert["ts"]
-    assert got["status"]["state"] == "active"
-    assert sent_value(metrics, "ok") >= 1 and sent_value(metrics, "failed") == 0
+    ends = time.mktime(time.strptime(got["endsAt"][:19], "%Y-%m-%dT%H:%M:%S")) - time.timezone
+    assert ends > time.time() + s.alertmanager_active_s - 600
+    assert sent(metrics, "ok") == 1
 
 
 @pytest.mark.integration
-def test_duplicates_and_correlated_alerts_are_one_alert(alertmanager: AlertmanagerProcess,
-                                                        sinks: Callable[..., AlertmanagerSink]) -> None:
-    sink = sinks(alertmanager.url)
-    # event times near now: the sink resolves an alert once event time is active_for_s (4 h) past it
-    single = make_alert(1, principal="u-1", ts=ago(30))
-    sink.submit(single)
-    sink.submit(copy.deepcopy(single))
-    correlator = Correlator(window_s=3600)
-    steps = [("privilege", "medium", ago(30)), ("volume", "high", ago(20)), ("context", "critical", ago(10))]
-    for n, (detector, level, ts) in enumerate(steps):
-        incident = correlator.add(make_alert(n, principal="u-2", detector=detector, level=level, ts=ts))
-        sink.submit(incident)
-        assert sink.flush(timeout_s=10)
-    keys = {incident_key(single["alert_id"]), incident["incident_id"]}
-
-    def grouped() -> list[dict[str, Any]]:
-        alerts = [a for g in alertmanager.groups() for a in g["alerts"] if a["labels"]["incident_id"] in keys]
-        return alerts if len(alerts) == 2 else []
-
-    by_key = {a["labels"]["incident_id"]: a for a in wait_for(grouped)}
-    assert len(matching(alertmanager.alerts(), incident["incident_id"])) == 1
-    merged = by_key[incident["incident_id"]]
-    assert merged["labels"]["level"] == "critical" and merged["labels"]["detector"] == "privilege"
-    assert json.loads(merged["annotations"]["reasons"]) == ["privilege reason 0", "volume reason 1",
-                                                            "context reason 2"]
-    assert merged["annotations"]["runbook_url"] == f"{RUNBOOKS}/incident.md"
-    assert merged["startsAt"] == steps[0][2]
-
-
-@pytest.mark.integration
-def test_resolved_alert_resolves(alertmanager: AlertmanagerProcess,
-                                 sinks: Callable[..., AlertmanagerSink]) -> None:
-    sink = sinks(alertmanager.url, active_for_s=3600)
-    explicit, quiet = make_alert(1, principal="u-1", ts=ago(90)), make_alert(2, principal="u-2", ts=ago(90))
-    fresh = make_alert(3, principal="u-3", ts=ago(29))  # an hour and a bit of event time later
-    for alert in (explicit, quiet):
-        sink.submit(alert)
-    assert sink.flush(timeout_s=10)
-    assert len(alertmanager.alerts()) == 2
-    sink.resolve(explicit["alert_id"])
-    sink.submit(fresh)  # the quiet one is over
-    assert sink.flush(timeout_s=10)
-    active = {a["labels"]["incident_id"] for a in alertmanager.alerts()}
-    assert active == {incident_key(fresh["alert_id"])}
-    assert sink.active_count == 1
-
-
-@pytest.mark.integration
-def test_outage_does_not_block_and_the_backlog_is_delivered(
-    alertmanager_factory: Callable[..., AlertmanagerProcess], metrics: Metrics,
-    sinks: Callable[..., AlertmanagerSink],
-) -> None:
-    am = alertmanager_factory(port=free_port())  # not started: connection refused
-    sink = sinks(am.url, metrics=metrics, queue_size=50, max_active=150)
-    for n in range(100):
-        sink.submit(make_alert(n, principal=f"u-{n}", ts=ago(5)))
-    wait_for(lambda: sent_value(metrics, "failed") >= 2)
-    for n in range(100, 200):
-        sink.submit(make_alert(n, principal=f"u-{n}", ts=ago(5)))
-        assert sink.queued <= 150 + 50
-    assert not sink.flush(timeout_s=0.1)
-    dropped = sent_value(metrics, "dropped")
-    assert dropped >= 50  # 200 distinct alerts, at most 150 kept active
-    am.start()
-    assert sink.flush(timeout_s=20)
-    assert len(am.alerts()) == 200 - dropped
-    assert sent_value(metrics, "ok") >= 1
-    assert metrics.registry.get_sample_value("privwatch_alertmanager_queue") == 0
-
-
-@pytest.mark.integration
-def test_alertmanager_restart_mid_stream(alertmanager: AlertmanagerProcess,
-                                         sinks: Callable[..., AlertmanagerSink]) -> None:
-    sink = sinks(alertmanager.url, resend_s=0.5)
-    sink.submit(make_alert(1, principal="u-1", ts=ago(5)))
-    assert sink.flush(timeout_s=10)
-    alertmanager.stop()  # loses its in-memory alerts (no persistence beyond silences)
-    sink.submit(make_alert(2, principal="u-2", ts=ago(5)))
+def test_an_alertmanager_restart_gets_its_pages_back_from_the_resends(alertmanager: AlertmanagerProcess) -> None:
+    s = Settings(alertmanager_url=alertmanager.url, alertmanager_resend_s=0.5)
+    deliver = Delivery(s, Metrics(CollectorRegistry()))
+    deliver.consumer = Consumer([orjson.dumps(paging(1, "u-1", iso(time.time() - 300)))])
+    deliver.step()
+    alertmanager.stop()  # loses its in-memory alerts
     alertmanager.start()
-    # both come back: the new one from the backlog, the old one from the periodic re-send
-    wait_for(lambda: len(alertmanager.alerts()) == 2, timeout_s=15)
-
-
-def test_thread_is_a_daemon(sinks: Callable[..., AlertmanagerSink]) -> None:
-    sink = sinks("http://127.0.0.1:1")
-    assert any(t.name == "alertmanager-sink" and t.daemon for t in threading.enumerate())
-    sink.close(timeout_s=0.1)
+    wait_for(lambda: deliver.step() >= 0 and len(alertmanager.alerts()) == 1, timeout_s=15)

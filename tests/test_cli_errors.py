@@ -34,9 +34,20 @@ def test_an_unreachable_broker_is_one_line_and_exit_4() -> None:
     with socket.socket() as sock:  # a port nobody listens on
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    out = privwatch("run", "--bootstrap-servers", f"127.0.0.1:{port}", "--metrics-port", "0")
+    out = privwatch("run", "--bootstrap-servers", f"127.0.0.1:{port}", "--metrics-port", "0", "--no-durable-state")
     one_line_error(out, errors.KafkaUnavailable.exit_code, f"no Kafka broker answered at 127.0.0.1:{port}")
     assert errors.KafkaUnavailable.exit_code == 4
+
+
+def test_durable_state_without_a_key_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    """The key is required unless durable state is turned off; secrets are never flags."""
+    one_line_error(privwatch("run", "--metrics-port", "0"), 2, "durable state needs a state_key")
+    out = privwatch("run", "--metrics-port", "0", "--state-key", "k" * 32)
+    assert out.returncode == 2 and "unrecognized arguments: --state-key" in out.stderr
+    short = tmp_path / "key"
+    short.write_text("short\n")
+    one_line_error(privwatch("run", "--metrics-port", "0", "--state-key-file", str(short)), 2, "at least 16 bytes")
+    one_line_error(privwatch("run", "--state-key-file", str(tmp_path / "nope")), 2, "cannot read state_key_file")
 
 
 def test_a_busy_metrics_port_is_one_line_and_exit_6() -> None:
@@ -102,3 +113,10 @@ def test_help_explains_every_setting_with_its_values() -> None:
     assert "one of earliest, latest" in text
     assert "--snapshot-in-background, --no-snapshot-in-background" in text
     assert "exit codes" in privwatch("--help").stdout
+
+
+def test_deliver_needs_an_alertmanager_and_takes_no_secret_flags() -> None:
+    one_line_error(privwatch("deliver", "--metrics-port", "0"), 2, "privwatch deliver needs alertmanager_url")
+    out = privwatch("deliver", "--alertmanager-url", "http://am", "--alertmanager-password", "pw")
+    assert out.returncode == 2 and "unrecognized arguments: --alertmanager-password" in out.stderr
+    assert "--alertmanager-password-file" in privwatch("deliver", "--help").stdout

@@ -44,6 +44,7 @@ def _reason(value):
         (orjson.dumps(access("e", NOW) | {"bytes": 1e308}), "schema"),
         (orjson.dumps({k: v for k, v in access("e", NOW).items() if k != "principal"}), "schema"),
         (orjson.dumps(access("e", NOW + 400 * 86_400)), "future_timestamp"),
+        (b'{"a": NaN}', "malformed_json"),
         (orjson.dumps(access("e", NOW) | {"ts": "1970-01-01T00:00:00Z"}), "ancient_timestamp"),
         (orjson.dumps(access("e", NOW) | {"ts": "2026-11-26T09:14:03"}), "schema"),  # no offset
         (b" " * (MAX_RECORD_BYTES + 1), "too_large"),
@@ -77,10 +78,55 @@ def test_a_batch_decodes_in_chunks_as_record_by_record():
     assert sum(isinstance(item.payload, BadRecord) for item in items) > 5
 
 
-def test_odd_unicode_is_fine():
-    doc = access("e-ü", NOW, principal="u-😀-\u202e-\u0000x") | {"purpose": "𝔣𝔬𝔬 \ud7ff"}
+def test_odd_but_printable_unicode_is_fine():
+    doc = access("e-ü", NOW, principal="u-😀-Zoë 山田") | {"purpose": "𝔣𝔬𝔬 \ud7ff"}
     event = decode(orjson.dumps(doc), NOW)
-    assert event.principal_id == "u-😀-\u202e-\u0000x"
+    assert event.principal_id == "u-😀-Zoë 山田"
+
+
+@pytest.mark.parametrize("hidden", ["\u0000", "\x1b[31m", "\u202e", "\u2066", "\u200b", "\u200f", "\ufeff",
+                                    "\u2028", "\u0085", "\u00ad"])
+def test_ids_with_control_bidirectional_or_zero_width_characters_are_refused(hidden):
+    for doc in (access("e", NOW, principal=f"u-1{hidden}x"), access(f"e{hidden}", NOW),
+                access("e", NOW) | {"resource": {"id": f"hr{hidden}.pay"}},
+                permission("p", NOW, target=f"u{hidden}"), permission("p", NOW, permission=f"admin{hidden}")):
+        with pytest.raises(BadRecord) as refused:
+            decode(orjson.dumps(doc), NOW)
+        assert refused.value.reason == "schema"
+        assert "control, bidirectional or zero-width" in refused.value.detail
+
+
+def test_duplicate_keys_are_refused_at_any_depth():
+    raw = orjson.dumps(access("e", NOW, principal="u-victim"))
+    twice = raw.replace(b'"principal":{', b'"principal":{"id":"u-other"},"principal":{', 1)
+    nested = raw.replace(b'"id":"u-victim"', b'"id":"u-victim","id":"u-other"', 1)
+    for value in (twice, nested, b'{"type":"access","type":"access"}'):
+        with pytest.raises(BadRecord) as refused:
+            decode(value, NOW)
+        assert refused.value.reason == "duplicate_key", value
+
+
+@pytest.mark.parametrize("ts", [1_790_000_000, "1790000000", "2026-11-26 09:14:03", "2026-11-26T09:14Z",
+                                "2026-11-26T09:14:03+0100", "2026-11-26", "26/11/2026 09:14:03Z",
+                                "2026-11-26T09:14:03.1234567890Z", "NaN"])
+def test_ts_is_rfc3339_with_an_offset_or_refused(ts):
+    with pytest.raises(BadRecord) as refused:
+        decode(orjson.dumps(access("e", NOW) | {"ts": ts}), NOW)
+    assert refused.value.reason == "schema" and "RFC 3339" in refused.value.detail
+
+
+def test_rfc3339_variants_with_an_offset_are_accepted():
+    for ts in ("2026-11-26T09:14:03Z", "2026-11-26t09:14:03z", "2026-11-26T09:14:03.5+01:00",
+               "2026-11-26T09:14:03.123456-05:30"):
+        assert decode(orjson.dumps(access("e", NOW) | {"ts": ts}), 2e9).tz_offset_s in (0, 3600, -19800)
+
+
+def test_the_clock_skew_bound_is_a_setting():
+    ahead = orjson.dumps(access("e", NOW + 3 * 3600))
+    with pytest.raises(BadRecord, match="future_timestamp"):
+        decode(ahead, NOW)  # the default: five minutes
+    assert decode(ahead, NOW, max_skew_s=4 * 3600).event_id == "e"
+    assert decode(orjson.dumps(access("e", NOW + 240)), NOW).event_id == "e"
 
 
 def test_lone_surrogate_escape_is_refused_not_crashing():

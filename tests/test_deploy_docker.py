@@ -29,7 +29,8 @@ def test_dockerfile() -> None:
     by_name: dict[str, list[str]] = {}
     for name, args in instructions:
         by_name.setdefault(name.upper(), []).append(args)
-    assert all(image.split()[0] == "python:3.11-slim" for image in by_name["FROM"])
+    assert all(image.split()[0].startswith("python:3.11-slim@sha256:") for image in by_name["FROM"])
+    assert len({image.split()[0] for image in by_name["FROM"]}) == 1  # both stages, one pinned digest
     for args in by_name["COPY"]:
         if args.startswith("--from"):
             continue

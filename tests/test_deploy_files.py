@@ -162,7 +162,9 @@ def test_every_privwatch_env_var_in_deploy_is_a_setting() -> None:
 
 def test_metric_names_in_rules_and_dashboard_exist() -> None:
     exposed = exposition() | family_names()
-    assert {name for name in exposition() if not name.endswith("_created")} <= family_names()
+    ours = {name for name in exposition() if name.startswith("privwatch_") and not name.endswith("_created")}
+    assert ours <= family_names()
+    assert {"process_cpu_seconds_total", "process_resident_memory_bytes"} <= exposition()  # on the same registry
     sources = {
         "rules": RULES.read_text(),
         "rule tests": "".join(path.read_text() for path in RULE_TESTS),
@@ -202,7 +204,7 @@ def test_dashboard_panels_are_valid() -> None:
     ids = [p["id"] for p in panels]
     assert len(ids) == len(set(ids)), "duplicate panel ids"
     rows = [p["title"] for p in panels if p["type"] == "row"]
-    assert rows == ["Health", "Throughput & lag", "Detection", "State", "Alertmanager",
+    assert rows == ["Health", "Throughput & lag", "Detection", "State", "Alertmanager", "Outputs",
                     "Reference data (directory, catalog)"]
     for panel in panels:
         if panel["type"] == "row":

@@ -89,7 +89,7 @@ def test_feedback_topic_suppresses_later_alerts_in_the_service(kafka_bootstrap, 
     settings = Settings(bootstrap_servers=kafka_bootstrap, group_id=group_id, access_topic=topics["access"],
                         permission_topic=topics["permission"], alerts_topic=topics["alerts"],
                         dead_letter_topic=topics["dead-letter"], feedback_topic=topics["feedback"],
-                        state_topic=topics["state"], metrics_port=0, merge_wait_ms=100)
+                        state_topic=topics["state"], metrics_port=0, merge_wait_ms=100, durable_state=False)
     metrics = Metrics(CollectorRegistry(), ["volume"])
     service = Service(settings, metrics)
     # The feedback topic is read whole before input processing starts (a global table's bootstrap).

@@ -48,6 +48,7 @@ def test_the_service_applies_its_setting_before_it_makes_clients(monkeypatch: py
     from prometheus_client import CollectorRegistry
 
     from stream.kafka import clients
+    from stream.kafka.topics import TopicFacts
     from stream.ops.metrics import Metrics
     from stream.service.service import Service
     from stream.settings import Settings
@@ -63,7 +64,9 @@ def test_the_service_applies_its_setting_before_it_makes_clients(monkeypatch: py
 
     monkeypatch.setattr(heap, "keep_free_heap", lambda keep: calls.append(keep))
     monkeypatch.setattr(clients, "input_consumer", consumer)
-    service = Service(Settings(metrics_port=0, heap_keep_mb=64), Metrics(CollectorRegistry(), ["volume"]))
+    monkeypatch.setattr("stream.service.service.check_topics", lambda settings, durable_state: TopicFacts())
+    service = Service(Settings(metrics_port=0, heap_keep_mb=64, durable_state=False),
+                      Metrics(CollectorRegistry(), ["volume"]))
     with pytest.raises(Stop):
         service.run()
     assert calls == [64 << 20, "consumer"]

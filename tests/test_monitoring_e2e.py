@@ -107,7 +107,7 @@ def privwatch_service(kafka_bootstrap: str, fresh_topics: Callable[..., dict[str
         "--access-topic", topics["access"], "--permission-topic", topics["permission"],
         "--alerts-topic", topics["alerts"], "--dead-letter-topic", topics["dead-letter"],
         "--feedback-topic", topics["feedback"], "--state-topic", topics["state"],
-        "--metrics-host", "127.0.0.1", "--metrics-port", str(port),
+        "--metrics-host", "127.0.0.1", "--metrics-port", str(port), "--no-durable-state",
     ]
     service = ServiceProcess(args, tmp_path / "privwatch.log")
     try:

@@ -26,7 +26,8 @@ INCIDENT = "alertname=PrivacyIncident"  # what stream/alertmanager posts
 SERVICE_ALERTS = {
     "PrivwatchDown", "PrivwatchConsumerLagGrowing", "PrivwatchDeadLettersRising", "PrivwatchNoEvents",
     "PrivwatchSnapshotStale", "PrivwatchAlertStorm", "PrivwatchCommitFailures",
-    "PrivwatchAlertmanagerSendFailures",
+    "PrivwatchAlertmanagerSendFailures", "PrivwatchProduceFailures", "PrivwatchNotReady", "PrivwatchColdStart",
+    "PrivwatchStateRestoreRefused",
 }
 
 

@@ -72,6 +72,20 @@ INVALID = [
     ("authentication-event", ("method",), "x" * 65),
     ("authentication-event", ("provenance", "record_id"), ""),
     ("authentication-event", ("type",), "signin"),
+    # tightened in v1.2 (stream/contract/CHANGES.md)
+    ("access-event", ("ts",), 1_790_000_000),
+    ("access-event", ("ts",), "1790000000"),
+    ("access-event", ("ts",), "2026-11-26 09:14:03Z"),
+    ("access-event", ("ts",), "2026-11-26T09:14:03"),
+    ("access-event", ("principal", "id"), "u-1\u202egnp.exe"),
+    ("access-event", ("principal", "id"), "u-1\u0000"),
+    ("access-event", ("resource", "id"), "hr\u200b.pay"),
+    ("access-event", ("source", "user_agent"), "curl\u001b[2J"),
+    ("permission-event", ("permission",), "admin\u2066"),
+    ("permission-event", ("target", "id"), "\ufeffu-7"),
+    ("authentication-event", ("ts",), "2026-11-26T09:14:03"),
+    ("authentication-event", ("event_id",), "e\u202e1"),
+    ("authentication-event", ("application", "name"), "app\u200b"),
 ]
 
 
@@ -87,3 +101,14 @@ def test_unknown_extra_fields_are_allowed_and_ignored():
     doc = example("access-event") | {"tenant": "acme", "nested": {"x": 1}}
     assert not list(validator("access-event").iter_errors(doc))
     assert "tenant" not in INPUT_ADAPTER.validate_json(orjson.dumps(doc))
+
+
+def test_a_paging_alert_carries_its_incident_in_both():
+    doc = example("alert-paging")
+    assert not list(validator("alert").iter_errors(doc))
+    assert Alert.model_validate(doc).incident is not None
+    broken = copy.deepcopy(doc)
+    broken["incident"]["updates"] = 0
+    assert list(validator("alert").iter_errors(broken))
+    with pytest.raises(ValidationError):
+        Alert.model_validate(broken)

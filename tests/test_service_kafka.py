@@ -30,7 +30,7 @@ def _settings(bootstrap: str, topics: dict[str, str], group: str, **extra) -> Se
         bootstrap_servers=bootstrap, group_id=group, access_topic=topics["access"],
         permission_topic=topics["permission"], alerts_topic=topics["alerts"],
         dead_letter_topic=topics["dead-letter"], feedback_topic=topics["feedback"], state_topic=topics["state"],
-        metrics_port=0, commit_interval_ms=200, merge_wait_ms=100, **extra,
+        metrics_port=0, commit_interval_ms=200, merge_wait_ms=100, durable_state=False, **extra,
     )
 
 
@@ -98,7 +98,7 @@ def test_sigterm_commits_exactly_what_was_processed_and_restart_resumes(kafka_bo
     produce(kafka_bootstrap, topics["access"], docs, principal_key)
     s = _settings(kafka_bootstrap, topics, group_id, max_poll_records=200)
     args = ["--bootstrap-servers", kafka_bootstrap, "--group-id", group_id, "--metrics-port", "0",
-            "--max-poll-records", "200", "--commit-interval-ms", "200"]
+            "--max-poll-records", "200", "--commit-interval-ms", "200", "--no-durable-state"]
     args += [f"--{k.replace('_', '-')}" + f"={getattr(s, k)}" for k in (
         "access_topic", "permission_topic", "alerts_topic", "dead_letter_topic", "feedback_topic", "state_topic")]
     proc = _spawn(args)

@@ -110,7 +110,7 @@ def test_flipped_byte_in_manifest_body_or_tag_is_refused():
     with pytest.raises(SnapshotError, match="signature does not verify"):
         snapshot.read_manifest(_flip(snap.manifest, body_at), KEY)
     with pytest.raises(SnapshotError, match="signature does not verify"):
-        snapshot.read_manifest(_flip(snap.manifest, len(snapshot.MAGIC) + 3), KEY)
+        snapshot.read_manifest(_flip(snap.manifest, len(snapshot.MAGIC_KEYED) + 5), KEY)
 
 
 def test_wrong_key_is_refused():
@@ -146,7 +146,7 @@ def test_forged_manifests_without_or_with_empty_signature_never_unpickle(tmp_pat
 
 def test_newer_format_or_other_river_version_is_refused_even_when_signed():
     snap = snapshot.encode(_engine(), OFFSETS, 0, 1, KEY)
-    body = orjson.loads(snap.manifest.split(b"\n", 2)[2])
+    body = orjson.loads(snap.manifest.split(b"\n", 3)[3])
     for change in ({"format": snapshot.FORMAT + 1}, {"river": "0.0.1"}, {"model": "9.9.9"},
                    {"privwatch": "99.0.0"}):
         with pytest.raises(SnapshotError, match="foreign snapshot versions"):
@@ -380,3 +380,49 @@ def test_restores_unpickle_with_the_collector_paused_and_turn_it_back_on():
     engine, incidents = snapshot.decode_state(manifest, list(snap.chunks))
     assert incidents == ["loaded"] and engine.n_principals() == 5
     assert ("load", False) in _GC_SEEN and gc.isenabled()
+
+
+def test_keys_rotate_by_id_and_an_unknown_id_is_refused():
+    old, new = b"o" * 32, b"n" * 32
+    by_old = snapshot.encode(_engine(5), OFFSETS, 0, 1, old, key_id="2025")
+    by_new = snapshot.encode(_engine(5), OFFSETS, 0, 2, new, key_id="2026")
+    keys = {"2025": old, "2026": new}
+    assert snapshot.read_manifest(by_old.manifest, keys)["key_id"] == "2025"
+    assert snapshot.read_manifest(by_new.manifest, keys)["generation"] == 2
+    with pytest.raises(SnapshotError, match="key id '2025', which is not configured"):
+        snapshot.read_manifest(by_old.manifest, {"2026": new})
+    # a manifest claiming the new key's id but signed with the old key does not verify
+    forged = by_old.manifest.replace(b"/2\n2025\n", b"/2\n2026\n", 1)
+    with pytest.raises(SnapshotError, match="does not verify"):
+        snapshot.read_manifest(forged, keys)
+    # manifests from before key ids verify with any configured key
+    legacy = _signed(orjson.loads(by_old.manifest.split(b"\n", 3)[3]), key=old)
+    assert snapshot.read_manifest(legacy, keys)["generation"] == 1
+
+
+def test_a_restore_refuses_a_manifest_older_than_the_committed_generation(caplog):
+    topic = FakeTopic()
+    refusals: list[str] = []
+    writer = _store(topic, refusals)
+    for generation in range(3):
+        written = writer.write(1, _engine(10 + generation), {"access": 10 * generation})
+        assert written.seq == generation + 1
+    old_manifests = topic.latest(1)
+    # the two newest manifests are tombstoned and generation 1's manifest re-published
+    first = snapshot.encode(_engine(10), {"access": 0}, 1, 1, KEY, "grp", chunk_bytes=2000)
+    for key in [k for k in old_manifests if b"manifest" in k]:
+        topic.send("state", key, None, 1)
+    topic.send("state", b"grp/p1/manifest1", first.manifest, 1)
+    for i, chunk in enumerate(first.chunks):
+        topic.send("state", f"grp/p1/g1/c{i}".encode(), chunk, 1)
+    trusting = StateStore(topic, topic.reader, "state", "grp", KEY, refused=refusals.append, chunk_bytes=2000)
+    assert trusting.restore(1) is not None  # without the committed generation, generation 1 looks fine
+    anchored = StateStore(topic, topic.reader, "state", "grp", KEY, refused=refusals.append, chunk_bytes=2000,
+                          committed=lambda p: 3)
+    with caplog.at_level(logging.ERROR):
+        assert anchored.restore(1) is None
+    assert "rollback: generation 1 is older than generation 3" in caplog.text
+    assert anchored.seq[1] == 3 and refusals == ["refused"]
+    for key in [k for k in topic.latest(1) if b"manifest" in k]:
+        topic.send("state", key, None, 1)
+    assert anchored.restore(1) is None and refusals == ["refused", "missing"]

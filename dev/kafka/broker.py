@@ -8,7 +8,8 @@ Standard library only. Used three ways:
 - by the tests, through :class:`LocalKafka` (see ``tests/kafka_fixtures.py``);
 - by hand: ``python dev/kafka/broker.py free-ports 2``.
 
-The broker runs from the Apache Kafka jars that ``dev/kafka/fetch.sh`` copies from Maven Central into
+Secure listeners (SASL_SSL with SCRAM, mutual TLS) come from :mod:`security` (``extra_props`` and
+``format_args``). The broker runs from the Apache Kafka jars that ``dev/kafka/fetch.sh`` copies from Maven Central into
 ``.cache/kafka/libs``; this module runs that script itself when the jars are missing.
 """
 
@@ -74,6 +75,8 @@ class LocalKafka:
         Additional or overriding broker properties.
     jvm_opts : sequence of str, optional
         Extra JVM options for the broker, e.g. ``("-XX:TieredStopAtLevel=1",)`` for faster start-up.
+    format_args : sequence of str, optional
+        Extra arguments of the storage format, e.g. SCRAM users (:func:`security.scram_format_args`).
     """
 
     def __init__(
@@ -86,6 +89,7 @@ class LocalKafka:
         log_file: str | os.PathLike[str] | None = None,
         extra_props: dict[str, str] | None = None,
         jvm_opts: Sequence[str] = (),
+        format_args: Sequence[str] = (),
     ) -> None:
         self.port = int(port)
         self.controller_port = int(controller_port) if controller_port else self.port + 1
@@ -95,6 +99,7 @@ class LocalKafka:
         self.log_file = Path(log_file).resolve() if log_file else self.data_dir / "broker.log"
         self.extra_props = dict(extra_props or {})
         self.jvm_opts = tuple(jvm_opts)
+        self.format_args = tuple(format_args)
         self.pid: int | None = None
         self._proc: subprocess.Popen[bytes] | None = None
 
@@ -157,6 +162,7 @@ class LocalKafka:
             "-c",
             str(self.properties_file),
             "--standalone",
+            *self.format_args,
             jvm_opts=("-XX:TieredStopAtLevel=1",),
         )
         out = subprocess.run(cmd, capture_output=True, text=True)
@@ -173,13 +179,8 @@ class LocalKafka:
         return self.pid is not None and _pid_alive(self.pid)
 
     def start(self) -> LocalKafka:
-        """Start the broker JVM in its own process group (format storage first if needed).
-
-        Returns
-        -------
-        LocalKafka
-            ``self``; call :meth:`wait_ready` next.
-        """
+        """Start the broker JVM in its own process group (format storage first if needed); returns
+        ``self``: call :meth:`wait_ready` next."""
         if self.running():
             return self
         ensure_libs(self.libs_dir)
@@ -279,8 +280,7 @@ class LocalKafka:
 
     def _forget(self) -> None:
         """Drop the process handle after exit."""
-        self._proc = None
-        self.pid = None
+        self._proc, self.pid = None, None
 
     def __enter__(self) -> LocalKafka:
         return self.start().wait_ready()

@@ -90,6 +90,12 @@ class _Incident:
         }
 
 
+def incident_summary(incident: dict[str, Any]) -> dict[str, Any]:
+    """What an alert carries of the incident it joined (its ``incident`` field): what a page shows
+    (the principal is the alert's own)."""
+    return {k: v for k, v in incident.items() if k not in ("type", "principal_id")}
+
+
 class Correlator:
     """Merge a principal's alerts into one incident while they keep coming within ``window_s``.
 
@@ -114,15 +120,16 @@ class Correlator:
         self.window_s = window_s
         self.max_incidents = max_incidents
         self._open: OrderedDict[str, _Incident] = OrderedDict()  # by principal, least recently updated first
-        self._watermark = float("-inf")
+        #: newest alert time per input partition: one partition's clock never expires another's incidents
+        self._watermarks: dict[int, float] = {}
 
     def add(self, alert: dict[str, Any], partition: int = -1) -> dict[str, Any]:
         """Merge one contract alert, raised on input ``partition``; return its incident (a fresh dict
         the caller may keep)."""
         ts = event_time(alert["ts"])
         principal = str(alert["principal_id"])
-        self._watermark = max(self._watermark, ts)
-        self.expire(self._watermark)
+        self._watermarks[partition] = max(self._watermarks.get(partition, ts), ts)
+        self.expire()
         incident = self._open.get(principal)
         if incident is None or not self._within(incident, ts):
             incident = self._open_incident(alert, ts)
@@ -134,12 +141,14 @@ class Correlator:
             self._open.popitem(last=False)
         return incident.as_dict()
 
-    def expire(self, watermark: float) -> int:
-        """Forget incidents with no alert for ``window_s`` of event time before ``watermark``."""
+    def expire(self, watermark: float | None = None) -> int:
+        """Forget incidents with no alert for ``window_s`` of their partition's event time (or before
+        ``watermark``), least recently updated first."""
         n = 0
         while self._open:
             principal, oldest = next(iter(self._open.items()))
-            if oldest.last_ts + self.window_s >= watermark:
+            mark = self._watermarks.get(oldest.partition, float("-inf")) if watermark is None else watermark
+            if oldest.last_ts + self.window_s >= mark:
                 break
             del self._open[principal]
             n += 1
@@ -153,6 +162,8 @@ class Correlator:
     def restore(self, partition: int, incidents: list[_Incident]) -> None:
         """Take back ``partition``'s open incidents from its snapshot (replacing any held for it)."""
         self.drop({partition})
+        if incidents:
+            self._watermarks[partition] = max(incident.last_ts for incident in incidents)
         for incident in incidents:
             incident.partition = partition
             current = self._open.get(incident.principal_id)
@@ -165,6 +176,8 @@ class Correlator:
 
     def drop(self, partitions: set[int]) -> None:
         """Forget the open incidents of revoked partitions (their new owner restores them)."""
+        for p in partitions:
+            self._watermarks.pop(p, None)
         for principal in [p for p, i in self._open.items() if i.partition in partitions]:
             del self._open[principal]
 

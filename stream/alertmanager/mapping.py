@@ -77,7 +77,13 @@ def labels_for(doc: dict[str, Any], service: str) -> dict[str, str]:
     }
 
 
-def _annotations(doc: dict[str, Any], runbook_url: str, evidence_link: str | None) -> dict[str, str]:
+#: annotations kept with ``alertmanager_detail = "summary"``: no reasons (they spell out countries,
+#: networks, devices and user agents), no principal, no evidence or alert ids; the evidence link has them
+SUMMARY_ANNOTATIONS = ("summary", "severity", "detectors", "runbook_url", "evidence_url", "updates")
+
+
+def _annotations(doc: dict[str, Any], runbook_url: str, evidence_link: str | None,
+                 detail: str = "full") -> dict[str, str]:
     reasons = [str(r) for r in doc.get("reasons", [])]
     detectors = doc.get("detectors") or [doc["detector"]]
     notes = {
@@ -98,6 +104,8 @@ def _annotations(doc: dict[str, Any], runbook_url: str, evidence_link: str | Non
         notes["alert_ids"] = ",".join(str(a) for a in doc.get("alert_ids", []))
     if evidence_link:
         notes["evidence_url"] = evidence_link
+    if detail == "summary":
+        return {k: v for k, v in notes.items() if k in SUMMARY_ANNOTATIONS}
     return notes
 
 
@@ -108,11 +116,13 @@ def to_alertmanager(
     runbook_base_url: str = "",
     evidence_url: str | None = None,
     ends_at: float | None = None,
+    detail: str = "full",
 ) -> dict[str, Any]:
     """One postable Alertmanager v2 alert for a contract alert or a correlated incident.
 
     ``evidence_url`` is a template with ``{alert_id}`` and/or ``{incident_id}`` placeholders
-    (URL-quoted on substitution). ``ends_at`` (epoch seconds) is omitted when None.
+    (URL-quoted on substitution). ``ends_at`` (epoch seconds) is omitted when None. ``detail``
+    "summary" keeps only :data:`SUMMARY_ANNOTATIONS`.
 
     >>> am = to_alertmanager({"alert_id": "volume:u-1:e9", "ts": "2026-01-01T00:00:00Z",
     ...     "detector": "volume", "principal_id": "u-1", "severity": 91.5, "level": "critical",
@@ -134,12 +144,12 @@ def to_alertmanager(
         )
     starts_at = event_time(doc["ts"])
     if ends_at is not None:
-        # Event time can run ahead of this host's clock (skew; decode accepts a little future), and
-        # Alertmanager rejects an alert whose startsAt is after its endsAt.
+        # Event time can run ahead of this host's clock (max_clock_skew_s), and Alertmanager rejects an
+        # alert whose startsAt is after its endsAt.
         starts_at = min(starts_at, ends_at)
     out: dict[str, Any] = {
         "labels": labels_for(doc, service),
-        "annotations": _annotations(doc, runbook_url, evidence_link),
+        "annotations": _annotations(doc, runbook_url, evidence_link, detail),
         "startsAt": iso(starts_at),
         "generatorURL": evidence_link or runbook_url,
     }

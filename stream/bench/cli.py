@@ -133,7 +133,8 @@ def create_topics(bootstrap: str, partitions: int) -> dict[str, str]:
                                                     "state")}
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="privwatch-bench")
     try:
-        admin.create_topics([NewTopic(t, partitions if role in ("access", "permission", "alerts") else 1, 1)
+        admin.create_topics([NewTopic(t, partitions if role in ("access", "permission", "alerts") else 1, 1,
+                                      topic_configs={"cleanup.policy": "compact"} if role == "state" else {})
                              for role, t in topics.items()])
     finally:
         admin.close()

@@ -1,8 +1,10 @@
 """Bytes in, :class:`~detectors.events.Event` out, or a :class:`~stream.errors.BadRecord` saying why not.
 
-Validation is pydantic-core over the raw JSON (one pass, no intermediate Python objects);
-flattening is :func:`detectors.events.from_document`; output encoding is orjson. Event-time sanity
-checks live here because they need the wall clock, which the engine itself never reads. This module
+Parsing is jiter with duplicate keys refused (``{"principal": ..., "principal": ...}`` used to be
+attributed to the last one), validation pydantic-core over the parsed document; flattening is
+:func:`detectors.events.from_document`; output encoding is orjson. Event-time sanity checks live here
+because they need the wall clock, which the engine itself never reads: an event stamped more than
+``max_skew_s`` (the ``max_clock_skew_s`` setting, minutes) ahead of it is a clock bug, not activity. This module
 runs compiled with the detectors (:mod:`detectors.native`): :func:`decode_records` is the service's
 per-record loop.
 """
@@ -12,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Final
 
+import jiter
 import orjson
 from pydantic import ValidationError
 
@@ -21,8 +24,9 @@ from stream.errors import BadRecord
 
 #: Records larger than this are refused before parsing (a contract event is well under 100 KiB).
 MAX_RECORD_BYTES: Final = 1 << 20
-#: Events stamped further ahead of the wall clock than this are refused: clock bugs, not activity.
-MAX_FUTURE_S: Final = 86_400.0
+#: Events stamped further ahead of the wall clock than this are refused by default (the service passes
+#: its ``max_clock_skew_s``): clock bugs, not activity.
+MAX_FUTURE_S: Final = 300.0
 #: Events older than this epoch second (2000-01-01) are refused as corrupt.
 MIN_TS: Final = 946_684_800.0
 
@@ -33,18 +37,21 @@ DECODE_CHUNK: Final = 32
 #: fills in what a validated document leaves out, in place (:class:`stream.enrich.Enricher`: the people
 #: directory and the data catalog's patterns), before it is flattened
 Enrich = Callable[[dict[str, Any]], None]
-#: pydantic-core's validator itself: ``TypeAdapter.validate_json`` only forwards its default options
+#: pydantic-core's validator itself: ``TypeAdapter.validate_python`` only forwards its default options
 #: to it, one Python frame per record (about 0.5 us)
-_validate_json: Final = INPUT_ADAPTER.validator.validate_json
+_validate: Final = INPUT_ADAPTER.validator.validate_python
+_parse: Final = jiter.from_json
+_PATTERN_MESSAGE: Final = "contains control, bidirectional or zero-width characters"
 
 
-def decode(value: bytes | None, now: float, catalog: Catalog | None = None, enrich: Enrich | None = None) -> Event:
+def decode(value: bytes | None, now: float, catalog: Catalog | None = None, enrich: Enrich | None = None,
+           max_skew_s: float = MAX_FUTURE_S) -> Event:
     """Validate one record and flatten it into an :class:`Event`.
 
     ``catalog`` maps resource ids to ``(sensitivity, categories)`` for events that omit them;
     ``enrich`` fills in the validated document first.
     """
-    return _event(validate(value), now, catalog, enrich)
+    return _event(validate(value), now, catalog, max_skew_s, enrich)
 
 
 def validate(value: bytes | None) -> dict[str, Any]:
@@ -54,18 +61,26 @@ def validate(value: bytes | None) -> dict[str, Any]:
     if len(value) > MAX_RECORD_BYTES:
         raise BadRecord("too_large", f"{len(value)} bytes > {MAX_RECORD_BYTES}")
     try:
-        doc: dict[str, Any] = _validate_json(value)
+        parsed = _parse(value, allow_inf_nan=False, cache_mode="keys", catch_duplicate_keys=True)
+    except ValueError as exc:
+        message = str(exc)
+        reason = "duplicate_key" if message.startswith("Detected duplicate key") else "malformed_json"
+        raise BadRecord(reason, message[:200]) from None
+    try:
+        doc: dict[str, Any] = _validate(parsed)
     except ValidationError as exc:
         raise _bad(exc) from None
     return doc
 
 
-def _event(doc: dict[str, Any], now: float, catalog: Catalog | None, enrich: Enrich | None = None) -> Event:
+def _event(doc: dict[str, Any], now: float, catalog: Catalog | None, max_skew_s: float,
+           enrich: Enrich | None = None) -> Event:
     if enrich is not None:
         enrich(doc)
     event = from_document(doc, catalog)
-    if event.ts > now + MAX_FUTURE_S:
-        raise BadRecord("future_timestamp", f"ts is {event.ts - now:.0f} s ahead of the wall clock")
+    if event.ts > now + max_skew_s:
+        raise BadRecord("future_timestamp", f"ts is {event.ts - now:.0f} s ahead of the wall clock "
+                                            f"(max_clock_skew_s={max_skew_s:.0f})")
     if event.ts < MIN_TS:
         raise BadRecord("ancient_timestamp", "ts before 2000-01-01")
     return event
@@ -92,9 +107,9 @@ class Item:
         self.arrived = arrived
 
 
-
 def decode_records(records: list[Any], topic: str, partition: int, now: float,
-                   catalog: Catalog | None = None, enrich: Enrich | None = None) -> list[Item]:
+                   catalog: Catalog | None = None, enrich: Enrich | None = None,
+                   max_skew_s: float = MAX_FUTURE_S) -> list[Item]:
     """Decode one topic-partition's records (kafka-python ``ConsumerRecord``s, in offset order) into
     merger items; a refused record's item carries its BadRecord, and sorts first. Records are
     validated :data:`DECODE_CHUNK` at a time, then flattened.
@@ -119,7 +134,7 @@ def decode_records(records: list[Any], topic: str, partition: int, now: float,
         for record, doc in zip(chunk, docs, strict=True):
             if not isinstance(doc, BadRecord):
                 try:
-                    event = _event(doc, now, catalog, enrich)
+                    event = _event(doc, now, catalog, max_skew_s, enrich)
                 except BadRecord as bad:
                     doc = bad
                 else:
@@ -132,9 +147,10 @@ def decode_records(records: list[Any], topic: str, partition: int, now: float,
 def _bad(exc: ValidationError) -> BadRecord:
     errors = exc.errors(include_url=False, include_input=False)
     first = errors[0] if errors else {"type": "invalid", "loc": (), "msg": str(exc)}
-    reason = "malformed_json" if first["type"] == "json_invalid" else "schema"
     where = ".".join(str(p) for p in first["loc"]) or "document"
-    return BadRecord(reason, f"{where}: {first['msg']} ({len(errors)} error(s))")
+    # a pattern's message would spell out the refused characters themselves
+    why = _PATTERN_MESSAGE if first["type"] == "string_pattern_mismatch" else first["msg"]
+    return BadRecord("schema", f"{where}: {why} ({len(errors)} error(s))")
 
 
 def dumps(doc: Any) -> bytes:

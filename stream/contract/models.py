@@ -3,21 +3,52 @@
 Field names are the public contract: never rename them. Unknown extra fields are accepted and
 ignored (the schemas say ``additionalProperties: true``). Numbers are bounded a little more
 tightly than the schemas (``MAX_COUNT``) so that absurd values are dead-lettered instead of
-poisoning baselines.
+poisoning baselines. Text that ends up in alert titles, reasons and pages (ids, names, the source's
+fields) is printable: no control, bidirectional-override or zero-width characters (:data:`PRINTABLE`);
+``ts`` is RFC 3339 with an offset, nothing else (:data:`RFC3339`). Duplicate keys are refused before
+validation (:mod:`stream.contract.decode`).
 """
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
-from typing import Annotated, Literal, NotRequired
+from typing import Annotated, Any, Literal, NotRequired
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictBool, StrictInt, TypeAdapter
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictInt, TypeAdapter
 from typing_extensions import TypedDict
 
 #: Counts above this are treated as corrupt input (2**53: the largest integer every JSON reader keeps exact).
 MAX_COUNT = 2**53
+#: Text without C0/C1 controls, soft hyphen, Arabic letter mark, Mongolian vowel separator, zero-width
+#: characters and bidirectional marks (U+200B-U+200F), line/paragraph separators and bidirectional
+#: embeddings and overrides (U+2028-U+202E), word joiner, invisible operators and bidirectional
+#: isolates (U+2060-U+206F), the byte-order mark and interlinear annotation characters: what could
+#: hide or reorder text in a title or a page (the same class in the JSON Schemas).
+PRINTABLE = ("^[^\u0000-\u001f\u007f-\u009f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u206f"
+             "\ufeff\ufff9-\ufffb]*$")
+#: RFC 3339 date-time with an offset (section 5.6); the JSON Schemas' ``ts`` pattern
+RFC3339 = r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$"
+_RFC3339 = re.compile(RFC3339)
 
+
+def _rfc3339(value: Any) -> Any:
+    if not isinstance(value, str) or not _RFC3339.match(value):
+        raise ValueError("ts must be an RFC 3339 date-time with an offset, such as 2026-11-26T09:14:03Z")
+    return value
+
+
+# Printable text (PRINTABLE) of bounded length; Id*: non-empty.
+Id128 = Annotated[str, Field(min_length=1, max_length=128, pattern=PRINTABLE)]
+Id256 = Annotated[str, Field(min_length=1, max_length=256, pattern=PRINTABLE)]
+Id512 = Annotated[str, Field(min_length=1, max_length=512, pattern=PRINTABLE)]
+Text8 = Annotated[str, Field(max_length=8, pattern=PRINTABLE)]
+Text64 = Annotated[str, Field(max_length=64, pattern=PRINTABLE)]
+Text128 = Annotated[str, Field(max_length=128, pattern=PRINTABLE)]
+Text256 = Annotated[str, Field(max_length=256, pattern=PRINTABLE)]
+Text512 = Annotated[str, Field(max_length=512, pattern=PRINTABLE)]
 Count = Annotated[StrictInt, Field(ge=0, le=MAX_COUNT)]
+Timestamp = Annotated[AwareDatetime, BeforeValidator(_rfc3339)]
 Sensitivity = Literal["public", "internal", "confidential", "restricted"] | None
 
 
@@ -32,77 +63,77 @@ _CONFIG = ConfigDict(extra="ignore")
 
 class Principal(TypedDict):
     __pydantic_config__ = _CONFIG  # type: ignore[misc]
-    id: Annotated[str, Field(min_length=1, max_length=256)]
+    id: Id256
     kind: NotRequired[Literal["human", "service"]]
-    department: NotRequired[Annotated[str, Field(max_length=128)] | None]
-    role: NotRequired[Annotated[str, Field(max_length=128)] | None]
+    department: NotRequired[Text128 | None]
+    role: NotRequired[Text128 | None]
     #: the people directory's admin flag (None: unknown)
     admin: NotRequired[StrictBool | None]
 
 
 class Resource(TypedDict):
     __pydantic_config__ = _CONFIG  # type: ignore[misc]
-    id: Annotated[str, Field(min_length=1, max_length=512)]
-    kind: NotRequired[Annotated[str, Field(max_length=64)] | None]
+    id: Id512
+    kind: NotRequired[Text64 | None]
     sensitivity: NotRequired[Sensitivity]
-    categories: NotRequired[list[Annotated[str, Field(max_length=64)]]]
+    categories: NotRequired[list[Text64]]
 
 
 class Source(TypedDict, total=False):
     __pydantic_config__ = _CONFIG  # type: ignore[misc]
-    ip: Annotated[str, Field(max_length=64)] | None
-    country: Annotated[str, Field(max_length=8)] | None
-    device_id: Annotated[str, Field(max_length=128)] | None
-    user_agent: Annotated[str, Field(max_length=512)] | None
+    ip: Text64 | None
+    country: Text8 | None
+    device_id: Text128 | None
+    user_agent: Text512 | None
 
 
 class Provenance(TypedDict):
     """Where an event came from (``privwatch ingest``): the source format and the raw record's id."""
 
     __pydantic_config__ = _CONFIG  # type: ignore[misc]
-    format: Annotated[str, Field(min_length=1, max_length=32)]
-    record_id: Annotated[str, Field(min_length=1, max_length=256)]
+    format: Annotated[str, Field(min_length=1, max_length=32, pattern=PRINTABLE)]
+    record_id: Id256
 
 
 class AccessEvent(TypedDict):
     __pydantic_config__ = _CONFIG  # type: ignore[misc]
     type: Literal["access"]
-    event_id: Annotated[str, Field(min_length=1, max_length=128)]
-    ts: AwareDatetime
+    event_id: Id128
+    ts: Timestamp
     principal: Principal
     action: Literal["read", "query", "export", "download", "write", "delete", "share"]
     resource: Resource
     records: NotRequired[Count]
     bytes: NotRequired[Count]
     subjects: NotRequired[Count]
-    subject_refs: NotRequired[Annotated[list[Annotated[str, Field(max_length=128)]], Field(max_length=1000)]]
+    subject_refs: NotRequired[Annotated[list[Text128], Field(max_length=1000)]]
     outcome: Literal["allowed", "denied"]
     source: NotRequired[Source | None]
-    purpose: NotRequired[Annotated[str, Field(max_length=256)] | None]
+    purpose: NotRequired[Text256 | None]
     provenance: NotRequired[Provenance]
 
 
 class PermissionEvent(TypedDict):
     __pydantic_config__ = _CONFIG  # type: ignore[misc]
     type: Literal["permission"]
-    event_id: Annotated[str, Field(min_length=1, max_length=128)]
-    ts: AwareDatetime
+    event_id: Id128
+    ts: Timestamp
     actor: Principal
     target: Principal
     change: Literal["grant", "revoke"]
-    permission: Annotated[str, Field(min_length=1, max_length=256)]
+    permission: Id256
     resource: NotRequired[Resource | None]
     privileged: NotRequired[StrictBool]
     outcome: Literal["allowed", "denied"]
     source: NotRequired[Source | None]
-    ticket: NotRequired[Annotated[str, Field(max_length=256)] | None]
+    ticket: NotRequired[Text256 | None]
     provenance: NotRequired[Provenance]
 
 
 class Application(TypedDict, total=False):
     __pydantic_config__ = _CONFIG  # type: ignore[misc]
-    id: Annotated[str, Field(max_length=256)] | None
-    name: Annotated[str, Field(max_length=256)] | None
+    id: Text256 | None
+    name: Text256 | None
 
 
 class AuthenticationEvent(TypedDict):
@@ -110,14 +141,14 @@ class AuthenticationEvent(TypedDict):
 
     __pydantic_config__ = _CONFIG  # type: ignore[misc]
     type: Literal["authentication"]
-    event_id: Annotated[str, Field(min_length=1, max_length=128)]
-    ts: AwareDatetime
+    event_id: Id128
+    ts: Timestamp
     principal: Principal
     outcome: Literal["allowed", "denied"]
-    method: NotRequired[Annotated[str, Field(max_length=64)] | None]
+    method: NotRequired[Text64 | None]
     mfa: NotRequired[StrictBool | None]
     application: NotRequired[Application | None]
-    failure_reason: NotRequired[Annotated[str, Field(max_length=256)] | None]
+    failure_reason: NotRequired[Text256 | None]
     source: NotRequired[Source | None]
     provenance: NotRequired[Provenance]
 
@@ -125,6 +156,26 @@ class AuthenticationEvent(TypedDict):
 InputEvent = Annotated[AccessEvent | PermissionEvent | AuthenticationEvent, Field(discriminator="type")]
 #: Validates raw JSON bytes of one input event into a dict (datetimes parsed, defaults absent).
 INPUT_ADAPTER: TypeAdapter[AccessEvent | PermissionEvent | AuthenticationEvent] = TypeAdapter(InputEvent)
+
+
+class Incident(_Doc):
+    """A paging alert's incident (``alert.incident``), as :mod:`stream.alertmanager.correlate` keeps it."""
+
+    incident_id: str
+    detector: str
+    detectors: list[str] = []
+    ts: datetime
+    first_ts: datetime | None = None
+    last_ts: datetime
+    severity: float = Field(ge=0, le=100)
+    level: Literal["info", "low", "medium", "high", "critical"]
+    title: str
+    reasons: list[str]
+    evidence_event_ids: list[str]
+    alert_ids: list[str]
+    resource_ids: list[str] = []
+    related_principal_ids: list[str] = []
+    updates: int = Field(ge=1)
 
 
 class Alert(_Doc):
@@ -144,6 +195,7 @@ class Alert(_Doc):
     baseline: dict | None = None
     evidence_event_ids: list[str] = Field(min_length=1, max_length=100)
     model_version: str | None = None
+    incident: Incident | None = None
 
 
 class Feedback(_Doc):

@@ -70,6 +70,9 @@ def producer(settings: Settings, **overrides: Any) -> KafkaProducer:
         "linger_ms": 5,
         "retries": 10,
         "max_request_size": 8 << 20,
+        # a send to a topic that is gone waits this long for its metadata, in the loop, then fails (and
+        # the outputs hold what follows: stream.kafka.outputs); kafka-python's 60 s default stalled it
+        "max_block_ms": 10_000,
         **settings.kafka_security(),
     }
     options.update(overrides)
@@ -85,13 +88,15 @@ def admin(settings: Settings) -> KafkaAdminClient:
 
 
 def create_topics(settings: Settings, partitions: int = 6) -> None:
-    """Create privwatch's topics if missing (the state topic compacted); existing ones are left alone."""
+    """Create privwatch's topics if missing (the state topic compacted, the dead-letter topic with its
+    retention); existing ones are left alone."""
     specs = [
         NewTopic(settings.access_topic, partitions, 1),
         NewTopic(settings.permission_topic, partitions, 1),
         NewTopic(settings.authentication_topic, partitions, 1),
         NewTopic(settings.alerts_topic, partitions, 1),
-        NewTopic(settings.dead_letter_topic, 1, 1),
+        NewTopic(settings.dead_letter_topic, 1, 1,
+                 topic_configs={"retention.ms": str(settings.dead_letter_retention_ms)}),
         NewTopic(settings.feedback_topic, 1, 1),
         NewTopic(settings.state_topic, partitions, 1, topic_configs={"cleanup.policy": "compact"}),
     ]

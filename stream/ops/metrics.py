@@ -10,7 +10,7 @@ from __future__ import annotations
 import platform
 from collections.abc import Callable, Iterable
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, PlatformCollector, ProcessCollector
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -19,7 +19,8 @@ from stream import __version__
 EVENT_TYPES = ("access", "permission", "authentication", "unknown")
 OUTCOMES = ("processed", "dead_lettered")
 DEAD_LETTER_REASONS = (
-    "empty", "too_large", "malformed_json", "schema", "future_timestamp", "ancient_timestamp", "internal",
+    "empty", "too_large", "malformed_json", "duplicate_key", "schema", "future_timestamp", "ancient_timestamp",
+    "internal",
 )
 LEVELS = ("info", "low", "medium", "high", "critical")
 DRIFT_SIGNALS = ("organisation", "department")
@@ -94,9 +95,25 @@ class Metrics:
             ["gap"], registry=r)
         self.reloads = Counter("privwatch_reference_reloads", "Directory and catalog (re)loads, by outcome",
                                ["what", "outcome"], registry=r)
+        self.produced = Counter("privwatch_records_produced", "Output records the broker acknowledged, by topic",
+                                ["topic"], registry=r)
+        self.produce_failures = Counter(
+            "privwatch_produce_failures",
+            "Output sends the broker refused or that failed, by topic (consuming stops until they are acknowledged)",
+            ["topic"], registry=r)
+        self.ready = Gauge("privwatch_ready", "1 when ready: partitions restored and every output acknowledged",
+                           registry=r)
         self.build = Info("privwatch_build", "Build information", registry=r)
         self.build.info({"version": __version__, "python": platform.python_version()})
+        ProcessCollector(registry=r)  # process_* (CPU, memory, open files) on the service's own registry
+        PlatformCollector(registry=r)
         self._preinit(detectors)
+
+    def outputs(self, *topics: str) -> None:
+        """Pre-initialise the output metrics of ``topics`` (the service's, known once settings are)."""
+        for topic in topics:
+            self.produced.labels(topic)
+            self.produce_failures.labels(topic)
 
     def _preinit(self, detectors: Iterable[str]) -> None:
         for etype in EVENT_TYPES:
@@ -116,7 +133,7 @@ class Metrics:
             self.snapshot_blocked.labels(how)
         for outcome in ("restored", "refused", "cold"):
             self.restores.labels(outcome)
-        for outcome in ("ok", "failed", "dropped"):
+        for outcome in ("ok", "failed", "rejected"):
             self.am_sends.labels(outcome)
         for verdict in ("true_positive", "false_positive", "benign", "invalid"):
             self.feedback.labels(verdict)

@@ -7,7 +7,8 @@ flush the outputs, persist the state, commit the offsets.
 With state snapshots on (``covered_only``), the committed offset is the one a durable snapshot
 records (:meth:`Checkpoint.cover`), never more: the snapshot is the authority on where a restored
 partition resumes, and a cold start (no usable snapshot) then resumes where the last snapshot did,
-not past events that no surviving state reflects.
+not past events that no surviving state reflects. Each commit's metadata names the generation of the
+snapshot it reflects (``g=N``), which a restore checks manifests against (:mod:`stream.state.store`).
 """
 
 from __future__ import annotations
@@ -30,20 +31,23 @@ class Checkpoint:
         self.covered: dict[TopicPartition, int] = {}  # next offsets a durable snapshot reflects
         self.committed: dict[TopicPartition, int] = {}
         self.resumed: dict[TopicPartition, int] = {}  # where each owned partition's engine began reading
+        self.generation: dict[TopicPartition, int] = {}  # snapshot generation the covered offsets belong to
 
     def store(self, tp: TopicPartition, offset: int) -> None:
         if offset > self.handled.get(tp, -1):
             self.handled[tp] = offset
 
-    def cover(self, tp: TopicPartition, next_offset: int) -> None:
-        """A durable snapshot reflects everything before ``next_offset`` of ``tp``."""
+    def cover(self, tp: TopicPartition, next_offset: int, generation: int | None = None) -> None:
+        """A durable snapshot (of ``generation``) reflects everything before ``next_offset`` of ``tp``."""
         self.covered[tp] = next_offset
+        if generation is not None:
+            self.generation[tp] = generation
 
-    def resume(self, tp: TopicPartition, offset: int) -> None:
+    def resume(self, tp: TopicPartition, offset: int, generation: int | None = None) -> None:
         """``tp``'s state (restored or cold) reflects everything before ``offset``, where reading
         resumes; committing it is always safe."""
         self.resumed[tp] = offset
-        self.cover(tp, offset)
+        self.cover(tp, offset, generation)
 
     def next_offset(self, tp: TopicPartition) -> int:
         """The next offset of ``tp`` its partition's engine has not seen."""
@@ -67,7 +71,7 @@ class Checkpoint:
         offsets = self.pending()
         if not offsets:
             return 0
-        consumer.commit(as_commit(offsets))
+        consumer.commit(as_commit(offsets, self.generation))
         self.committed.update(offsets)
         return len(offsets)
 
@@ -75,7 +79,7 @@ class Checkpoint:
         """Commit without blocking (for rebalance callbacks, which must stay quick: they share the heartbeat loop)."""
         offsets = self.pending(tps)
         if offsets:
-            consumer.commit_async(as_commit(offsets))
+            consumer.commit_async(as_commit(offsets, self.generation))
             self.committed.update(offsets)
         return len(offsets)
 
@@ -86,7 +90,25 @@ class Checkpoint:
             self.covered.pop(tp, None)
             self.committed.pop(tp, None)
             self.resumed.pop(tp, None)
+            self.generation.pop(tp, None)
 
 
-def as_commit(offsets: dict[TopicPartition, int]) -> dict[TopicPartition, OffsetAndMetadata]:
-    return {tp: OffsetAndMetadata(off, "", -1) for tp, off in offsets.items()}
+def as_commit(offsets: dict[TopicPartition, int],
+              generations: dict[TopicPartition, int] | None = None) -> dict[TopicPartition, OffsetAndMetadata]:
+    generations = generations or {}
+    return {tp: OffsetAndMetadata(off, f"g={generations[tp]}" if tp in generations else "", -1)
+            for tp, off in offsets.items()}
+
+
+def committed_generation(metadata: str | None) -> int | None:
+    """The snapshot generation a commit's metadata names (None: none).
+
+    >>> committed_generation("g=12"), committed_generation(""), committed_generation("g=x")
+    (12, None, None)
+    """
+    if not metadata or not metadata.startswith("g="):
+        return None
+    try:
+        return int(metadata[2:])
+    except ValueError:
+        return None

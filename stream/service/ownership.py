@@ -118,11 +118,12 @@ class PartitionOwnership(ConsumerRebalanceListener):
             self.metrics.restores.labels("restored").inc()
             assert self.snapshots is not None
             self.snapshots.times[p] = self.clock()
+        generation = None if store is None else store.seq.get(p)  # the next commits keep naming it
         for tp in tps:
             offset = positions[tp]
             assert offset is not None
             self.consumer.seek(tp, offset)
-            self.checkpoint.resume(tp, offset)
+            self.checkpoint.resume(tp, offset, generation)
             self.ends[tp] = ends.get(tp, offset)
         self.consumer.resume(*tps)
         self.restoring.discard(p)

@@ -1,4 +1,4 @@
-"""``privwatch run``: settings → metrics endpoint → optional Alertmanager sink → service loop."""
+"""``privwatch run``: settings → metrics endpoint → page delivery (a thread, with Alertmanager) → service loop."""
 
 from __future__ import annotations
 
@@ -9,11 +9,12 @@ from prometheus_client import CollectorRegistry
 
 from detectors.registry import REGISTRY
 from stream import __version__
+from stream.alertmanager.deliver import start_thread
 from stream.kafka import clients
 from stream.ops.http import Health, serve
 from stream.ops.metrics import EngineCollector, Metrics
 from stream.service.service import Service
-from stream.settings import Settings, add_flags, load_settings
+from stream.settings import add_flags, load_settings
 
 log = logging.getLogger(__name__)
 
@@ -26,21 +27,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def make_sink(settings: Settings, metrics: Metrics):  # type: ignore[no-untyped-def]
-    if not settings.alertmanager_url:
-        return None
-    from stream.alertmanager import AlertmanagerSink
-
-    return AlertmanagerSink(
-        settings.alertmanager_url,
-        metrics=metrics,
-        resend_s=settings.alertmanager_resend_s,
-        queue_size=settings.alertmanager_queue_size,
-        runbook_base_url=settings.runbook_base_url,
-        evidence_url=settings.evidence_url,
-    )
-
-
 def run(args: argparse.Namespace) -> int:
     settings = load_settings(vars(args))
     logging.getLogger().setLevel(settings.log_level)
@@ -50,12 +36,18 @@ def run(args: argparse.Namespace) -> int:
     health = Health()
     if args.create_topics:
         clients.create_topics(settings)
-    service = Service(settings, metrics, health, make_sink(settings, metrics))
+    service = Service(settings, metrics, health)
     registry.register(EngineCollector(service.partitions.totals, service.partitions.duplicates))
     server = serve(settings.metrics_host, settings.metrics_port, registry, health) if settings.metrics_port else None
     service.install_signal_handlers()
+    delivery = None
+    if settings.alertmanager_url and settings.deliver_in_run:
+        delivery, thread = start_thread(settings, metrics)
     try:
         return service.run(max_idle_s=args.max_idle_s)
     finally:
+        if delivery is not None:
+            delivery.stop()
+            thread.join(timeout=30)
         if server is not None:
             server.shutdown()

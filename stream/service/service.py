@@ -1,9 +1,10 @@
 """``privwatch run``: the consumer-group loop.
 
 poll a batch → decode (bad records become dead letters) → merge the two topics in event time →
-engine per partition → alerts to the alerts topic (keyed by ``alert_id``) and the Alertmanager
-sink → store offsets → every ``commit_interval_ms``: flush, persist, commit. SIGTERM/SIGINT finish
-the batch in hand, flush, commit and return 0. Rebalances and restores live in
+engine per partition → alerts to the alerts topic (keyed by ``alert_id``; a paging one carries the
+incident it joined, which :mod:`stream.alertmanager.deliver` pages) → store offsets → every
+``commit_interval_ms``: flush (every output acknowledged: :mod:`stream.kafka.outputs`), persist,
+commit. SIGTERM/SIGINT finish the batch in hand, flush, commit and return 0. Rebalances and restores live in
 :mod:`stream.service.ownership`, durable state in :mod:`stream.service.snapshots`, the commit order
 in :mod:`stream.service.checkpoint`.
 """
@@ -22,19 +23,24 @@ from kafka.errors import KafkaError
 from detectors.calibrate import PAGING_LEVELS
 from detectors.engine import Engine, EngineConfig
 from detectors.feedback import FeedbackPolicy
-from stream.alertmanager.correlate import Correlator
+from stream.alertmanager.correlate import Correlator, incident_summary
+from stream.alertmanager.pseudonym import pseudonymise
 from stream.contract.decode import Catalog, Item, decode_records, dumps
 from stream.detection import engine_config as detection_config
 from stream.enrich.enricher import Enricher
 from stream.enrich.reference import Reference
-from stream.errors import BadRecord, ConfigError
+from stream.errors import BadRecord, OutputsUnsent
 from stream.feedback.reader import FeedbackReader
 from stream.kafka import clients
-from stream.kafka.deadletter import DeadLetter
+from stream.kafka.deadletter import DEFAULT_LIMIT_BYTES, DeadLetter, dead_letter_output
+from stream.kafka.outputs import Output, Outputs
+from stream.kafka.topics import check_topics
 from stream.ops import heap
 from stream.ops.gctune import loop_gc
 from stream.ops.http import Health
 from stream.ops.metrics import Metrics
+from stream.ops.ratelog import RateLimitedLog
+from stream.service import durable
 from stream.service.checkpoint import Checkpoint
 from stream.service.dispatch import dispatch
 from stream.service.hooks import Hooks
@@ -43,7 +49,6 @@ from stream.service.ownership import PartitionOwnership
 from stream.service.snapshots import Snapshots
 from stream.settings import Settings
 from stream.state.partitions import Partitions
-from stream.state.snapshot import MIN_KEY_BYTES
 from stream.state.store import StateStore
 
 log = logging.getLogger(__name__)
@@ -64,7 +69,6 @@ class Service:
         settings: Settings,
         metrics: Metrics,
         health: Health | None = None,
-        sink: Any = None,
         catalog: Catalog | None = None,
         clock: Callable[[], float] = time.time,
         engine_config: EngineConfig | None = None,
@@ -73,7 +77,8 @@ class Service:
         self.settings = settings
         self.metrics = metrics
         self.health = health or Health()
-        self.sink = sink
+        key = settings.pseudonym_key if settings.pseudonymise == "alerts" else None
+        self.pseudonym_key = None if key is None else key.get_secret_value().encode()
         self.catalog = catalog
         self.clock = clock
         self.hooks = hooks or Hooks()
@@ -91,6 +96,10 @@ class Service:
         self.stopping = False
         self.consumer: Any = None
         self.producer: Any = None
+        self.outputs: Outputs | None = None
+        #: bytes a dead letter may take (the dead-letter topic's max.message.bytes, learnt at start-up)
+        self.dead_letter_limit = DEFAULT_LIMIT_BYTES
+        self.dead_letter_log = RateLimitedLog(log)
         self.snapshots: Snapshots | None = None
         self._processed_kinds = ("access", "permission", "authentication")
         self.ownership: PartitionOwnership | None = None
@@ -127,25 +136,23 @@ class Service:
         """Give the service its clients (and its state store, None: no durable state); returns the
         rebalance listener to subscribe with."""
         self.consumer, self.producer = consumer, producer
+        metrics = self.metrics
+        metrics.outputs(self.settings.alerts_topic, self.settings.dead_letter_topic)
+        metrics.ready.set_function(lambda: float(self.health.is_ready()))
+        self.outputs = outputs = Outputs(producer, on_ack=lambda topic, n: metrics.produced.labels(topic).inc(n),
+                                         on_failure=lambda topic: metrics.produce_failures.labels(topic).inc())
         self.checkpoint.covered_only = store is not None
         self.snapshots = None if store is None else Snapshots(
-            store, self.partitions, self.correlator, self.checkpoint, producer.flush, self.metrics, self.inputs,
+            store, self.partitions, self.correlator, self.checkpoint, outputs.flush, self.metrics, self.inputs,
             self.settings.snapshot_interval_s, self.settings.snapshot_in_background, self.hooks)
         self.ownership = PartitionOwnership(
             consumer, self.inputs, self.partitions, self.checkpoint, self.merger, self.correlator, self.snapshots,
-            producer.flush, self.metrics, self.health, self.clock, self.adopt)
+            outputs.flush, self.metrics, self.health, self.clock, self.adopt)
         return self.ownership
 
-    def _state_store(self, producer: Any) -> StateStore | None:
-        if self.settings.state_key is None:
-            log.warning("no state_key configured: snapshots are off, every restart or rebalance starts cold")
-            return None
-        key = self.settings.state_key.get_secret_value().encode()
-        if len(key) < MIN_KEY_BYTES:
-            raise ConfigError(f"state_key must be at least {MIN_KEY_BYTES} bytes")
-        return StateStore(producer, lambda: clients.consumer(self.settings, group_id=None),
-                          self.settings.state_topic, self.settings.group_id, key,
-                          refused=lambda reason: self.metrics.restores.labels(reason).inc())
+    def _state_store(self, producer: Any, consumer: Any, keys: dict[str, bytes]) -> StateStore:
+        return durable.state_store(self.settings, producer, keys, consumer,
+                                   lambda reason: self.metrics.restores.labels("refused").inc())
 
     def _feedback_reader(self) -> FeedbackReader:
         return FeedbackReader(clients.consumer(self.settings, group_id=None), self.settings.feedback_topic,
@@ -162,18 +169,24 @@ class Service:
         signal.signal(signal.SIGINT, self.request_stop)
 
     def run(self, max_idle_s: float | None = None) -> int:
-        """Consume until stopped (or idle for ``max_idle_s``, for tests and the demo). Returns 0."""
+        """Consume until stopped (or idle for ``max_idle_s``, for tests and the demo). Returns 0; raises
+        :class:`~stream.errors.OutputsUnsent` (exit 7) when stopped with outputs unacknowledged."""
         heap.keep_free_heap(self.settings.heap_keep_mb << 20)  # before the clients allocate their buffers
+        keys = durable.state_keys(self.settings)
+        facts = check_topics(self.settings, durable_state=keys is not None)
+        self.dead_letter_limit = facts.dead_letter_max_bytes
         consumer = clients.input_consumer(self.settings)
         producer = clients.producer(self.settings)
         self.prune_inputs(consumer)
         self.load_reference()
-        listener = self.attach(consumer, producer, self._state_store(producer))
+        store = None if keys is None else self._state_store(producer, consumer, keys)
+        listener = self.attach(consumer, producer, store)
         self.feedback_reader = self._feedback_reader()
         self.feedback_reader.catch_up()
         try:
             n = clients.check_copartitioned(self.consumer, self.inputs)
-            log.info("inputs co-partitioned partitions=%d topics=%s", n, ",".join(self.inputs))
+            log.info("inputs co-partitioned partitions=%d topics=%s durable_state=%s", n, ",".join(self.inputs),
+                     "on" if self.snapshots is not None else "off (every restart starts cold)")
             if self.snapshots is not None:
                 self.snapshots.store.check()
             self.consumer.subscribe(self.inputs, listener=listener)
@@ -184,8 +197,12 @@ class Service:
                         idle_since = self.clock()
                     elif max_idle_s is not None and self.clock() - idle_since > max_idle_s and self.caught_up():
                         break
-            self.handle_items(drain=True)
+            if not self.outputs_stalled():
+                self.handle_items(drain=True)
             self.commit(snapshot=True)
+            if self.outputs is not None and (self.outputs.stalled or self.outputs.inflight):
+                raise OutputsUnsent("stopped with alerts or dead letters the broker did not acknowledge "
+                                    f"({self.outputs.last_error}); offsets were not committed past them")
             log.info("stopped cleanly handled=%d", self.handled_total)
             return 0
         finally:
@@ -201,17 +218,34 @@ class Service:
             self.feedback_reader.close()
         if self.reference is not None:
             self.reference.close()
-        if self.sink is not None:
-            self.sink.close(timeout_s=5.0)  # whatever is still unsent is counted as dropped
         if self.producer is not None:
             self.producer.flush(timeout=10)
             self.producer.close(timeout=10)
 
     # -- the loop --------------------------------------------------------------------------------
+    def outputs_stalled(self) -> bool:
+        """While an output is refused: retry it (with backoff) and keep every partition paused, the
+        instance not ready. True until every output is acknowledged again."""
+        outputs = self.outputs
+        if outputs is None or not outputs.stalled:
+            return False
+        if outputs.retry():
+            self.health.blocked = None
+            restoring = self.partitions.restoring
+            self.consumer.resume(*[tp for tp in self.consumer.assignment() if tp.partition not in restoring])
+            return False
+        self.health.blocked = f"outputs not acknowledged ({outputs.last_error})"
+        self.consumer.pause(*self.consumer.assignment())
+        return True
+
     def poll_once(self) -> int:
         """One iteration: poll, handle, maybe commit. Returns how many records were polled."""
         if self.partitions.restoring and self.ownership is not None:
             self.ownership.restore_pending()
+        if self.outputs_stalled():
+            self.consumer.poll(timeout_ms=self.settings.poll_timeout_ms, max_records=1)  # stays in the group
+            self.health.beat()
+            return 0
         if self.feedback_reader is not None:
             self.feedback_reader.poll()
         if self.reference is not None:
@@ -224,16 +258,13 @@ class Service:
         now = self.clock()
         for tp, records in batch.items():
             n += len(records)
-            self.merger.extend(tp.topic, tp.partition, decode_records(records, tp.topic, tp.partition, now,
-                                                                      self.catalog, self.enrich))
+            self.merger.extend(tp.topic, tp.partition, decode_records(
+                records, tp.topic, tp.partition, now, self.catalog, self.enrich, self.settings.max_clock_skew_s))
         handled = self.handle_items()
         if n:
             self.metrics.batch_records.observe(n)
         if handled:
             self.metrics.batch_seconds.observe(time.perf_counter() - started)
-        if self.sink is not None and self.newest_ts:
-            self.sink.advance(self.newest_ts)
-            self.correlator.expire(self.newest_ts)
         if now >= self._next_commit:
             self.commit()
         if now >= self._next_lag:
@@ -290,36 +321,39 @@ class Service:
         self.metrics.merge_hold.observe(held_s)
 
     def publish(self, alert: dict[str, Any], partition: int = -1) -> None:
-        """Produce an alert raised on input ``partition``; a paging one also goes to Alertmanager,
-        merged into its principal's open incident."""
-        self.producer.send(self.settings.alerts_topic, key=alert["alert_id"].encode(), value=dumps(alert))
+        """Produce an alert raised on input ``partition``; a paging one carries its principal's open
+        incident, merged with it (what delivery pages)."""
         detector = alert["detector"]
+        paging = alert["level"] in PAGING_LEVELS
+        if paging:
+            incident = self.correlator.add(alert, partition)
+            if incident["updates"] > 1:
+                self.metrics.suppressed.labels("correlated").inc()
+            alert["incident"] = incident_summary(incident)
+        if self.pseudonym_key is not None:
+            alert = pseudonymise(alert, self.pseudonym_key)
+        assert self.outputs is not None
+        self.outputs.send(Output(self.settings.alerts_topic, alert["alert_id"].encode(), dumps(alert)))
         self.metrics.alerts.labels(detector, alert["level"]).inc()
         self.metrics.severity.labels(detector).observe(alert["severity"])
         self.hooks.published(alert)
         if detector == "drift":
             self.metrics.drift.labels((alert.get("baseline") or {}).get("scope", "organisation")).inc()
-        paging = alert["level"] in PAGING_LEVELS
         log.log(logging.INFO if paging else logging.DEBUG, "alert detector=%s level=%s severity=%.1f", detector,
                 alert["level"], alert["severity"])
-        if self.sink is not None and paging:
-            incident = self.correlator.add(alert, partition)
-            if incident["updates"] > 1:
-                self.metrics.suppressed.labels("correlated").inc()
-            self.sink.submit(incident)
 
     def dead_letter(self, item: Item, bad: BadRecord) -> None:
         record = item.record
         letter = DeadLetter(record.value, record.key, bad.reason, bad.detail, item.topic, item.partition,
-                            item.offset)
-        self.producer.send(self.settings.dead_letter_topic, key=letter.key, value=letter.value,
-                           headers=letter.headers())
+                            item.offset).fit(self.dead_letter_limit)
+        assert self.outputs is not None
+        self.outputs.send(dead_letter_output(self.settings.dead_letter_topic, letter))
         etype = {self.settings.access_topic: "access", self.settings.permission_topic: "permission",
                  self.settings.authentication_topic: "authentication"}.get(item.topic, "unknown")
         self.metrics.events.labels(etype, "dead_lettered").inc()
         self.metrics.dead_letters.labels(bad.reason).inc()
-        log.warning("dead-lettered reason=%s topic=%s partition=%d offset=%d", bad.reason, item.topic,
-                    item.partition, item.offset)
+        self.dead_letter_log.log("dead-lettered reason=%s topic=%s partition=%d offset=%d", bad.reason, item.topic,
+                                 item.partition, item.offset)
 
     # -- offsets, rebalances, lag ----------------------------------------------------------------
     def commit(self, snapshot: bool = False) -> None:
@@ -334,9 +368,12 @@ class Service:
         self._next_commit = now + self.settings.commit_interval_ms / 1000.0
         snapshots = self.snapshots
         persist = None if snapshots is None else (lambda: snapshots.persist(now, force=snapshot))
+        assert self.outputs is not None
         try:
-            if self.checkpoint.commit(self.consumer, self.producer.flush, persist):
+            if self.checkpoint.commit(self.consumer, self.outputs.flush, persist):
                 self.metrics.commits.inc()
+        except OutputsUnsent as exc:
+            log.warning("commit held back: %s", exc)
         except KafkaError as exc:
             self.metrics.commit_failures.inc()
             log.warning("commit failed error=%s; will retry", type(exc).__name__)
@@ -347,7 +384,7 @@ class Service:
     def caught_up(self) -> bool:
         """True when every owned partition is restored and handled up to its log end."""
         owned = list(self.consumer.assignment())
-        if not owned or len(self.merger) or self.partitions.restoring:
+        if not owned or len(self.merger) or self.partitions.restoring or self.outputs_stalled():
             return False
         try:
             ends = self.consumer.end_offsets(owned)
@@ -368,3 +405,4 @@ class Service:
         for tp in owned:
             position = self.checkpoint.handled.get(tp, -1) + 1
             self.metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(max(0, ends.get(tp, 0) - position))
+

@@ -19,7 +19,7 @@ from kafka import TopicPartition
 from kafka.errors import KafkaError
 
 from stream.alertmanager.correlate import Correlator
-from stream.errors import SnapshotError
+from stream.errors import OutputsUnsent, SnapshotError
 from stream.ops.gctune import paused_gc
 from stream.ops.metrics import Metrics
 from stream.service.checkpoint import Checkpoint
@@ -195,14 +195,14 @@ class Snapshots:
                 self._failed(p, "send", exc)
         try:
             self.flush(timeout=30)
-        except KafkaError as exc:
+        except (KafkaError, OutputsUnsent) as exc:  # the state records' own futures decide below
             log.warning("snapshot flush failed error=%s; will retry", type(exc).__name__)
         for w in written:
             if not w.durable():
                 self._failed(w.partition, "acknowledge", SnapshotError(f"generation {w.seq} not acknowledged"))
                 continue
             for topic, offset in offsets[w.partition].items():
-                self.checkpoint.cover(TopicPartition(topic, w.partition), offset)
+                self.checkpoint.cover(TopicPartition(topic, w.partition), offset, w.seq)
             engine = self.partitions.engines.get(w.partition)
             if engine is not None:
                 engine.note_state_bytes(w.payload_bytes)

@@ -3,7 +3,12 @@
 A snapshot of one partition is ``zlib(pickle({"engine": engine, "incidents": [...]}))`` (its detector
 state and its open correlated incidents) cut into chunks, plus a manifest::
 
-    b"privwatch-snapshot\\n" + hex(HMAC-SHA256(key, body)) + b"\\n" + body
+    b"privwatch-snapshot/2\\n" + key_id + b"\\n" + hex(HMAC-SHA256(key, body)) + b"\\n" + body
+
+The key id names which of the configured keys signed it (the body repeats it, signed), so keys can be
+rotated: a new key signs, older ones are kept for verifying until no snapshot of theirs is left.
+Manifests written before key ids (``b"privwatch-snapshot\\n" + tag + b"\\n" + body``) verify with
+any configured key.
 
 where ``body`` is JSON naming the format, privwatch, model and River versions, the consumer group,
 the input partition, the generation, the input offsets the state reflects, and the SHA-256 of every
@@ -50,6 +55,9 @@ FORMAT = 8
 #: 2 to 7: multivariate windows' resources in an ``array``)
 READABLE = (2, 3, 4, 5, 6, 7, 8)
 MAGIC = b"privwatch-snapshot\n"
+#: manifests naming their key id (since key rotation)
+MAGIC_KEYED = b"privwatch-snapshot/2\n"
+_KEY_ID_MAX = 64
 CHUNK_BYTES = 512 * 1024  # well under Kafka's default 1 MiB message limit
 MIN_KEY_BYTES = 16
 _TAG_LEN = 64  # hex SHA-256
@@ -98,15 +106,17 @@ def encode_payload(engine: Engine, incidents: Sequence[Any] = ()) -> bytes:
 
 
 def encode(engine: Engine, offsets: dict[str, int], partition: int, generation: int, key: bytes,
-           group: str = "", chunk_bytes: int = CHUNK_BYTES, incidents: Sequence[Any] = ()) -> Snapshot:
+           group: str = "", chunk_bytes: int = CHUNK_BYTES, incidents: Sequence[Any] = (),
+           key_id: str = "1") -> Snapshot:
     """Serialise ``engine`` and the partition's open ``incidents`` (:mod:`stream.alertmanager.correlate`) with the
     input ``offsets`` (next offset per topic) they reflect."""
-    return seal(encode_payload(engine, incidents), offsets, partition, generation, key, group, chunk_bytes)
+    return seal(encode_payload(engine, incidents), offsets, partition, generation, key, group, chunk_bytes, key_id)
 
 
 def seal(payload: bytes, offsets: dict[str, int], partition: int, generation: int, key: bytes, group: str = "",
-         chunk_bytes: int = CHUNK_BYTES) -> Snapshot:
-    """Cut an :func:`encode_payload` payload into chunks and sign the manifest that names them."""
+         chunk_bytes: int = CHUNK_BYTES, key_id: str = "1") -> Snapshot:
+    """Cut an :func:`encode_payload` payload into chunks and sign the manifest that names them with
+    ``key`` (whose id is ``key_id``)."""
     _check_key(key)
     chunks = [payload[i:i + chunk_bytes] for i in range(0, len(payload), chunk_bytes)] or [b""]
     body = {
@@ -117,31 +127,62 @@ def seal(payload: bytes, offsets: dict[str, int], partition: int, generation: in
         "offsets": offsets,
         "chunks": [hashlib.sha256(c).hexdigest() for c in chunks],
         "payload_bytes": len(payload),
+        "key_id": key_id,
     }
     raw = orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
-    manifest = MAGIC + _sign(key, raw).encode() + b"\n" + raw
+    manifest = MAGIC_KEYED + key_id.encode() + b"\n" + _sign(key, raw).encode() + b"\n" + raw
     return Snapshot(generation, chunks, manifest, len(payload))
+
+
+def _split(manifest: bytes) -> tuple[str | None, bytes, bytes]:
+    """(key id or None for a manifest from before key ids, tag, body); SnapshotError when malformed."""
+    if not isinstance(manifest, bytes | bytearray):
+        raise SnapshotError("not a privwatch snapshot manifest (bad magic; bare pickle or foreign record)")
+    key_id: str | None = None
+    if manifest.startswith(MAGIC_KEYED):
+        raw_id, sep, rest = bytes(manifest[len(MAGIC_KEYED):]).partition(b"\n")
+        if not sep or not 0 < len(raw_id) <= _KEY_ID_MAX:
+            raise SnapshotError("manifest names no key id")
+        key_id = raw_id.decode("ascii", "replace")
+    elif manifest.startswith(MAGIC):
+        rest = bytes(manifest[len(MAGIC):])
+    else:
+        raise SnapshotError("not a privwatch snapshot manifest (bad magic; bare pickle or foreign record)")
+    tag, sep, raw = rest[:_TAG_LEN], rest[_TAG_LEN:_TAG_LEN + 1], rest[_TAG_LEN + 1:]
+    if sep != b"\n" or len(tag) != _TAG_LEN:
+        raise SnapshotError("manifest carries no signature")
+    return key_id, tag, raw
 
 
 def claimed_generation(manifest: bytes) -> int:
     """The generation a manifest *claims* (unverified: only for ordering and housekeeping), or -1."""
     try:
-        body = orjson.loads(manifest[len(MAGIC) + _TAG_LEN + 1:]) if manifest.startswith(MAGIC) else None
+        body = orjson.loads(_split(manifest)[2])
         return int(body["generation"]) if isinstance(body, dict) else -1
-    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+    except (SnapshotError, orjson.JSONDecodeError, KeyError, TypeError, ValueError):
         return -1
 
 
-def read_manifest(manifest: bytes, key: bytes) -> dict[str, Any]:
-    """Verify and parse a manifest; raise :class:`SnapshotError` saying why it is refused."""
-    _check_key(key)
-    if not isinstance(manifest, bytes | bytearray) or not manifest.startswith(MAGIC):
-        raise SnapshotError("not a privwatch snapshot manifest (bad magic; bare pickle or foreign record)")
-    rest = bytes(manifest[len(MAGIC):])
-    tag, sep, raw = rest[:_TAG_LEN], rest[_TAG_LEN:_TAG_LEN + 1], rest[_TAG_LEN + 1:]
-    if sep != b"\n" or len(tag) != _TAG_LEN:
-        raise SnapshotError("manifest carries no signature")
-    if not hmac.compare_digest(_sign(key, raw).encode(), tag):
+def _verified(key_id: str | None, tag: bytes, raw: bytes, keys: dict[str, bytes]) -> bool:
+    if key_id is not None:
+        key = keys.get(key_id)
+        if key is None:
+            raise SnapshotError(f"manifest signed with key id {key_id!r}, which is not configured")
+        return hmac.compare_digest(_sign(key, raw).encode(), tag)
+    return any(hmac.compare_digest(_sign(key, raw).encode(), tag) for key in keys.values())
+
+
+def read_manifest(manifest: bytes, keys: bytes | dict[str, bytes]) -> dict[str, Any]:
+    """Verify and parse a manifest with the key its id names (``keys`` by id; one key: any id);
+    raise :class:`SnapshotError` saying why it is refused."""
+    if isinstance(keys, bytes | bytearray):
+        keys = {"*": bytes(keys)}
+    for key in keys.values():
+        _check_key(key)
+    key_id, tag, raw = _split(manifest)
+    if len(keys) == 1 and "*" in keys:
+        key_id = None  # a single key given without its id verifies whatever id the manifest names
+    if not _verified(key_id, tag, raw, keys):
         raise SnapshotError("manifest signature does not verify (tampered, or written with another key)")
     try:
         body = orjson.loads(raw)
@@ -149,6 +190,8 @@ def read_manifest(manifest: bytes, key: bytes) -> dict[str, Any]:
         raise SnapshotError("corrupt manifest body") from None
     if not isinstance(body, dict):
         raise SnapshotError("corrupt manifest body")
+    if key_id is not None and body.get("key_id") != key_id:
+        raise SnapshotError("manifest's key id does not match its signed body")
     bad = _incompatible(body)
     if bad:
         raise SnapshotError(f"foreign snapshot versions (theirs, ours): {bad}")

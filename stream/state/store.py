@@ -10,6 +10,12 @@ A write sends chunks, then the manifest; the caller flushes and checks :meth:`St
 futures before it treats the snapshot as durable (and only then commits the offsets it records).
 The reader keeps the last value per key, exactly as compaction will, so restores behave the same
 before and after the cleaner ran.
+
+Rollback: the state topic is not trusted to be current. Each offset commit carries the generation of
+the snapshot it reflects (``g=N`` in the commit's metadata, in the consumer group's offsets, which
+this topic's writers cannot touch), and a restore refuses any manifest older than that generation,
+however well signed: an older snapshot re-published, or the newest ones tombstoned, is a cold start
+from the committed offsets (counted ``refused``), never a silent return to old state.
 """
 
 from __future__ import annotations
@@ -70,8 +76,15 @@ class StateStore:
 
     def __init__(self, producer: Any, make_reader: Callable[[], KafkaConsumer], topic: str, group: str,
                  key: bytes, refused: Callable[[str], None] = lambda reason: None,
-                 chunk_bytes: int = snapshot.CHUNK_BYTES) -> None:
+                 chunk_bytes: int = snapshot.CHUNK_BYTES, key_id: str = "1",
+                 verify_keys: dict[str, bytes] | None = None,
+                 committed: Callable[[int], int | None] = lambda p: None) -> None:
         snapshot._check_key(key)
+        self.key_id = key_id
+        #: keys that verify manifests, by id (the signing key among them)
+        self.verify_keys = {**(verify_keys or {}), key_id: key}
+        #: the generation the group's committed offsets of an input partition reflect (None: not known)
+        self.committed = committed
         self.producer = producer
         self.make_reader = make_reader
         self.topic = topic
@@ -119,7 +132,7 @@ class StateStore:
     def write_payload(self, p: int, payload: bytes, offsets: dict[str, int]) -> Written:
         """:meth:`write` of a payload already encoded (:func:`stream.state.snapshot.encode_payload`)."""
         seq = self.seq.get(p, 0) + 1
-        snap = snapshot.seal(payload, offsets, p, seq, self.key, self.group, self.chunk_bytes)
+        snap = snapshot.seal(payload, offsets, p, seq, self.key, self.group, self.chunk_bytes, self.key_id)
         n = self._n_state_partitions or self._count_partitions()
         state_partition = p % n
         send = self.producer.send
@@ -159,13 +172,17 @@ class StateStore:
                 generations[g] = max(generations.get(g, 0), i + 1)
         self.on_log[p] = generations
         candidates = sorted(state_log.manifests.values(), key=snapshot.claimed_generation, reverse=True)
+        floor = self.committed(p) or 0
         for value in candidates:
             claimed = snapshot.claimed_generation(value)
             try:
-                manifest = snapshot.read_manifest(value, self.key)
+                manifest = snapshot.read_manifest(value, self.verify_keys)
                 if manifest["partition"] != p or manifest.get("group") != self.group:
                     raise SnapshotError("manifest is for another partition or group")
                 seq = manifest["generation"]
+                if seq < floor:
+                    raise SnapshotError(f"rollback: generation {seq} is older than generation {floor}, which the "
+                                        "group's committed offsets reflect")
                 keys = [f"{prefix}g{seq}/c{i}" for i in range(len(manifest["chunks"]))]
                 engine, incidents = snapshot.decode_state(manifest, [state_log.chunks.get(k) for k in keys])
             except SnapshotError as exc:
@@ -178,10 +195,13 @@ class StateStore:
             log.info("snapshot restored partition=%d generation=%d bytes=%d seconds=%.2f", p, seq,
                      manifest["payload_bytes"], time.perf_counter() - started)
             return Restored(engine, manifest["offsets"], seq, manifest["payload_bytes"], incidents)
-        if candidates:
-            log.error("no usable snapshot partition=%d refused=%d; cold start", p, len(candidates))
-        # continue above whatever is on the log, so nothing refused is mistaken for ours later
-        self.seq[p] = max([0, *generations, *map(snapshot.claimed_generation, candidates)])
+        if candidates or floor:
+            log.error("no usable snapshot partition=%d refused=%d committed_generation=%d; cold start from the "
+                      "committed offsets", p, len(candidates), floor)
+            if not candidates:
+                self.refused("missing")
+        # continue above whatever is on the log or committed, so nothing refused is mistaken for ours later
+        self.seq[p] = max([0, floor, *generations, *map(snapshot.claimed_generation, candidates)])
         return None
 
     def _read(self, p: int) -> _Log:
