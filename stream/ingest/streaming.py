@@ -23,7 +23,7 @@ from prometheus_client import CollectorRegistry
 
 from stream.enrich.enricher import Enricher
 from stream.enrich.reference import Reference
-from stream.errors import PrivwatchError
+from stream.errors import OutputsUnsent
 from stream.ingest.metrics import IngestMetrics
 from stream.ingest.pipeline import Pipeline
 from stream.ingest.readers import records
@@ -35,10 +35,9 @@ from stream.ops.http import Health, serve
 log = logging.getLogger(__name__)
 
 
-class ProduceFailed(PrivwatchError):
-    """The brokers did not acknowledge events: nothing is committed, the records are read again."""
-
-    exit_code = 4
+class ProduceFailed(OutputsUnsent):
+    """The brokers did not acknowledge events: nothing is committed, the records are read again (exit 7,
+    as the service's unacknowledged outputs)."""
 
 
 class Ingestor:
