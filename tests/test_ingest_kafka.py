@@ -107,7 +107,7 @@ def test_kill_9_of_ingest_loses_nothing_and_duplicates_count_once(kafka_bootstra
                         permission_topic=topics["permission"], authentication_topic=topics["authentication"],
                         alerts_topic=topics["alerts"], dead_letter_topic=topics["dead-letter"],
                         feedback_topic=topics["feedback"], state_topic=topics["state"], metrics_port=0,
-                        commit_interval_ms=200, merge_wait_ms=100)
+                        commit_interval_ms=200, merge_wait_ms=100, durable_state=False)
     service = Service(settings, Metrics(CollectorRegistry(), ["privilege"]))
     thread = threading.Thread(target=service.run, kwargs={"max_idle_s": 4.0})
     thread.start()
