@@ -13,7 +13,7 @@ def _load(name: str) -> dict:
     return json.loads((CONTRACT / f"{name}.schema.json").read_text())
 
 
-SCHEMAS = {name: _load(name) for name in ("access-event", "permission-event", "alert")}
+SCHEMAS = {name: _load(name) for name in ("access-event", "permission-event", "alert", "feedback")}
 REGISTRY = Registry().with_resources(
     (schema["$id"], Resource.from_contents(schema)) for schema in SCHEMAS.values()
 )

@@ -11,13 +11,33 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal, NotRequired
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictBool, StrictInt, TypeAdapter
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    TypeAdapter,
+    model_validator,
+)
 from typing_extensions import TypedDict
 
 #: Counts above this are treated as corrupt input (2**53: the largest integer every JSON reader keeps exact).
 MAX_COUNT = 2**53
 
 Count = Annotated[StrictInt, Field(ge=0, le=MAX_COUNT)]
+#: an alert id: ``detector:principal_id:event_id:tag`` (detectors/alerts.py)
+ALERT_ID_PATTERN = r"^[^:]+:[^:]+:[^:]+:[0-9a-f]{16}$"
+VERDICT_ID_PATTERN = r"^[A-Za-z0-9_-]{16,64}$"
+_AWARE: TypeAdapter[datetime] = TypeAdapter(AwareDatetime)
+
+
+def _rfc3339(value: str) -> str:
+    """A date-time string with its offset, checked and kept as written (it is what was signed)."""
+    _AWARE.validate_python(value)
+    return value
 Sensitivity = Literal["public", "internal", "confidential", "restricted"] | None
 
 
@@ -92,9 +112,20 @@ InputEvent = Annotated[AccessEvent | PermissionEvent, Field(discriminator="type"
 INPUT_ADAPTER: TypeAdapter[AccessEvent | PermissionEvent] = TypeAdapter(InputEvent)
 
 
+class SuppressedBy(_Doc):
+    """The analyst verdict that turned an alert into an ``info`` one (``suppressed_by`` of an alert)."""
+
+    verdict_id: str
+    verdict: Literal["false_positive", "benign"]
+    scope: Literal["alert", "detector", "resource"]
+    analyst: str
+    until: datetime
+    resource_id: str | None = None
+
+
 class Alert(_Doc):
     type: Literal["alert"] = "alert"
-    alert_id: str
+    alert_id: str = Field(pattern=ALERT_ID_PATTERN)
     ts: datetime
     detected_at: datetime
     detector: str
@@ -109,16 +140,32 @@ class Alert(_Doc):
     baseline: dict | None = None
     evidence_event_ids: list[str] = Field(min_length=1, max_length=100)
     model_version: str | None = None
+    suppressed_by: SuppressedBy | None = None
 
 
 class Feedback(_Doc):
-    """An analyst's verdict on an alert, read from the feedback topic (docs/operations.md)."""
+    """An analyst's signed verdict on an alert, or the revoke of one (``feedback.schema.json``).
+
+    The times stay the strings that were signed; :mod:`stream.feedback.verify` parses them."""
 
     type: Literal["feedback"]
-    alert_id: str = Field(min_length=1, max_length=512)
-    verdict: Literal["true_positive", "false_positive", "benign"]
-    ts: AwareDatetime
-    analyst: str | None = Field(default=None, max_length=256)
+    verdict_id: str = Field(pattern=VERDICT_ID_PATTERN)
+    alert_id: str = Field(min_length=1, max_length=2048)
+    verdict: Literal["true_positive", "false_positive", "benign", "revoke"]
+    scope: Literal["alert", "detector", "resource"]
+    resource_id: str | None = Field(default=None, min_length=1, max_length=512)
+    revokes: str | None = Field(default=None, pattern=VERDICT_ID_PATTERN)
+    ts: Annotated[str, AfterValidator(_rfc3339)]
+    expires: Annotated[str, AfterValidator(_rfc3339)]
+    analyst: str = Field(min_length=1, max_length=128)
+    key_id: str = Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")
     note: str | None = Field(default=None, max_length=2000)
-    #: optional: scope a false_positive allow-list to one resource of the alert
-    resource_id: str | None = Field(default=None, max_length=512)
+    signature: str = Field(pattern=r"^[A-Za-z0-9_-]{86}$")
+
+    @model_validator(mode="after")
+    def _scoped(self) -> Feedback:
+        if self.scope == "resource" and self.resource_id is None:
+            raise ValueError("scope resource needs resource_id")
+        if self.verdict == "revoke" and self.revokes is None:
+            raise ValueError("a revoke needs revokes")
+        return self

@@ -13,6 +13,7 @@ from kafka.admin import NewTopic
 from kafka.errors import NoBrokersAvailable, TopicAlreadyExistsError
 
 from stream.errors import KafkaUnavailable, TopologyError
+from stream.feedback import TOPIC_CONFIG as FEEDBACK_TOPIC_CONFIG
 from stream.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -85,13 +86,14 @@ def admin(settings: Settings) -> KafkaAdminClient:
 
 
 def create_topics(settings: Settings, partitions: int = 6) -> None:
-    """Create privwatch's topics if missing (the state topic compacted); existing ones are left alone."""
+    """Create privwatch's topics if missing (the state topic compacted, the feedback topic as
+    :data:`stream.feedback.TOPIC_CONFIG` says); existing ones are left alone."""
     specs = [
         NewTopic(settings.access_topic, partitions, 1),
         NewTopic(settings.permission_topic, partitions, 1),
         NewTopic(settings.alerts_topic, partitions, 1),
         NewTopic(settings.dead_letter_topic, 1, 1),
-        NewTopic(settings.feedback_topic, 1, 1),
+        NewTopic(settings.feedback_topic, 1, 1, topic_configs=dict(FEEDBACK_TOPIC_CONFIG)),
         NewTopic(settings.state_topic, partitions, 1, topic_configs={"cleanup.policy": "compact"}),
     ]
     client = admin(settings)

@@ -15,6 +15,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from stream import __version__
+from stream.feedback.verify import REASONS as FEEDBACK_REFUSALS
 
 EVENT_TYPES = ("access", "permission", "unknown")
 OUTCOMES = ("processed", "dead_lettered")
@@ -83,7 +84,11 @@ class Metrics:
                                 registry=r)
         self.am_queue = Gauge("privwatch_alertmanager_queue", "Alerts waiting to be sent to Alertmanager",
                               registry=r)
-        self.feedback = Counter("privwatch_feedback", "Analyst verdicts received", ["verdict"], registry=r)
+        self.feedback = Counter("privwatch_feedback", "Analyst verdicts applied (authentic), by verdict",
+                                ["verdict"], registry=r)
+        self.feedback_refused = Counter("privwatch_feedback_refused",
+                                        "Feedback records refused (forged, stale, malformed...), by reason",
+                                        ["reason"], registry=r)
         self.suppressed = Counter("privwatch_alerts_suppressed", "Alerts suppressed, by reason", ["reason"],
                                   registry=r)
         self.last_event_ts = Gauge("privwatch_last_event_timestamp_seconds", "Event time of the newest event",
@@ -112,8 +117,10 @@ class Metrics:
             self.restores.labels(outcome)
         for outcome in ("ok", "failed", "dropped"):
             self.am_sends.labels(outcome)
-        for verdict in ("true_positive", "false_positive", "benign", "invalid"):
+        for verdict in ("true_positive", "false_positive", "benign", "revoke"):
             self.feedback.labels(verdict)
+        for reason in FEEDBACK_REFUSALS:
+            self.feedback_refused.labels(reason)
         for signal in DRIFT_SIGNALS:
             self.drift.labels(signal)
         for reason in SUPPRESSION_REASONS:

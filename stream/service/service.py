@@ -25,7 +25,9 @@ from detectors.feedback import FeedbackPolicy
 from stream.alertmanager.correlate import Correlator
 from stream.contract.decode import Catalog, Item, decode_records, dumps
 from stream.errors import BadRecord, ConfigError
+from stream.feedback.keys import alert_id_key
 from stream.feedback.reader import FeedbackReader
+from stream.feedback.setup import feedback_reader
 from stream.kafka import clients
 from stream.kafka.deadletter import DeadLetter
 from stream.ops import heap
@@ -77,6 +79,7 @@ class Service:
         self.inputs = [settings.access_topic, settings.permission_topic]
         config = engine_config or EngineConfig(cooldown_s=settings.cooldown_s)
         self.feedback = FeedbackPolicy(on_suppress=lambda reason: metrics.suppressed.labels(reason).inc())
+        self.alert_key = alert_id_key(settings) or b""  # the alert ids' MAC (detectors/alerts.py)
         self.feedback_reader: FeedbackReader | None = None
         self.partitions = Partitions(lambda: self.adopt(Engine(config)))
         self.checkpoint = Checkpoint()
@@ -91,10 +94,12 @@ class Service:
         self.handled_total = 0
         self._next_commit = 0.0
         self._next_lag = 0.0
+        self._idle = False
 
     def adopt(self, engine: Engine) -> Engine:
         """Prepare an engine (new or restored) for this service: it shares the feedback policy."""
         engine.feedback = self.feedback
+        engine.alert_key = self.alert_key
         return engine
 
     def attach(self, consumer: Any, producer: Any, store: StateStore | None = None) -> PartitionOwnership:
@@ -122,8 +127,8 @@ class Service:
                           refused=lambda reason: self.metrics.restores.labels(reason).inc())
 
     def _feedback_reader(self) -> FeedbackReader:
-        return FeedbackReader(clients.consumer(self.settings, group_id=None), self.settings.feedback_topic,
-                              self.feedback, lambda verdict: self.metrics.feedback.labels(verdict).inc())
+        return feedback_reader(self.settings, clients.consumer(self.settings, group_id=None), self.feedback,
+                               self.metrics)
 
     # -- lifecycle -------------------------------------------------------------------------------
     def request_stop(self, *_: Any) -> None:
@@ -142,7 +147,7 @@ class Service:
         producer = clients.producer(self.settings)
         listener = self.attach(consumer, producer, self._state_store(producer))
         self.feedback_reader = self._feedback_reader()
-        self.feedback_reader.catch_up()
+        self.feedback_reader.catch_up(self.settings.feedback_catch_up_s)
         try:
             n = clients.check_copartitioned(self.consumer, self.inputs)
             log.info("inputs co-partitioned partitions=%d topics=%s", n, ",".join(self.inputs))
@@ -183,7 +188,7 @@ class Service:
         if self.partitions.restoring and self.ownership is not None:
             self.ownership.restore_pending()
         if self.feedback_reader is not None:
-            self.feedback_reader.poll()
+            self.feedback_reader.poll(idle=self._idle)
         batch = self.consumer.poll(timeout_ms=self.settings.poll_timeout_ms,
                                    max_records=self.settings.max_poll_records)
         self.health.beat()
@@ -207,6 +212,7 @@ class Service:
         if now >= self._next_lag:
             self.update_lag()
         self.hooks.polled(self, n)
+        self._idle = n == 0
         return n
 
     def _lag(self, topic: str, partition: int) -> int | None:
