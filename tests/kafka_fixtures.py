@@ -36,7 +36,7 @@ from typing import Any, Protocol
 
 import pytest
 
-from stream.feedback import TOPIC_CONFIG as FEEDBACK_TOPIC_CONFIG
+from stream.kafka.clients import FEEDBACK_TOPIC_CONFIG
 
 log = logging.getLogger(__name__)
 

@@ -20,6 +20,7 @@ from stream.feedback.analysts import parse_analysts
 from stream.feedback.replayed import ReplayFeedback
 from stream.feedback.signing import load_private, public_text
 from stream.feedback.verify import REASONS, Refused, VerdictChecker
+from stream.ops.metrics import FEEDBACK_REFUSALS
 from stream.replay.replay import replay_lines
 
 PAGING = {"medium", "high", "critical"}
@@ -84,6 +85,7 @@ def test_every_forgery_is_refused_with_its_reason():
     assert _reason(b"{not json") == "malformed" and _reason(b"x" * 20_000) == "too_large"
     assert _reason(doc, check=VerdictChecker(checker().analysts, None)) == "not_configured"
     assert set(cases) | {"expired", "too_large", "not_configured"} <= set(REASONS)
+    assert REASONS == FEEDBACK_REFUSALS  # every reason's metric label is pre-initialised
 
 
 def test_a_changed_field_breaks_the_signature():

@@ -128,12 +128,12 @@ class VerdictChecker:
     def _times(self, record: Feedback, received_at: float, now: float) -> tuple[float, float]:
         signed = datetime.fromisoformat(record.ts).timestamp()
         until = datetime.fromisoformat(record.expires).timestamp()
-        if signed > received_at + self.max_skew_s:
-            raise Refused("future")
-        if signed < received_at - self.max_skew_s:
-            raise Refused("backdated")
         if until <= signed or until - signed > self.max_expiry_s:
             raise Refused("bad_expiry")
         if until < now:
             raise Refused("expired")
+        if signed > received_at + self.max_skew_s:
+            raise Refused("future")
+        if signed < received_at - self.max_skew_s:
+            raise Refused("backdated")
         return min(signed, received_at), until

@@ -13,7 +13,6 @@ from kafka.admin import NewTopic
 from kafka.errors import NoBrokersAvailable, TopicAlreadyExistsError
 
 from stream.errors import KafkaUnavailable, TopologyError
-from stream.feedback import TOPIC_CONFIG as FEEDBACK_TOPIC_CONFIG
 from stream.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -24,6 +23,15 @@ log = logging.getLogger(__name__)
 #: connection and refreshed metadata at every such fetch. The frame limit must cover a whole response
 #: (and the broker may exceed fetch_max_bytes by one record batch, at most message.max.bytes, 1 MiB).
 FETCH_MAX_BYTES = 16 << 20
+#: The feedback topic's configuration. Keyed by verdict id and compacted, so a re-sent verdict is kept
+#: once; deleted after 31 days, longer than any verdict lasts (30 days and the signing skew), so what is
+#: in force survives retention while a flood of junk does not stay forever; stamped by the broker on
+#: append, which a verdict's signed time is checked against (a writer cannot choose it).
+FEEDBACK_TOPIC_CONFIG = {
+    "cleanup.policy": "compact,delete",
+    "retention.ms": str(31 * 86_400_000),
+    "message.timestamp.type": "LogAppendTime",
+}
 
 
 @contextlib.contextmanager
@@ -87,7 +95,7 @@ def admin(settings: Settings) -> KafkaAdminClient:
 
 def create_topics(settings: Settings, partitions: int = 6) -> None:
     """Create privwatch's topics if missing (the state topic compacted, the feedback topic as
-    :data:`stream.feedback.TOPIC_CONFIG` says); existing ones are left alone."""
+    :data:`FEEDBACK_TOPIC_CONFIG` says); existing ones are left alone."""
     specs = [
         NewTopic(settings.access_topic, partitions, 1),
         NewTopic(settings.permission_topic, partitions, 1),

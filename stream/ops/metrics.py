@@ -15,7 +15,6 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from stream import __version__
-from stream.feedback.verify import REASONS as FEEDBACK_REFUSALS
 
 EVENT_TYPES = ("access", "permission", "unknown")
 OUTCOMES = ("processed", "dead_lettered")
@@ -25,6 +24,10 @@ DEAD_LETTER_REASONS = (
 LEVELS = ("info", "low", "medium", "high", "critical")
 DRIFT_SIGNALS = ("organisation", "department")
 SUPPRESSION_REASONS = ("allow_list", "correlated")
+#: why a feedback record was refused (stream.feedback.verify.REASONS; tests/test_feedback.py keeps them equal)
+FEEDBACK_REFUSALS = ("not_configured", "too_large", "malformed", "unsigned", "unknown_analyst", "unknown_key",
+                     "not_emitted", "own_alert", "future", "backdated", "expired", "bad_expiry", "bad_signature",
+                     "revoked", "capacity")
 LAG_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 21600, 86400)
 
 
