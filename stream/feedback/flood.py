@@ -106,7 +106,8 @@ def settings_with_analysts(directory: Path) -> tuple[Settings, Any, str]:
     """Settings with one configured analyst (her key returned) and an alert-id key."""
     key = generate()
     analysts = directory / "analysts.toml"
-    analysts.write_text(f'[[analyst]]\nname = "alice"\nkeys = [{{id = "alice-1", public_key = "{public_text(key)}"}}]\n')
+    analysts.write_text(f'[[analyst]]\nname = "alice"\n'
+                        f'keys = [{{id = "alice-1", public_key = "{public_text(key)}"}}]\n')
     settings = Settings(metrics_port=0, analysts_file=str(analysts), alert_id_key="flood-test-alert-id-key-32-bytes!")
     return settings, key, "alice-1"
 
