@@ -18,6 +18,12 @@ BASELINE_PREFIXES = ("usual", "peer", "resource", "min")
 
 
 @dataclass(frozen=True)
+class Chart:
+    bars: list[Bar]
+    log: bool  # a log scale (values spanning more than a hundredfold)
+
+
+@dataclass(frozen=True)
 class Bar:
     label: str
     value: float
@@ -26,18 +32,19 @@ class Bar:
     y: int
 
 
-def bars(baseline: dict[str, Any] | None, row_px: int = 22) -> list[Bar]:
+def chart(baseline: dict[str, Any] | None, row_px: int = 22) -> Chart | None:
     """Bars for the numeric baseline values and the observed value, scaled so the largest fills
     :data:`WIDTH`; a log scale when they span more than a hundredfold (a bulk export is often 10,000x).
 
-    >>> [(b.label, b.observed, round(b.width)) for b in bars({"usual_records": 30, "observed_records": 480000})]
-    [('usual records', False, 63), ('observed records', True, 240)]
+    >>> drawn = chart({"usual_records": 30, "observed_records": 480000})
+    >>> drawn.log, [(b.label, b.observed, round(b.width)) for b in drawn.bars]
+    (True, [('usual records', False, 63), ('observed records', True, 240)])
     """
     items = [(key, float(value)) for key, value in (baseline or {}).items()
              if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
              and value >= 0 and key.startswith((*BASELINE_PREFIXES, "observed"))]
     if not any(key.startswith("observed") for key, _ in items) or len(items) < 2:
-        return []
+        return None
     top = max(value for _, value in items) or 1.0
     low = min((value for _, value in items if value > 0), default=top)
     log = top / low > 100
@@ -48,5 +55,5 @@ def bars(baseline: dict[str, Any] | None, row_px: int = 22) -> list[Bar]:
         return WIDTH * (math.log10(1 + value) / math.log10(1 + top) if log else value / top)
 
     ordered = sorted(items, key=lambda item: item[0].startswith("observed"))
-    return [Bar(key.replace("_", " "), value, max(1.0, scale(value)), key.startswith("observed"), i * row_px)
-            for i, (key, value) in enumerate(ordered)]
+    return Chart([Bar(key.replace("_", " "), value, max(1.0, scale(value)), key.startswith("observed"), i * row_px)
+                  for i, (key, value) in enumerate(ordered)], log)
