@@ -16,6 +16,7 @@ from kafka_helpers import principal_key, produce, read_all
 from prometheus_client import CollectorRegistry
 
 from detectors.calibrate import PAGING_LEVELS
+from stream.cli import main
 from stream.ops.metrics import Metrics
 from stream.service.service import Service
 from stream.settings import Settings
@@ -60,7 +61,7 @@ def _first_page(alerts: list[dict], principal: str) -> dict | None:
 
 
 def test_forged_verdicts_are_refused_and_counted_and_the_insider_still_pages(kafka_bootstrap, fresh_topics, group_id,
-                                                                              tmp_path):
+                                                                              tmp_path, capfd):
     topics = fresh_topics(n_partitions=1)  # one feedback partition, as create_topics makes it: records in order
     analysts = tmp_path / "analysts.toml"
     analysts.write_text(ANALYSTS_TOML)
@@ -129,3 +130,8 @@ def test_forged_verdicts_are_refused_and_counted_and_the_insider_still_pages(kaf
     assert value("privwatch_feedback_total", {"verdict": "false_positive"}) == 2
     assert value("privwatch_feedback_total", {"verdict": "revoke"}) == 1
     assert len(service.feedback) == 1  # only the control's verdict is in force
+    # and privwatch alerts reads the same story straight from the alerts topic
+    assert main(["alerts", "list", "--from-topic", "--level", "info", "--bootstrap-servers", kafka_bootstrap,
+                 "--alerts-topic", topics["alerts"]]) == 0
+    listed = capfd.readouterr().out
+    assert all(principal in listed for principal in (INSIDER, CONTROL, REVOKED))

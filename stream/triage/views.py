@@ -9,7 +9,6 @@ from typing import Any
 from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
-from detectors.alerts import parse_alert_id
 from detectors.registry import REGISTRY
 from stream.triage.chart import chart
 from stream.triage.store import LEVELS, STATUSES, QueueFilter, TriageStore
@@ -52,10 +51,11 @@ def incident(incident_id: str) -> Any:
     alerts = store().alerts_of(incident_id)
     analysts = current_app.extensions["privwatch.analysts"]
     return render_template(
-        "incident.html", incident=found, alerts=alerts, charts={a["alert_id"]: chart(a.get("baseline")) for a in alerts},
+        "incident.html", incident=found, alerts=alerts,
+        charts={a["alert_id"]: chart(a.get("baseline")) for a in alerts},
         verdicts=store().verdicts_of(incident_id), audit=store().audit_of(incident_id),
         analysts=sorted(analysts.by_name), key_ids=current_user.analyst.key_ids,
-        own=found["principal_id"] in current_user.analyst.own_ids, event_of=lambda aid: parse_alert_id(aid)[2],
+        own=found["principal_id"] in current_user.analyst.own_ids,
         runbook_base=current_app.config["PRIVWATCH_RUNBOOK_BASE_URL"].rstrip("/"))
 
 
