@@ -161,3 +161,12 @@ def test_assignment_and_status_are_audited(app):
     assert store.incident(incident_id)["status"] == "assigned"
     assert [e["action"] for e in store.audit_of(incident_id)] == ["reopen", "close", "assign"]
     assert "sign_in" in [e["action"] for e in store.audit_of()]
+
+
+def test_records_on_the_alerts_topic_that_are_not_alerts_are_counted_and_skipped():
+    import orjson
+
+    from stream.triage.ingest import alerts_in
+
+    docs, bad = alerts_in([orjson.dumps(_alert(1)), b"{not json", orjson.dumps({"type": "alert"}), b""])
+    assert [d["alert_id"] for d in docs] == [_alert(1)["alert_id"]] and bad == 3
