@@ -40,19 +40,19 @@ class Record(NamedTuple):
 
 class FeedbackTopic:
     """A one-partition feedback topic for :class:`~stream.feedback.reader.FeedbackReader`, read from the
-    start; records may be added while it is read (:meth:`append`)."""
+    start. ``hidden`` records are there but not yet readable until :meth:`release` (records arriving
+    while the loop runs, made beforehand so that making them is not timed)."""
 
-    def __init__(self, values: list[bytes] = (), appended_ms: int = 0) -> None:  # type: ignore[assignment]
+    def __init__(self, values: list[bytes], appended_ms: int, hidden: bool = False) -> None:
         from kafka import TopicPartition
 
         self.tp = TopicPartition(TOPIC, 0)
-        self.records: list[Record] = []
+        self.records = [Record(v, appended_ms, 0, i) for i, v in enumerate(values)]
+        self.end = 0 if hidden else len(self.records)
         self.cursor = 0
-        self.append(values, appended_ms)
 
-    def append(self, values: list[bytes], appended_ms: int) -> None:
-        start = len(self.records)
-        self.records.extend(Record(v, appended_ms, 0, start + i) for i, v in enumerate(values))
+    def release(self) -> None:
+        self.end = len(self.records)
 
     def partitions_for_topic(self, topic: str) -> set[int]:
         return {0}
@@ -67,13 +67,13 @@ class FeedbackTopic:
         return {self.tp}
 
     def end_offsets(self, partitions: list[Any]) -> dict[Any, int]:
-        return {self.tp: len(self.records)}
+        return {self.tp: self.end}
 
     def position(self, tp: Any) -> int:
         return self.cursor
 
     def poll(self, timeout_ms: int = 0, max_records: int = 500) -> dict[Any, list[Record]]:
-        batch = self.records[self.cursor:self.cursor + max_records]
+        batch = self.records[self.cursor:min(self.end, self.cursor + max_records)]
         self.cursor += len(batch)
         return {self.tp: batch} if batch else {}
 
@@ -125,13 +125,12 @@ def run(lines: list[bytes], settings: Settings, flood: list[bytes], partitions: 
     """The service loop over ``lines`` with ``flood`` on the feedback topic at start (or, ``during``,
     arriving as the loop starts, so the budgeted polls read it)."""
     service, harness = in_memory(lines, partitions, settings)
-    topic = FeedbackTopic([] if during else flood, appended_ms=int(time.time() * 1000))
+    topic = FeedbackTopic(flood, appended_ms=int(time.time() * 1000), hidden=during)
     service.feedback_reader = feedback_reader(settings, topic, service.feedback, service.metrics)
     started = time.process_time()
     service.feedback_reader.catch_up(timeout_s=3600.0)
     caught_up = time.process_time()
-    if during:
-        topic.append(flood, int(time.time() * 1000))
+    topic.release()
     harness.run(service)
     ended = time.process_time()
     refused = {s.labels["reason"]: s.value for m in harness.registry.collect()
@@ -145,7 +144,7 @@ def retained_bytes(lines: list[bytes], settings: Settings, flood: list[bytes]) -
     """Bytes still allocated after the catch-up has read ``flood`` (the records themselves excluded, as
     they belong to the fake topic), and the peak while reading."""
     service, _ = in_memory(lines[:1], 1, settings)
-    topic = FeedbackTopic(flood, appended_ms=int(time.time() * 1000))
+    topic = FeedbackTopic(flood, int(time.time() * 1000))
     reader = feedback_reader(settings, topic, service.feedback, service.metrics)
     tracemalloc.start()
     before = tracemalloc.get_traced_memory()[0]
