@@ -25,6 +25,7 @@ import orjson
 
 from stream.feedback.setup import feedback_reader
 from stream.feedback.signing import b64, generate, public_text, sign, verdict_record
+from stream.ops.gctune import loop_gc
 from stream.settings import Settings
 from stream.testing import in_memory
 
@@ -47,12 +48,15 @@ class FeedbackTopic:
         from kafka import TopicPartition
 
         self.tp = TopicPartition(TOPIC, 0)
-        self.records = [Record(v, appended_ms, 0, i) for i, v in enumerate(values)]
-        self.end = 0 if hidden else len(self.records)
+        # the values only (bytes, which the garbage collector does not track): a record is made when
+        # polled, as kafka-python makes one per fetched record, so the fake adds no collection work
+        self.values = values
+        self.appended_ms = appended_ms
+        self.end = 0 if hidden else len(values)
         self.cursor = 0
 
     def release(self) -> None:
-        self.end = len(self.records)
+        self.end = len(self.values)
 
     def partitions_for_topic(self, topic: str) -> set[int]:
         return {0}
@@ -73,8 +77,9 @@ class FeedbackTopic:
         return self.cursor
 
     def poll(self, timeout_ms: int = 0, max_records: int = 500) -> dict[Any, list[Record]]:
-        batch = self.records[self.cursor:min(self.end, self.cursor + max_records)]
-        self.cursor += len(batch)
+        stop = min(self.end, self.cursor + max_records)
+        batch = [Record(self.values[i], self.appended_ms, 0, i) for i in range(self.cursor, stop)]
+        self.cursor = stop
         return {self.tp: batch} if batch else {}
 
     def close(self) -> None:
@@ -131,7 +136,8 @@ def run(lines: list[bytes], settings: Settings, flood: list[bytes], partitions: 
     service.feedback_reader.catch_up(timeout_s=3600.0)
     caught_up = time.process_time()
     topic.release()
-    harness.run(service)
+    with loop_gc():  # the service's collector settings, as Service.run has them
+        harness.run(service)
     ended = time.process_time()
     refused = {s.labels["reason"]: s.value for m in harness.registry.collect()
                if m.name == "privwatch_feedback_refused" for s in m.samples
