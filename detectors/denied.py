@@ -111,6 +111,7 @@ class Denied(Detector):
             ],
             evidence_event_ids=[e for e in (st.first_event, event.event_id) if e],
             baseline={
+                "observed_denied_resources": round(distinct, 1),
                 "usual_denied_resources": round(usual, 1),
                 "peer_denied_resources": round(peer_usual, 1),
             },

@@ -199,6 +199,7 @@ class Subjects(Detector):
             ],
             evidence_event_ids=[e for e in (window.first_event, event.event_id) if e],
             baseline={
+                f"observed_subjects_per_{label}": round(est),
                 f"usual_subjects_per_{label}": round(usual),
                 f"peer_subjects_per_{label}": round(peer_usual),
             },

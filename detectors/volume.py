@@ -173,6 +173,7 @@ class Volume(Detector):
             ],
             evidence_event_ids=[event.event_id],
             baseline={
+                "observed_records": event.records,
                 "usual_records": round(usual),
                 "peer_usual_records": round(peer_usual),
                 "resource_usual_records": round(res_usual),

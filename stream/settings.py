@@ -175,6 +175,35 @@ class Settings(BaseModel):
     runbook_base_url: str = Field("https://github.com/privwatch/privwatch/blob/main/docs/runbooks",
                                   description="where the per-detector runbooks live")
 
+    # -- analyst feedback and triage (issue 33: stream/feedback, stream/triage) ----------------------
+    analysts_file: str | None = Field(None, description="TOML file of the analysts: names, own principal ids, "
+                                                        "Ed25519 public keys by key id, sign-in password hashes "
+                                                        "(docs/analyst-guide.md); none: every verdict is refused")
+    alert_id_key: SecretStr | None = Field(None, description="key (>= 32 bytes) of the MAC in alert ids, the same "
+                                                             "on every instance; none: verdicts are refused")
+    alert_id_key_file: str | None = Field(None, description="file holding alert_id_key (instead of the setting)")
+    feedback_max_skew_s: float = Field(300.0, ge=0.0, le=3600.0,
+                                       description="a verdict signed further than this from when it reached the "
+                                                   "feedback topic is refused (backdated or future)")
+    feedback_catch_up_s: float = Field(30.0, ge=0.0, description="longest the start-up reading of the feedback "
+                                                                 "topic may take before processing starts")
+    analyst_key_file: str | None = Field(None, description="privwatch feedback: the analyst's Ed25519 private "
+                                                           "key (PEM); or the PEM itself in PRIVWATCH_ANALYST_KEY")
+    analyst_name: str | None = Field(None, description="privwatch feedback: the analyst signing (as in "
+                                                       "analysts_file)")
+    analyst_key_id: str | None = Field(None, description="privwatch feedback: the id of the analyst's key")
+    triage_host: str = Field("127.0.0.1", description="address the triage web app listens on")
+    triage_port: int = Field(8080, ge=0, le=65535, description="port of the triage web app (0: any free port)")
+    triage_database_url: str = Field("sqlite:///privwatch-triage.sqlite",
+                                     description="SQLAlchemy URL of the triage database (SQLite file by default)")
+    triage_group_id: str = Field("privwatch-triage", description="consumer group of the triage app on the "
+                                                                 "alerts topic")
+    triage_session_key: SecretStr | None = Field(None, description="key (>= 32 bytes) signing triage sign-in "
+                                                                   "sessions; none: a new one at each start")
+    triage_session_key_file: str | None = Field(None, description="file holding triage_session_key")
+    triage_url: str | None = Field(None, description="public base URL of the triage app, for links printed by "
+                                                     "the CLI (set evidence_url to TRIAGE_URL/alerts/{alert_id})")
+
     @field_validator("detector_params", mode="before")
     @classmethod
     def _params(cls, value: Any) -> Any:
@@ -306,7 +335,8 @@ def _from_env(environ: Mapping[str, str], model: type[BaseModel] | None = None,
     known = {ENV_PREFIX + name.upper(): name for name in model.model_fields}
     others_env = {ENV_PREFIX + name.upper() for name in others}
     ignored = (ENV_PREFIX + "CONFIG", ENV_PREFIX + "TEST_")  # the config path itself; test-suite knobs
-    not_settings = {ENV_PREFIX + "PURE"}  # read at import by detectors/native.py: run the pure-Python build
+    not_settings = {ENV_PREFIX + "PURE",  # read at import by detectors/native.py: run the pure-Python build
+                    ENV_PREFIX + "ANALYST_KEY"}  # privwatch feedback's private key: never a flag, so no setting
     unknown = [k for k in environ
                if k.startswith(ENV_PREFIX) and k not in known and k not in not_settings and k not in others_env
                and not k.startswith(ignored)]

@@ -30,7 +30,9 @@ from stream.detection import engine_config as detection_config
 from stream.enrich.enricher import Enricher
 from stream.enrich.reference import Reference
 from stream.errors import BadRecord, OutputsUnsent
+from stream.feedback.keys import alert_id_key
 from stream.feedback.reader import FeedbackReader
+from stream.feedback.setup import feedback_reader
 from stream.kafka import clients
 from stream.kafka.deadletter import DEFAULT_LIMIT_BYTES, DeadLetter, dead_letter_output
 from stream.kafka.outputs import Output, Outputs
@@ -88,6 +90,7 @@ class Service:
         self.reference: Reference | None = None
         self.enrich: Enricher | None = None
         self.feedback = FeedbackPolicy(on_suppress=lambda reason: metrics.suppressed.labels(reason).inc())
+        self.alert_key = alert_id_key(settings) or b""  # the alert ids' MAC (detectors/alerts.py)
         self.feedback_reader: FeedbackReader | None = None
         self.partitions = Partitions(lambda: self.adopt(Engine(config)))
         self.checkpoint = Checkpoint()
@@ -107,6 +110,7 @@ class Service:
         self.handled_total = 0
         self._next_commit = 0.0
         self._next_lag = 0.0
+        self._idle = False
 
     def load_reference(self) -> None:
         """Load the directory and catalog the settings name (files, or compacted topics read to their end)
@@ -130,6 +134,7 @@ class Service:
     def adopt(self, engine: Engine) -> Engine:
         """Prepare an engine (new or restored) for this service: it shares the feedback policy."""
         engine.feedback = self.feedback
+        engine.alert_key = self.alert_key
         return engine
 
     def attach(self, consumer: Any, producer: Any, store: StateStore | None = None) -> PartitionOwnership:
@@ -155,8 +160,8 @@ class Service:
                                    lambda reason: self.metrics.restores.labels("refused").inc())
 
     def _feedback_reader(self) -> FeedbackReader:
-        return FeedbackReader(clients.consumer(self.settings, group_id=None), self.settings.feedback_topic,
-                              self.feedback, lambda verdict: self.metrics.feedback.labels(verdict).inc())
+        return feedback_reader(self.settings, clients.consumer(self.settings, group_id=None), self.feedback,
+                               self.metrics)
 
     # -- lifecycle -------------------------------------------------------------------------------
     def request_stop(self, *_: Any) -> None:
@@ -182,7 +187,7 @@ class Service:
         store = None if keys is None else self._state_store(producer, consumer, keys)
         listener = self.attach(consumer, producer, store)
         self.feedback_reader = self._feedback_reader()
-        self.feedback_reader.catch_up()
+        self.feedback_reader.catch_up(self.settings.feedback_catch_up_s)
         try:
             n = clients.check_copartitioned(self.consumer, self.inputs)
             log.info("inputs co-partitioned partitions=%d topics=%s durable_state=%s", n, ",".join(self.inputs),
@@ -247,7 +252,7 @@ class Service:
             self.health.beat()
             return 0
         if self.feedback_reader is not None:
-            self.feedback_reader.poll()
+            self.feedback_reader.poll(idle=self._idle)
         if self.reference is not None:
             self.reference.refresh()
         batch = self.consumer.poll(timeout_ms=self.settings.poll_timeout_ms,
@@ -270,6 +275,7 @@ class Service:
         if now >= self._next_lag:
             self.update_lag()
         self.hooks.polled(self, n)
+        self._idle = n == 0
         return n
 
     def _lag(self, topic: str, partition: int) -> int | None:
