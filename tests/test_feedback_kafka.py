@@ -69,7 +69,7 @@ def test_forged_verdicts_are_refused_and_counted_and_the_insider_still_pages(kaf
         bootstrap_servers=kafka_bootstrap, group_id=group_id, access_topic=topics["access"],
         permission_topic=topics["permission"], alerts_topic=topics["alerts"], dead_letter_topic=topics["dead-letter"],
         feedback_topic=topics["feedback"], state_topic=topics["state"], metrics_port=0, merge_wait_ms=100,
-        analysts_file=str(analysts), alert_id_key=ALERT_KEY.decode())
+        analysts_file=str(analysts), alert_id_key=ALERT_KEY.decode(), durable_state=False)
     now = time.time()
     produce(kafka_bootstrap, topics["access"], [d for p in (INSIDER, CONTROL, REVOKED) for d in _history(p, now)],
             principal_key)

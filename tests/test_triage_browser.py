@@ -89,7 +89,7 @@ def test_sign_in_give_a_scoped_verdict_and_see_the_repeat_suppressed(kafka_boots
         feedback_topic=topics["feedback"], state_topic=topics["state"], metrics_port=0, merge_wait_ms=100,
         analysts_file=str(analysts_file(tmp_path)), alert_id_key=ALERT_KEY.decode(), triage_port=0,
         triage_database_url=f"sqlite:///{tmp_path / 'triage.sqlite'}", triage_group_id=f"{group_id}-triage",
-        runbook_base_url="https://privwatch.example/runbooks")
+        runbook_base_url="https://privwatch.example/runbooks", durable_state=False)
     key_file = tmp_path / "alice.key"
     key_file.write_bytes(private_pem(ALICE))
     produce(kafka_bootstrap, topics["access"], _history(PRINCIPAL, time.time()), principal_key)
