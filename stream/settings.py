@@ -33,7 +33,62 @@ def _comma_list(value: Any) -> Any:
 Names = Annotated[list[str], BeforeValidator(_comma_list)]
 
 
-class Settings(BaseModel):
+class KafkaSettings(BaseModel):
+    """What every privwatch process that talks to Kafka is told: where the brokers are and how to reach
+    them securely. Secrets are ``SecretStr`` (hidden in ``repr``); each has an ``X_file`` setting read
+    into it, and no command-line flag (``ps`` shows flags)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    bootstrap_servers: str = Field("127.0.0.1:9092", description="Kafka brokers to start from, HOST:PORT[,...]")
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="how clients talk to the brokers")
+    sasl_mechanism: str | None = Field(None, description="SASL mechanism, e.g. PLAIN or SCRAM-SHA-512")
+    sasl_plain_username: str | None = Field(None, description="SASL user name")
+    sasl_plain_password: SecretStr | None = Field(None, description="SASL password (secret: environment, config "
+                                                                    "file or sasl_plain_password_file; never a flag)")
+    sasl_plain_password_file: str | None = Field(None, description="file holding the SASL password")
+    ssl_cafile: str | None = Field(None, description="CA certificate file (PEM) to verify the brokers")
+    ssl_certfile: str | None = Field(None, description="client certificate file (PEM) for mutual TLS")
+    ssl_keyfile: str | None = Field(None, description="client private key file (PEM) for mutual TLS")
+    ssl_password: SecretStr | None = Field(None, description="password of an encrypted ssl_keyfile (secret)")
+    ssl_password_file: str | None = Field(None, description="file holding the ssl_keyfile's password")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _secrets_from_files(cls, data: Any) -> Any:
+        """Read each ``X_file`` setting into the secret ``X`` (one trailing newline dropped)."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        for name in secret_names(cls):
+            path = data.get(f"{name}_file")
+            if not path:
+                continue
+            if data.get(name) is not None:
+                raise ValueError(f"{name} and {name}_file are both set; give one")
+            try:
+                with open(path, encoding="utf-8") as fh:
+                    data[name] = fh.read().removesuffix("\n")
+            except OSError as exc:
+                raise ValueError(f"cannot read {name}_file {path}: {exc.strerror}") from None
+        return data
+
+    def kafka_security(self) -> dict[str, Any]:
+        """Keyword arguments for kafka-python clients (security pass-through)."""
+        options: dict[str, Any] = {"security_protocol": self.security_protocol}
+        for key in ("sasl_mechanism", "sasl_plain_username", "ssl_cafile", "ssl_certfile", "ssl_keyfile"):
+            value = getattr(self, key)
+            if value is not None:
+                options[key] = value
+        if self.sasl_plain_password is not None:
+            options["sasl_plain_password"] = self.sasl_plain_password.get_secret_value()
+        if self.ssl_password is not None:
+            options["ssl_password"] = self.ssl_password.get_secret_value()
+        return options
+
+
+class Settings(KafkaSettings):
     """Everything ``privwatch run`` can be told. Secrets are ``SecretStr`` (hidden in ``repr``).
 
     >>> s = Settings(sasl_plain_password="hunter2")
@@ -41,10 +96,7 @@ class Settings(BaseModel):
     False
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    # -- Kafka -----------------------------------------------------------------------------------
-    bootstrap_servers: str = Field("127.0.0.1:9092", description="Kafka brokers to start from, HOST:PORT[,...]")
+    # -- Kafka (and, from KafkaSettings, the brokers and security) -------------------------------------
     group_id: str = Field("privwatch", description="consumer group of the service's instances")
     client_id: str = Field("privwatch", description="client id the brokers see (logs, quotas)")
     access_topic: str = Field("privwatch.access-events", description="input: access events, keyed by principal.id")
@@ -60,18 +112,6 @@ class Settings(BaseModel):
     state_topic: str = Field("privwatch.state", description="compacted topic of the detectors' signed snapshots")
     auto_offset_reset: Literal["earliest", "latest"] = Field(
         "earliest", description="where a group with no committed offsets starts reading")
-    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
-        "PLAINTEXT", description="how clients talk to the brokers")
-    sasl_mechanism: str | None = Field(None, description="SASL mechanism, e.g. PLAIN or SCRAM-SHA-512")
-    sasl_plain_username: str | None = Field(None, description="SASL user name")
-    sasl_plain_password: SecretStr | None = Field(None, description="SASL password (secret: environment, config "
-                                                                    "file or sasl_plain_password_file; never a flag)")
-    sasl_plain_password_file: str | None = Field(None, description="file holding the SASL password")
-    ssl_cafile: str | None = Field(None, description="CA certificate file (PEM) to verify the brokers")
-    ssl_certfile: str | None = Field(None, description="client certificate file (PEM) for mutual TLS")
-    ssl_keyfile: str | None = Field(None, description="client private key file (PEM) for mutual TLS")
-    ssl_password: SecretStr | None = Field(None, description="password of an encrypted ssl_keyfile (secret)")
-    ssl_password_file: str | None = Field(None, description="file holding the ssl_keyfile's password")
     # -- the loop ----------------------------------------------------------------------------------
     max_poll_records: int = Field(2000, ge=1, le=100_000, description="records handled per poll at most")
     poll_timeout_ms: int = Field(200, ge=1, le=60_000, description="how long a poll waits for records")
@@ -218,26 +258,6 @@ class Settings(BaseModel):
 
         return check_detectors(value, info.field_name)
 
-    @model_validator(mode="before")
-    @classmethod
-    def _secrets_from_files(cls, data: Any) -> Any:
-        """Read each ``X_file`` setting into the secret ``X`` (one trailing newline dropped)."""
-        if not isinstance(data, dict):
-            return data
-        data = dict(data)
-        for name in SECRETS:
-            path = data.get(f"{name}_file")
-            if not path:
-                continue
-            if data.get(name) is not None:
-                raise ValueError(f"{name} and {name}_file are both set; give one")
-            try:
-                with open(path, encoding="utf-8") as fh:
-                    data[name] = fh.read().removesuffix("\n")
-            except OSError as exc:
-                raise ValueError(f"cannot read {name}_file {path}: {exc.strerror}") from None
-        return data
-
     @model_validator(mode="after")
     def _pseudonyms_need_a_key(self) -> Settings:
         if self.pseudonymise != "off" and self.pseudonym_key is None:
@@ -247,19 +267,6 @@ class Settings(BaseModel):
     def changed(self) -> dict[str, Any]:
         """The settings that differ from their defaults (secrets hidden), for the start-up log line."""
         return {k: v for k, v in self if v != Settings.model_fields[k].default}
-
-    def kafka_security(self) -> dict[str, Any]:
-        """Keyword arguments for kafka-python clients (security pass-through)."""
-        options: dict[str, Any] = {"security_protocol": self.security_protocol}
-        for key in ("sasl_mechanism", "sasl_plain_username", "ssl_cafile", "ssl_certfile", "ssl_keyfile"):
-            value = getattr(self, key)
-            if value is not None:
-                options[key] = value
-        if self.sasl_plain_password is not None:
-            options["sasl_plain_password"] = self.sasl_plain_password.get_secret_value()
-        if self.ssl_password is not None:
-            options["ssl_password"] = self.ssl_password.get_secret_value()
-        return options
 
     def verify_keys(self) -> dict[str, bytes]:
         """The state keys by id: the signing key and the older ones that still verify."""
@@ -275,8 +282,9 @@ class Settings(BaseModel):
         return keys
 
 
-#: secret settings; each has an ``X_file`` setting and no command-line flag (``ps`` shows flags)
-SECRETS = tuple(name for name, info in Settings.model_fields.items() if info.annotation == SecretStr | None)
+def secret_names(model: type[BaseModel]) -> tuple[str, ...]:
+    """``model``'s secret settings (each has an ``X_file`` setting and no command-line flag)."""
+    return tuple(name for name, info in model.model_fields.items() if info.annotation == SecretStr | None)
 
 
 def _flag(name: str) -> str:
