@@ -204,7 +204,7 @@ def start_thread(settings: Settings, metrics: Metrics) -> tuple[Delivery, thread
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from stream.settings import add_flags
+    from stream.config import add_flags
 
     p = sub.add_parser("deliver", help="deliver pages from the alerts topic to Alertmanager (at least once)")
     add_flags(p)
@@ -217,9 +217,9 @@ def main(args: argparse.Namespace) -> int:
 
     from prometheus_client import CollectorRegistry
 
+    from stream.config import load_settings
     from stream.errors import ConfigError
     from stream.ops.http import Health, serve
-    from stream.settings import load_settings
 
     settings = load_settings(vars(args))
     if not settings.alertmanager_url:

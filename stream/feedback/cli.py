@@ -12,12 +12,13 @@ import time
 
 import orjson
 
+from stream.config import add_flags, load_settings
 from stream.errors import ConfigError
 from stream.feedback.analysts import load_analysts
 from stream.feedback.keys import analyst_key
 from stream.feedback.signing import MAX_EXPIRY_DAYS, sign, verdict_record, verify
 from stream.kafka import clients
-from stream.settings import Settings, add_flags, load_settings
+from stream.settings import Settings
 
 
 def register(sub: argparse._SubParsersAction) -> None:

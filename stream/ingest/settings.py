@@ -9,11 +9,13 @@ from typing import Literal
 
 from pydantic import Field
 
+from stream.config import register
 from stream.ingest.formats import FORMATS
 from stream.ingest.pipeline import DEFAULT_PRIVILEGED
 from stream.settings import KafkaSettings, Names
 
 
+@register
 class IngestSettings(KafkaSettings):
     """Everything ``privwatch ingest`` can be told.
 

@@ -46,6 +46,8 @@ from stream.service import durable
 from stream.service.checkpoint import Checkpoint
 from stream.service.dispatch import dispatch
 from stream.service.hooks import Hooks
+from stream.service.lag import EVERY_S as LAG_EVERY_S
+from stream.service.lag import Lag
 from stream.service.merge import Merger
 from stream.service.ownership import PartitionOwnership
 from stream.service.snapshots import Snapshots
@@ -55,7 +57,6 @@ from stream.state.store import StateStore
 
 log = logging.getLogger(__name__)
 
-LAG_EVERY_S = 5.0
 
 
 class Service:
@@ -94,7 +95,7 @@ class Service:
         self.feedback_reader: FeedbackReader | None = None
         self.partitions = Partitions(lambda: self.adopt(Engine(config)))
         self.checkpoint = Checkpoint()
-        self.merger = Merger(self.inputs, settings.merge_wait_ms / 1000.0, lag=self._lag)
+        self.merger = Merger(self.inputs, settings.merge_wait_ms / 1000.0)
         self.correlator = Correlator(window_s=settings.correlation_window_s)
         self.stopping = False
         self.consumer: Any = None
@@ -110,6 +111,7 @@ class Service:
         self.handled_total = 0
         self._next_commit = 0.0
         self._next_lag = 0.0
+        self.lag: Lag | None = None
         self._idle = False
 
     def load_reference(self) -> None:
@@ -153,6 +155,8 @@ class Service:
         self.ownership = PartitionOwnership(
             consumer, self.inputs, self.partitions, self.checkpoint, self.merger, self.correlator, self.snapshots,
             outputs.flush, self.metrics, self.health, self.clock, self.adopt)
+        self.lag = Lag(consumer, self.checkpoint, metrics, self.ownership.ends)
+        self.merger.lag = self.lag.remaining
         return self.ownership
 
     def _state_store(self, producer: Any, consumer: Any, keys: dict[str, bytes]) -> StateStore:
@@ -272,21 +276,12 @@ class Service:
             self.metrics.batch_seconds.observe(time.perf_counter() - started)
         if now >= self._next_commit:
             self.commit()
-        if now >= self._next_lag:
-            self.update_lag()
+        if now >= self._next_lag and self.lag is not None:
+            self._next_lag = now + LAG_EVERY_S
+            self.lag.observe()
         self.hooks.polled(self, n)
         self._idle = n == 0
         return n
-
-    def _lag(self, topic: str, partition: int) -> int | None:
-        """Records a topic-partition has still to fetch, as of its last fetch's high watermark (no I/O),
-        or before its first fetch as of the end offset read when the partition was restored; None when
-        neither is known. Records fetched but not yet returned by ``poll`` count too."""
-        tp = TopicPartition(topic, partition)
-        highwater = self.consumer.highwater(tp)
-        if highwater is None and self.ownership is not None:
-            highwater = self.ownership.ends.get(tp)
-        return None if highwater is None else max(0, highwater - self.consumer.position(tp))
 
     def handle_items(self, drain: bool = False) -> int:
         """Handle what the merger releases (:func:`stream.service.dispatch.dispatch`, compiled: each event
@@ -386,29 +381,9 @@ class Service:
         oldest = None if snapshots is None else snapshots.oldest()
         if oldest is not None:
             self.metrics.snapshot_age.set(now - oldest)
-
     def caught_up(self) -> bool:
-        """True when every owned partition is restored and handled up to its log end."""
-        owned = list(self.consumer.assignment())
-        if not owned or len(self.merger) or self.partitions.restoring or self.outputs_stalled():
+        """True when every owned partition is restored, handled up to its log end, and its outputs
+        acknowledged."""
+        if len(self.merger) or self.partitions.restoring or self.outputs_stalled() or self.lag is None:
             return False
-        try:
-            ends = self.consumer.end_offsets(owned)
-            positions = {tp: self.consumer.position(tp, timeout_ms=5000) for tp in owned}
-        except KafkaError:
-            return False
-        return all(pos is not None and pos >= ends.get(tp, 0) for tp, pos in positions.items())
-
-    def update_lag(self) -> None:
-        self._next_lag = self.clock() + LAG_EVERY_S
-        owned = list(self.consumer.assignment())
-        if not owned:
-            return
-        try:
-            ends = self.consumer.end_offsets(owned)
-        except KafkaError:
-            return
-        for tp in owned:
-            position = self.checkpoint.handled.get(tp, -1) + 1
-            self.metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(max(0, ends.get(tp, 0) - position))
-
+        return self.lag.caught_up()

@@ -11,8 +11,9 @@ import sys
 import time
 from typing import Any
 
+from stream.config import add_flags, load_settings
 from stream.errors import InputError
-from stream.settings import Settings, add_flags, load_settings
+from stream.settings import Settings
 from stream.triage.store import LEVELS, STATUSES, QueueFilter, TriageStore
 
 

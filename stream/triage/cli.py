@@ -11,9 +11,9 @@ from pathlib import Path
 
 from werkzeug.security import generate_password_hash
 
+from stream.config import add_flags, load_settings
 from stream.errors import ConfigError
 from stream.feedback.signing import key_id_for, public_text, write_key_pair
-from stream.settings import add_flags, load_settings
 
 log = logging.getLogger(__name__)
 
