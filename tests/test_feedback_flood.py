@@ -1,6 +1,6 @@
 """100,000 forged verdicts on the feedback topic: all refused and counted, nothing retained, the same alerts.
 
-The time they cost is measured, not asserted: ``python -m stream.feedback.flood`` prints it
+The time they cost is measured, not asserted: ``python -m stream.bench.flood`` prints it
 (docs/analyst-guide.md has the numbers)."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import time
 import orjson
 import pytest
 
-from stream.feedback.flood import forged_records, retained_bytes, run, settings_with_analysts
+from stream.bench.flood import forged_records, retained_bytes, run, settings_with_analysts
 from stream.simulate import simulate
 
 FORGED = 100_000

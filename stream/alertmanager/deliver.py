@@ -27,11 +27,11 @@ import orjson
 from kafka.errors import KafkaError
 
 from detectors.calibrate import PAGING_LEVELS
-from stream.alertmanager.backoff import Backoff
 from stream.alertmanager.client import AlertmanagerError, Connection, post_alerts
 from stream.alertmanager.mapping import check_evidence_url, to_alertmanager
 from stream.alertmanager.pages import Pages, Post
 from stream.alertmanager.pseudonym import pseudonymise
+from stream.backoff import Backoff
 from stream.ops.metrics import Metrics
 from stream.ops.ratelog import RateLimitedLog
 from stream.settings import Settings

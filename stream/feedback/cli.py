@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     settings = load_settings(vars(args))
     record = signed_record(args, settings)
     if not args.dry_run:
-        from stream.triage.publish import FeedbackPublisher
+        from stream.feedback.publish import FeedbackPublisher
 
         publisher = FeedbackPublisher(clients.producer(settings), settings.feedback_topic)
         try:

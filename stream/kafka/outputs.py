@@ -21,7 +21,7 @@ from typing import Any
 
 from kafka.errors import KafkaError, MessageSizeTooLargeError
 
-from stream.alertmanager.backoff import Backoff
+from stream.backoff import Backoff
 from stream.errors import OutputsUnsent
 
 log = logging.getLogger(__name__)

@@ -11,11 +11,11 @@ from waitress.server import create_server
 from stream.errors import ConfigError, PortError
 from stream.feedback.analysts import load_analysts
 from stream.feedback.keys import read_secret
+from stream.feedback.publish import FeedbackPublisher
 from stream.kafka import clients
 from stream.settings import Settings
 from stream.triage.app import create_app
 from stream.triage.ingest import AlertsFeed
-from stream.triage.publish import FeedbackPublisher
 from stream.triage.schema import connect
 from stream.triage.store import TriageStore
 

@@ -1,4 +1,4 @@
-"""What a flood of forged verdicts costs the service: ``python -m stream.feedback.flood``.
+"""What a flood of forged verdicts costs the service: ``python -m stream.bench.flood``.
 
 The real service loop runs in memory (:mod:`stream.testing`) over a simulated organisation, with the
 feedback topic played by :class:`FeedbackTopic`, three ways: no feedback records; ``--forged N``
@@ -161,7 +161,7 @@ def retained_bytes(lines: list[bytes], settings: Settings, flood: list[bytes]) -
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m stream.feedback.flood", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m stream.bench.flood", description=__doc__.split("\n\n")[0])
     parser.add_argument("--forged", type=int, default=100_000)
     parser.add_argument("--costly", type=int, default=0, help="how many forgeries carry a wrong signature")
     parser.add_argument("--principals", type=int, default=300)
