@@ -19,6 +19,8 @@ label (``strength``, and the band in ``intensity``). What subtle means, per kind
 
 from __future__ import annotations
 
+import math
+
 from .behaviour import DAY, RECORDS, H, access, permission, volume
 from .catalog import PRIVILEGED_ROLES, ResourceSpec
 from .incidents import MINUTE, _burst, _exporter, _human, _sensitive, _stranger
@@ -26,6 +28,7 @@ from .organisation import Principal
 from .plan import Plan
 
 SPECIAL = frozenset({"health", "minors"})
+
 
 
 def lin(a: float, b: float, x: float) -> float:
@@ -38,17 +41,31 @@ def geo(a: float, b: float, x: float) -> float:
     return float(a * (b / a) ** x)
 
 
+def usual_export(p: Principal) -> float:
+    """The median size of ``p``'s exports: the default size, scaled by its export habit and by the
+    geometric mean of its tables' scales (weighted by how much it uses each)."""
+    weights = [b - a for a, b in zip([0.0, *p.resource_cw], p.resource_cw, strict=False)]
+    logs = sum(w * math.log(p.scale.get(r.id, 1.0)) for w, r in zip(weights, p.resources, strict=True))
+    return RECORDS["export"][0] * p.export_scale * math.exp(logs / max(sum(weights), 1e-9))
+
+
 def bulk_export(plan: Plan) -> None:
+    """A bulk export ``factor`` times the principal's own usual export size, of a sensitive table it
+    uses (half the time) or one it never touched; whatever others export of that table."""
     x, rng = plan.strength(), plan.rng
     p = plan.pick(_exporter)
-    res = rng.choice(_sensitive(plan, p))
-    typical = RECORDS["export"][0] * p.scale.get(res.id, 1.0) * p.export_scale
+    own = [r for r in p.resources if r.sensitivity in ("restricted", "confidential") and r.kind == "table"]
+    other = [r for r in plan.org.resources.values()
+             if r.sensitivity == "restricted" and r.kind == "table" and r not in p.resources
+             and not set(r.categories) & SPECIAL]
+    res = rng.choice(own if own and (rng.random() < 0.5 or not other) else other)
+    usual = usual_export(p)
     factor = geo(1000.0, 30.0, x)
-    n = int(min(2_000_000, max(2_000, typical * factor)))
+    n = int(min(2_000_000, max(2_000, usual * factor)))
     day = plan.day()
     src = rng.choice(p.context(day).sources)
     key = plan.label("incident", "bulk_export", [p], f"export of ~{n:,} records of {res.id}, "
-                     f"{n / max(typical, 1.0):.0f}x this principal's typical export of it", x)
+                     f"{n / max(usual, 1.0):.0f}x this principal's usual export", x)
     t = plan.at(p, day, plan.office_hour(p))
     events = []
     for _ in range(1 if x > 0.5 else rng.randint(1, 3)):

@@ -20,10 +20,11 @@ from typing import Any
 
 from .catalog import DEPARTMENT_WEIGHTS, DEPARTMENTS, OFFICE_WEIGHTS, OFFICES
 
-#: sensitive tables another department may use a little of (how widely each one is shared varies)
+#: sensitive tables another department may use a little of (how widely each one is shared varies);
+#: special-category data (health, minors) is reached through a ticketed grant only
 SHAREABLE = ("customers.profile", "customers.payment_methods", "finance.invoices", "finance.payroll",
              "hr.employees", "crm.accounts", "app.users", "warehouse.orders", "legal.contracts",
-             "marketing.audiences", "support.tickets", "hr.medical_leave", "legal.minors_consent")
+             "marketing.audiences", "support.tickets")
 #: service rhythms: steady 24x7, a nightly batch window, office hours on weekdays
 RHYTHMS = ("steady", "batch", "office")
 #: intensity bands of incidents, by strength (0 blatant ... 1 subtle)
