@@ -1,0 +1,75 @@
+"""Hand-built scenarios for detection that holds on organisations privwatch was not tuned on (issue 31):
+own history before resource norms, peer normality as a share over a window, dormancy relative to the
+principal's own rhythm, a moderate exporter's steady extra. Each mechanism has an incident that must
+page through the Engine and a benign twin that must not."""
+
+from __future__ import annotations
+
+import pytest
+from detector_streams import DAY, HOUR, T0, access, last_of, pages, routine, run_engine
+
+from detectors.events import Event
+from detectors.peers import PeerTouches
+
+DAYS = 12
+NOW = T0 + DAYS * DAY + 10 * HOUR  # a Tuesday morning after the routine
+MINORS = {"resource_id": "legal.minors_consent", "sensitivity": "restricted", "categories": ("minors", "pii.contact"),
+          "action": "read", "records": 3}
+
+
+@pytest.fixture(scope="module")
+def base() -> list[Event]:
+    return routine(seed=11, days=DAYS)
+
+
+# -- peer normality is a share of peers over a window, not existence -----------------------------------
+
+def test_one_peers_single_touch_does_not_make_special_data_normal(base: list[Event]) -> None:
+    """One of four HR partners read minors' data once, early on (a quarter of the team: "peers do it"
+    by a share alone); a second partner's first touch pages."""
+    once = access(last_of(base, "hr-001"), "peer-once", T0 + 1 * DAY + 11 * HOUR, **MINORS)
+    touch = access(last_of(base, "hr-002"), "minors", NOW, **MINORS)
+    alerts = pages(run_engine([*base, once, touch]), "hr-002", "novelty")
+    assert alerts and "1 of ~4 peers" in alerts[0]["reasons"][0]
+
+
+def test_special_data_half_the_peers_use_is_normal_for_the_next_one(base: list[Event]) -> None:
+    """Half the analysts read it every few days, since before privwatch watched: the next one's first
+    touch is ordinary."""
+    team = [
+        access(last_of(base, f"fi-00{i}"), f"team-{i}-{d}", T0 + d * DAY + (10 + i) * HOUR, **MINORS)
+        for i in range(3) for d in (1, 4, 7, 8, 11)
+    ]
+    touch = access(last_of(base, "fi-004"), "minors", NOW, **MINORS)
+    assert pages(run_engine([*base, *team, touch]), detector="novelty") == []
+
+
+def test_data_shared_across_teams_is_not_paged_but_a_teams_own_is_reported(base: list[Event]) -> None:
+    """Invoices are read by people of four departments: a support agent's first read is ordinary
+    cross-team work. HR's employee table is HR's alone: a support agent's first read is reported."""
+    shared = []
+    for k, dept in enumerate(("hr", "legal", "sales", "marketing")):
+        who = Event(kind="access", event_id="", ts=0.0, principal_id=f"{dept[:2]}-x{k}", department=dept,
+                    role="analyst", ip=f"10.9.{k}.1", country="GB", device_id=f"lt-x{k}", user_agent="Mozilla/5.0")
+        shared += [access(who, f"sh-{k}-{d}", T0 + d * DAY + 14 * HOUR, resource_id="finance.invoices",
+                          sensitivity="restricted", categories=("pii.financial",), action="read", records=2)
+                   for d in range(4, 11)]
+    agent = last_of(base, "su-001")
+    invoices = access(agent, "inv", NOW, resource_id="finance.invoices", sensitivity="restricted",
+                      categories=("pii.financial",), action="read", records=2)
+    assert pages(run_engine([*base, *shared, invoices]), detector="novelty") == []
+    employees = access(agent, "emp", NOW, resource_id="hr.employees", sensitivity="restricted",
+                       categories=("pii.hr",), action="read", records=2)
+    assert [a for a in run_engine([*base, *shared, employees]) if a["detector"] == "novelty"]
+
+
+def test_peer_touches_merge_like_one_engine() -> None:
+    """Two partitions' aggregates added up equal one engine's: members live in one partition each."""
+    one, left, right = PeerTouches(), PeerTouches(), PeerTouches()
+    for member, day in enumerate((100, 101, 108, 109)):
+        for g in (one, left if member % 2 else right):
+            g.join("peer:x")
+            g.touch("peer:x", 42, day, -1)
+    left.merge(right)
+    assert (left.size("peer:x"), left.recent("peer:x", 42, 110)) == (one.size("peer:x"), one.recent("peer:x", 42, 110))
+    assert left.items == one.items
