@@ -15,6 +15,8 @@ import numpy as np
 
 LEVELS: Final = (("critical", 80.0), ("high", 65.0), ("medium", 50.0), ("low", 30.0), ("info", 0.0))
 PAGING_LEVELS: Final = frozenset({"medium", "high", "critical"})
+#: the lowest severity that pages (medium)
+PAGING_FLOOR: Final = 50.0
 
 
 def level_for(severity: float) -> str:

@@ -16,7 +16,7 @@ from mypy_extensions import mypyc_attr
 
 from detectors.alerts import build_alert
 from detectors.base import Detector, Finding, Profile
-from detectors.calibrate import PAGING_LEVELS, Calibrator, level_for
+from detectors.calibrate import PAGING_FLOOR, PAGING_LEVELS, Calibrator, level_for
 from detectors.events import ACCESS, PERMISSION, Event
 from detectors.feedback import FeedbackPolicy
 
@@ -170,7 +170,8 @@ class Engine:
         if finding.needs_history and self._warming_up(profile, finding.event.ts):
             severity = min(severity, 29.0)  # low at most: no page before a baseline exists
         if self._shift is not None and finding.detector != self._shift.name:
-            self._shift.note_finding(finding, profile)
+            if severity >= PAGING_FLOOR:  # peers doing the same means peers' pages, not their noise
+                self._shift.note_finding(finding, profile)
             if not (finding.peer_shift or finding.beyond_shift) and finding.detector in self._shift_sensitive:
                 finding.peer_shift = self._shift.is_peer_shift(finding, profile)
         if finding.peer_shift:

@@ -73,3 +73,44 @@ def test_peer_touches_merge_like_one_engine() -> None:
     left.merge(right)
     assert (left.size("peer:x"), left.recent("peer:x", 42, 110)) == (one.size("peer:x"), one.recent("peer:x", 42, 110))
     assert left.items == one.items
+
+
+# -- own history first: snooping judged by the person, not by its busiest peers --------------------------
+
+def _lookups(who: Event, tag: str, start: float, n: int, span: float) -> list[Event]:
+    return [access(who, f"{tag}{i}", start + i * span / n, action="read", records=1, subjects=1,
+                   resource_id="customers.profile", sensitivity="restricted", categories=("pii.contact",),
+                   subject_refs=(f"{tag}-{i}",)) for i in range(n)]
+
+
+@pytest.fixture(scope="module")
+def heavy_peers(base: list[Event]) -> list[Event]:
+    """Three agents who look up about 250 customers every working day: the team's usual top is high."""
+    out: list[Event] = []
+    for k in range(3):
+        who = Event(kind="access", event_id="", ts=0.0, principal_id=f"su-h{k}", department="support", role="agent",
+                    ip=f"10.8.{k}.1", country="GB", device_id=f"lt-h{k}", user_agent="Mozilla/5.0")
+        for d in range(DAYS):
+            if (d + 3) % 7 < 5:
+                out += _lookups(who, f"h{k}-{d}-", T0 + d * DAY + 9 * HOUR, 250, 8 * HOUR)
+    return out
+
+
+def test_snooping_pages_though_peers_look_up_that_many(base: list[Event], heavy_peers: list[Event]) -> None:
+    snoop = _lookups(last_of(base, "su-002"), "sn", NOW, 200, 5 * HOUR)
+    alerts = pages(run_engine([*base, *heavy_peers, *snoop]), "su-002", "subjects")
+    assert alerts and "distinct data subjects" in alerts[0]["reasons"][0]
+
+
+def test_a_heavy_agents_busy_day_does_not_page(base: list[Event], heavy_peers: list[Event]) -> None:
+    busy = _lookups(heavy_peers[0], "busy", NOW, 375, 9 * HOUR)  # one and a half usual days
+    assert pages(run_engine([*base, *heavy_peers, *busy]), detector="subjects") == []
+
+
+def test_a_paged_snoop_does_not_page_again_the_next_morning(base: list[Event]) -> None:
+    who = last_of(base, "su-003")
+    snoop = _lookups(who, "sn", NOW, 400, 2 * HOUR)
+    morning = [access(who, f"m{i}", NOW + 22 * HOUR + i * 300, action="read", records=1, subjects=1,
+                      subject_refs=(f"usual-{i}",)) for i in range(5)]
+    alerts = [a for a in run_engine([*base, *snoop, *morning]) if a["principal_id"] == "su-003"]
+    assert pages(alerts) and all(a["ts"] < "2026-10-14" for a in alerts)
