@@ -114,3 +114,41 @@ def test_a_paged_snoop_does_not_page_again_the_next_morning(base: list[Event]) -
                       subject_refs=(f"usual-{i}",)) for i in range(5)]
     alerts = [a for a in run_engine([*base, *snoop, *morning]) if a["principal_id"] == "su-003"]
     assert pages(alerts) and all(a["ts"] < "2026-10-14" for a in alerts)
+
+
+# -- own history first: a bulk export judged by the person, not by the table's heavy users -------------
+
+EMPLOYEES = {"resource_id": "hr.employees", "sensitivity": "restricted", "categories": ("pii.hr",), "action": "export"}
+
+
+@pytest.fixture(scope="module")
+def heavy_exports(base: list[Event]) -> list[Event]:
+    """An HR partner exports about 20,000 employee records every working day (a payroll sync), and a
+    finance analyst exports a few hundred invoices twice a day."""
+    hr, fi = last_of(base, "hr-000"), last_of(base, "fi-001")
+    weekdays = [d for d in range(DAYS) if (d + 3) % 7 < 5]
+    sync = [access(hr, f"sync-{d}", T0 + d * DAY + 16 * HOUR, records=15_000 + 1_000 * (d % 7), **EMPLOYEES)
+            for d in weekdays]
+    invoices = [access(fi, f"inv-{d}-{k}", T0 + d * DAY + (11 + 4 * k) * HOUR, action="export",
+                       records=200 + 60 * ((d * 3 + k * 5) % 5), resource_id="finance.invoices",
+                       sensitivity="confidential", categories=("pii.financial",)) for d in weekdays for k in (0, 1)]
+    return sync + invoices
+
+
+def test_bulk_export_of_a_table_never_exported_pages_though_others_export_that_much(
+    base: list[Event], heavy_exports: list[Event],
+) -> None:
+    """A finance analyst whose exports are a few hundred records exports 12,000 employee records
+    (about 40x its typical export) from a restricted table it never exported."""
+    bulk = access(last_of(base, "fi-001"), "bulk", NOW, records=12_000, **EMPLOYEES)
+    alerts = pages(run_engine([*base, *heavy_exports, bulk]), "fi-001", "volume")
+    assert alerts and "never exported" in alerts[0]["reasons"][0]
+
+
+def test_a_large_export_within_the_persons_own_tail_does_not_page(
+    base: list[Event], heavy_exports: list[Event],
+) -> None:
+    """The same analyst exports 2,500 invoices (a table it exports every day), a few times its usual."""
+    large = access(last_of(base, "fi-001"), "large", NOW, action="export", records=2_500,
+                   resource_id="finance.invoices", sensitivity="confidential", categories=("pii.financial",))
+    assert pages(run_engine([*base, *heavy_exports, large]), detector="volume") == []

@@ -3,7 +3,8 @@
 The same ten kinds as :mod:`incidents` (the default world's), each recording its strength in its
 label (``strength``, and the band in ``intensity``). What subtle means, per kind:
 
-- bulk export: 30x the principal's own typical export of the table (1000x when blatant), one export;
+- bulk export: 30x the principal's own usual export (1000x when blatant), one export, by a principal
+  that exports every working day (it has a usual export size);
 - snooping: 160 distinct customers over six hours (700 over two);
 - first sensitive access: one or two small reads, and one peer of the principal touched the table
   once, early on (from moderate on);
@@ -41,6 +42,21 @@ def geo(a: float, b: float, x: float) -> float:
     return float(a * (b / a) ** x)
 
 
+def exports_per_day(p: Principal) -> float:
+    """Exports ``p`` makes on an ordinary working day (exports and downloads of tables become exports)."""
+    if p.kind != "human" or not p.resource_cw:
+        return 0.0
+    weights = [b - a for a, b in zip([0.0, *p.resource_cw], p.resource_cw, strict=False)]
+    tables = sum(w for w, r in zip(weights, p.resources, strict=True) if r.kind == "table") / p.resource_cw[-1]
+    exporting = (p.action_cw[3] - p.action_cw[1]) / p.action_cw[-1]
+    return p.activity * p.day_rate * tables * exporting
+
+
+def _regular_exporter(p: Principal) -> bool:
+    """Exports at least once on an ordinary working day: it has a usual export size to be judged by."""
+    return _exporter(p) and exports_per_day(p) >= 1.0
+
+
 def usual_export(p: Principal) -> float:
     """The median size of ``p``'s exports: the default size, scaled by its export habit and by the
     geometric mean of its tables' scales (weighted by how much it uses each)."""
@@ -53,7 +69,7 @@ def bulk_export(plan: Plan) -> None:
     """A bulk export ``factor`` times the principal's own usual export size, of a sensitive table it
     uses (half the time) or one it never touched; whatever others export of that table."""
     x, rng = plan.strength(), plan.rng
-    p = plan.pick(_exporter)
+    p = plan.pick(_regular_exporter)
     own = [r for r in p.resources if r.sensitivity in ("restricted", "confidential") and r.kind == "table"]
     other = [r for r in plan.org.resources.values()
              if r.sensitivity == "restricted" and r.kind == "table" and r not in p.resources
@@ -257,7 +273,7 @@ def service_misuse(plan: Plan) -> None:
 
 def slow_exfiltration(plan: Plan) -> None:
     x, rng = plan.strength(), plan.rng
-    p = plan.pick(_exporter)
+    p = plan.pick(_regular_exporter)
     length = max(2, min(round(lin(5, 10, x)) + rng.randint(0, 2), plan.days - plan.baseline_days))
     first = plan.day(length, weekday=False)
     tables = [r for r in p.resources if r.kind == "table" and r.subjects] or p.resources
