@@ -152,3 +152,39 @@ def test_a_large_export_within_the_persons_own_tail_does_not_page(
     large = access(last_of(base, "fi-001"), "large", NOW, action="export", records=2_500,
                    resource_id="finance.invoices", sensitivity="confidential", categories=("pii.financial",))
     assert pages(run_engine([*base, *heavy_exports, large]), detector="volume") == []
+
+
+# -- dormancy relative to the principal's own rhythm, weighted by what it touches on waking --------------
+
+PAYROLL = {"resource_id": "finance.payroll", "sensitivity": "restricted", "categories": ("pii.hr", "pii.financial"),
+           "action": "read", "records": 40}
+
+
+@pytest.fixture(scope="module")
+def month() -> list[Event]:
+    """Four weeks in which analyst fi-003 works every working day until day 9, then falls silent."""
+    events = routine(seed=3, days=28, depts=(("finance", "analyst", 6), ("hr", "partner", 3)), per_day=20)
+    return [e for e in events if e.principal_id != "fi-003" or e.ts < T0 + 9 * DAY]
+
+
+def test_a_daily_worker_silent_two_weeks_reading_payroll_at_night_pages(month: list[Event]) -> None:
+    wake = T0 + 23 * DAY + 1 * HOUR  # 01:00, a time it never works, from its own laptop and office
+    night = [access(last_of(month, "fi-003"), f"w{i}", wake + i * 300, **PAYROLL) for i in range(4)]
+    alerts = pages(run_engine([*month, *night]), "fi-003", "dormancy")
+    assert alerts and "never works" in alerts[0]["reasons"][1]
+
+
+def test_the_same_silence_then_the_usual_work_is_a_return_from_leave(month: list[Event]) -> None:
+    usual = last_of(month, "fi-003")  # its own table, at its usual hours, from its own laptop
+    back = [access(usual, f"b{i}", T0 + 23 * DAY + 10 * HOUR + i * 600) for i in range(6)]
+    alerts = [a for a in run_engine([*month, *back]) if a["detector"] == "dormancy"]
+    assert alerts and not pages(alerts) and "nothing" in alerts[0]["reasons"][1]
+
+
+def test_silence_is_judged_by_the_principals_own_rhythm(month: list[Event]) -> None:
+    """A partner whose work comes in pairs of days ten days apart is not dormant after fourteen silent
+    days (a daily worker would be)."""
+    hr = last_of(month, "hr-002")
+    rare = [e for e in month if e.principal_id != "hr-002" or int((e.ts - T0) // DAY) in (0, 1, 11, 12)]
+    late = [access(hr, f"r{i}", T0 + 26 * DAY + 2 * HOUR + i * 300, **PAYROLL) for i in range(3)]
+    assert [a for a in run_engine([*rare, *late]) if a["detector"] == "dormancy"] == []

@@ -205,7 +205,7 @@ def plan_dormant(plan: Plan) -> tuple[Principal, int, float]:
     """Silence a principal after its first few days; it wakes up 10 (subtle) to 30 days later."""
     x = plan.strength()
     p = plan.pick(lambda q: _human(q) and q.role != "agent" and q.day_rate >= 1.0)
-    active_days = plan.rng.randint(4, 7)
+    active_days = plan.rng.randint(6, 9)  # at least four working days: a rhythm to be silent against
     silence = max(7, round(lin(plan.days - active_days - 2, 10, x)))
     wake = max(plan.baseline_days, min(plan.days - 1, active_days + silence))
     p.silent = set(range(active_days, plan.days))
