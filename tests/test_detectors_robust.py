@@ -188,3 +188,35 @@ def test_silence_is_judged_by_the_principals_own_rhythm(month: list[Event]) -> N
     rare = [e for e in month if e.principal_id != "hr-002" or int((e.ts - T0) // DAY) in (0, 1, 11, 12)]
     late = [access(hr, f"r{i}", T0 + 26 * DAY + 2 * HOUR + i * 300, **PAYROLL) for i in range(3)]
     assert [a for a in run_engine([*rare, *late]) if a["detector"] == "dormancy"] == []
+
+
+# -- a slow-exfiltration channel that sees a moderate exporter's steady extra ------------------------------
+
+def _exports(who: Event, tag: str, days: range, per_day: int, tables: tuple[str, ...]) -> list[Event]:
+    return [access(who, f"{tag}{d}-{j}", T0 + d * DAY + (10 + j) * HOUR, action="export", records=300,
+                   resource_id=tables[(d + j) % len(tables)], sensitivity="confidential")
+            for d in days if (d + 3) % 7 < 5 for j in range(per_day)]
+
+
+@pytest.fixture(scope="module")
+def exporter() -> list[Event]:
+    """Six weeks of analyst fi-001 exporting one invoice or ledger table a working day besides its reads."""
+    events = [e for e in routine(seed=4, days=42, depts=(("finance", "analyst", 6),), per_day=20)
+              if e.principal_id != "fi-001" or e.action != "export"]
+    return events + _exports(last_of(events, "fi-001"), "u", range(42), 1, ("finance.invoices", "finance.ledger"))
+
+
+def test_a_moderate_exporters_steady_extra_of_one_table_pages(exporter: list[Event]) -> None:
+    """Two more exports of the invoices every working day for a fortnight: no day stands out (three
+    exports a day; the daily-surplus run needs four), the fortnight does."""
+    extra = _exports(last_of(exporter, "fi-001"), "x", range(28, 42), 2, ("finance.invoices",))
+    alerts = pages(run_engine([*exporter, *extra]), "fi-001", "slow_exfiltration")
+    assert alerts and "Steady extra" in alerts[0]["title"]
+    run_only = run_engine([*exporter, *extra], detector_params={"slow_exfiltration": {"window_z": 10**9}})
+    assert pages(run_only, detector="slow_exfiltration") == []
+
+
+def test_a_busy_week_across_the_usual_tables_does_not_page(exporter: list[Event]) -> None:
+    """The same extra exports, but spread over the tables the analyst always exports: a busy week."""
+    extra = _exports(last_of(exporter, "fi-001"), "x", range(28, 42), 2, ("finance.ledger", "finance.invoices"))
+    assert pages(run_engine([*exporter, *extra]), detector="slow_exfiltration") == []

@@ -15,7 +15,8 @@ label (``strength``, and the band in ``intensity``). What subtle means, per kind
   from its own laptop (blatant: a month, from somewhere new);
 - denied probing: a handful of resources over a quarter of an hour;
 - service misuse: from an office network and a laptop browser, queries only;
-- slow exfiltration: one or two extra exports of the usual size on each working day.
+- slow exfiltration: one or two extra exports of the usual size on each working day, by a moderate
+  exporter (one to three exports a working day).
 """
 
 from __future__ import annotations
@@ -55,6 +56,11 @@ def exports_per_day(p: Principal) -> float:
 def _regular_exporter(p: Principal) -> bool:
     """Exports at least once on an ordinary working day: it has a usual export size to be judged by."""
     return _exporter(p) and exports_per_day(p) >= 1.0
+
+
+def _moderate_exporter(p: Principal) -> bool:
+    """Exports one to three times on an ordinary working day: extra exports are not lost in its volume."""
+    return _exporter(p) and 1.0 <= exports_per_day(p) <= 3.0
 
 
 def usual_export(p: Principal) -> float:
@@ -273,11 +279,11 @@ def service_misuse(plan: Plan) -> None:
 
 def slow_exfiltration(plan: Plan) -> None:
     x, rng = plan.strength(), plan.rng
-    p = plan.pick(_regular_exporter)
+    p = plan.pick(_moderate_exporter)
     length = max(2, min(round(lin(5, 10, x)) + rng.randint(0, 2), plan.days - plan.baseline_days))
     first = plan.day(length, weekday=False)
-    tables = [r for r in p.resources if r.kind == "table" and r.subjects] or p.resources
-    res = rng.choice(tables)
+    tables = [r for r in p.resources if r.kind == "table" and r.subjects] or [r for r in p.resources if r.kind == "table"]
+    res = rng.choice(tables)  # a regular exporter exports tables
     median = RECORDS["export"][0] * p.scale.get(res.id, 1.0) * p.export_scale
     size = lin(2.25, 1.0, x)
     key = plan.label("incident", "slow_exfiltration", [p],
