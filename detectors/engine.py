@@ -194,6 +194,10 @@ class Engine:
             severity = adjusted
         level = level_for(severity)
         flagged = level in PAGING_LEVELS
+        if flagged:  # how severe, now that it pages: ranked among the detector's findings and rarity
+            calibrator = self.calibrators[finding.detector]
+            severity = calibrator.paging_severity(finding.score, finding.min_severity, finding.max_severity)
+            level = level_for(severity)
         if severity < self.config.min_severity:
             return None, flagged
         key = (finding.detector, event.principal_id)

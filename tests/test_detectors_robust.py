@@ -220,3 +220,25 @@ def test_a_busy_week_across_the_usual_tables_does_not_page(exporter: list[Event]
     """The same extra exports, but spread over the tables the analyst always exports: a busy week."""
     extra = _exports(last_of(exporter, "fi-001"), "x", range(28, 42), 2, ("finance.ledger", "finance.invoices"))
     assert pages(run_engine([*exporter, *extra]), detector="slow_exfiltration") == []
+
+
+# -- severity that means something ------------------------------------------------------------------------
+
+def test_a_page_is_graded_by_its_rank_among_the_detectors_findings_and_the_detectors_rarity() -> None:
+    from detectors.calibrate import Calibrator, level_for
+
+    def calibrator(findings: int, events: int) -> Calibrator:
+        c = Calibrator(prior_events=0)
+        for i in range(findings):
+            c.observe(1.0 + i / findings)  # scores 1 to 2
+        c.n_ += events - findings
+        return c
+
+    rare, chatty = calibrator(20, 2_000_000), calibrator(2_000, 2_000_000)
+    # the strongest of a detector's findings ranks above its ordinary ones
+    assert rare.paging_severity(1.99) > rare.paging_severity(1.2) >= 50.0
+    # at the same rank among its own findings, a rarely firing detector's page is the more severe
+    assert rare.paging_severity(1.99) > chatty.paging_severity(1.99)
+    # no saturation: a rare detector's ordinary finding is not critical; a rule's certainty is a floor
+    assert level_for(rare.paging_severity(1.2)) != "critical"
+    assert rare.paging_severity(1.2, floor=85.0) == 85.0

@@ -282,8 +282,8 @@ def slow_exfiltration(plan: Plan) -> None:
     p = plan.pick(_moderate_exporter)
     length = max(2, min(round(lin(5, 10, x)) + rng.randint(0, 2), plan.days - plan.baseline_days))
     first = plan.day(length, weekday=False)
-    tables = [r for r in p.resources if r.kind == "table" and r.subjects] or [r for r in p.resources if r.kind == "table"]
-    res = rng.choice(tables)  # a regular exporter exports tables
+    tables = [r for r in p.resources if r.kind == "table"]  # a moderate exporter exports tables
+    res = rng.choice([r for r in tables if r.subjects] or tables)
     median = RECORDS["export"][0] * p.scale.get(res.id, 1.0) * p.export_scale
     size = lin(2.25, 1.0, x)
     key = plan.label("incident", "slow_exfiltration", [p],
