@@ -242,3 +242,32 @@ def test_a_page_is_graded_by_its_rank_among_the_detectors_findings_and_the_detec
     # no saturation: a rare detector's ordinary finding is not critical; a rule's certainty is a floor
     assert level_for(rare.paging_severity(1.2)) != "critical"
     assert rare.paging_severity(1.2, floor=85.0) == 85.0
+
+
+# -- probing and takeover, judged on what is new for this principal --------------------------------------
+
+def test_a_slow_probe_across_a_window_boundary_pages_and_a_broken_job_does_not(base: list[Event]) -> None:
+    """Eight resources denied a minute apart, starting three minutes before a quarter-hour boundary, by
+    a principal never denied before: the probe's first minutes are not its usual. A script denied on
+    one table sixty times is a misconfigured job."""
+    who = last_of(base, "fi-005")
+    start = T0 + DAYS * DAY + 10 * HOUR + 12 * 60  # 10:12, three minutes before the 10:15 boundary
+    probe = [access(who, f"p{i}", start + i * 70, outcome="denied", resource_id=f"secret.{i}", records=0)
+             for i in range(8)]
+    assert pages(run_engine([*base, *probe]), "fi-005", "denied")
+    job = [access(who, f"j{i}", start + i * 60, outcome="denied", resource_id="hr.employees", records=0)
+           for i in range(60)]
+    assert pages(run_engine([*base, *job])) == []
+
+
+def test_a_new_country_and_device_page_though_the_browser_is_a_common_one(base: list[Event]) -> None:
+    """In office hours, from abroad on a new device, with the same browser string as the principal's:
+    a new place and a new machine at once. A new laptop with a newer browser, used in the evening at
+    the office, is the same person at work."""
+    who = last_of(base, "su-006")
+    away = [access(who, f"a{i}", NOW + i * 300, country="NG", ip="203.0.113.9", device_id="dev-9") for i in range(3)]
+    assert pages(run_engine([*base, *away]), "su-006", "context")
+    evening = T0 + DAYS * DAY + 19 * HOUR
+    laptop = [access(who, f"l{i}", evening + i * 600, device_id="lt-new", user_agent="Mozilla/5.0 Chrome/131.0")
+              for i in range(3)]
+    assert pages(run_engine([*base, *laptop])) == []
