@@ -13,8 +13,9 @@ One peer's single touch does not make a special category normal for a team. A fi
 group shares (a team adopting a new table, a new joiner doing what colleagues do) is unremarkable.
 Special-category data (health, minors, biometric, genetic) that the peer group and the department
 do not use pages even without history. Other sensitive data that at least ``min_departments`` other
-departments use is the organisation's shared data: an outsider's first touch of it is ordinary
-cross-team work (reported, not paged), while a first touch of data only its own team uses stands out.
+departments use, or ``min_shared_share`` of the organisation outside the team that uses it most, is
+the organisation's shared data: an outsider's first touch of it is ordinary cross-team work
+(reported, not paged), while a first touch of data only its own team uses stands out.
 
 A table that people touch for the first time (after privwatch's warm-up; the pipeline that loaded it
 does not count) stays *young* for ``young_days``: its first adopters have no peers doing it yet, but
@@ -55,6 +56,7 @@ class Novelty(Detector):
         min_peer_share: float = 0.2,
         min_dept_share: float = 0.1,
         min_departments: int = 3,
+        min_shared_share: float = 0.05,
         window_weeks: int = 4,
         min_score: float = 2.5,
         org_warmup_days: float = 3.0,
@@ -69,6 +71,7 @@ class Novelty(Detector):
         self.min_peer_share = min_peer_share
         self.min_dept_share = min_dept_share
         self.min_departments = min_departments
+        self.min_shared_share = min_shared_share
         self.window_weeks = window_weeks
         self.min_score = min_score
         self.org_warmup_days = org_warmup_days
@@ -124,7 +127,7 @@ class Novelty(Detector):
                 weight *= 0.3  # nobody touched it until lately: most likely a newly created table
             elif special:
                 unpeered_special = True
-            elif groups.keys_touching("dept:", h, day) - (dept > 0) >= self.min_departments:
+            elif self._shared(h, day, dept, org):
                 weight *= 0.3  # data the organisation shares across teams: ordinary cross-team work
             score += weight
             reasons.append(
@@ -177,6 +180,14 @@ class Novelty(Detector):
                 self.groups_.touch(_HUMANS, h, day, previous)
             for key in self._group_keys(event):
                 self.groups_.touch(key, h, day, previous)
+
+    def _shared(self, h: int, day: int, dept: int, org: int) -> bool:
+        """Whether the organisation shares an item across teams: ``min_departments`` other departments
+        touched it lately, or ``min_shared_share`` of the organisation outside the team that uses it
+        most (a share holds when each engine sees only some of the organisation's principals)."""
+        teams, main = self.groups_.spread("dept:", h, day)
+        outside = (org - main) / max(self.groups_.size("org"), 1)
+        return teams - (dept > 0) >= self.min_departments or outside >= self.min_shared_share
 
     def _normal(self, key: str, members: int, min_share: float) -> bool:
         """Whether enough of a group's members (a share, and ``min_peers`` at least) touched an item."""

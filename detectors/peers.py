@@ -93,9 +93,11 @@ class PeerTouches:
     def share(self, key: str, item: int, day: int) -> float:
         return round(self.recent(key, item, day) / max(self.size(key), 1), 3)
 
-    def keys_touching(self, prefix: str, item: int, day: int) -> int:
-        """How many group keys starting with ``prefix`` have a recent touch of ``item``."""
-        return sum(1 for key in self.items if key.startswith(prefix) and self.recent(key, item, day) > 0)
+    def spread(self, prefix: str, item: int, day: int) -> tuple[int, int]:
+        """(how many group keys starting with ``prefix`` have a recent touch of ``item``, the most
+        members of one such group that touched it): how many teams use an item, and its main team's use."""
+        counts = [self.recent(key, item, day) for key in self.items if key.startswith(prefix)]
+        return sum(1 for n in counts if n > 0), max(counts, default=0)
 
     def merge(self, other: PeerTouches) -> None:
         """Add another engine's aggregates to these (the partial aggregates of issue 32)."""
