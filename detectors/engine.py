@@ -16,14 +16,14 @@ from mypy_extensions import mypyc_attr
 
 from detectors.alerts import build_alert
 from detectors.base import Detector, Finding, Profile
-from detectors.calibrate import PAGING_LEVELS, Calibrator, level_for
+from detectors.calibrate import PAGING_FLOOR, PAGING_LEVELS, Calibrator, level_for
 from detectors.events import KINDS, Event
 from detectors.feedback import FeedbackPolicy
 
 #: the detectors' learned-state layout and scoring: bump it whenever either changes, so that
 #: snapshots of the old state are refused (the partition falls back to an older snapshot or starts
 #: afresh) instead of unpickled into new code, and alerts say which model raised them
-MODEL_VERSION: Final = "0.2.1"
+MODEL_VERSION: Final = "0.3.0"
 
 
 @dataclass
@@ -213,7 +213,8 @@ class Engine:
         if finding.needs_history and self._warming_up(profile, finding.event.ts):
             severity = min(severity, 29.0)  # low at most: no page before a baseline exists
         if self._shift is not None and finding.detector != self._shift.name:
-            self._shift.note_finding(finding, profile)
+            if severity >= PAGING_FLOOR:  # peers doing the same means peers' pages, not their noise
+                self._shift.note_finding(finding, profile)
             if not (finding.peer_shift or finding.beyond_shift) and finding.detector in self._shift_sensitive:
                 finding.peer_shift = self._shift.is_peer_shift(finding, profile)
         if finding.peer_shift:
@@ -232,6 +233,10 @@ class Engine:
         severity = self._severity(finding, profile)
         level = level_for(severity)
         flagged = level in PAGING_LEVELS
+        if flagged:  # how severe, now that it pages: ranked among the detector's findings and rarity
+            calibrator = self.calibrators[finding.detector]
+            severity = calibrator.paging_severity(finding.score, finding.min_severity, finding.max_severity)
+            level = level_for(severity)
         verdict = self.feedback.match(finding) if self.feedback is not None else None
         if verdict is not None:
             finding.reasons.append(f"suppressed by analyst verdict {verdict.verdict_id} ({verdict.verdict}, "
