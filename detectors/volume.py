@@ -243,8 +243,8 @@ class Volume(Detector):
                 "what is normal for a table's heavy users is not normal for this principal",
             ],
             evidence_event_ids=[event.event_id],
-            baseline={"typical_records": round(typical), "usual_records": round(usual),
-                      "resource_usual_records": round(res_usual)},
+            baseline={"observed_records": event.records, "typical_records": round(typical),
+                      "usual_records": round(usual), "resource_usual_records": round(res_usual)},
             min_severity=self.huge_min_severity,
             # a busy week makes exports a few times bigger, not thirty times; unless the peers are
             # moving such sizes right now too

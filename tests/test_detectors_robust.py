@@ -143,6 +143,7 @@ def test_bulk_export_of_a_table_never_exported_pages_though_others_export_that_m
     bulk = access(last_of(base, "fi-001"), "bulk", NOW, records=12_000, **EMPLOYEES)
     alerts = pages(run_engine([*base, *heavy_exports, bulk]), "fi-001", "volume")
     assert alerts and "never exported" in alerts[0]["reasons"][0]
+    assert alerts[0]["baseline"]["observed_records"] == 12_000  # the triage chart's observed bar
 
 
 def test_a_large_export_within_the_persons_own_tail_does_not_page(

@@ -70,6 +70,10 @@ def input_consumer(settings: Settings) -> KafkaConsumer:
     return consumer(settings, fetch_min_bytes=settings.fetch_min_bytes, fetch_max_wait_ms=settings.fetch_max_wait_ms)
 
 
+#: how long the producer keeps trying to deliver a record before its send fails
+DELIVERY_TIMEOUT_S = 45.0
+
+
 def producer(settings: Settings, **overrides: Any) -> KafkaProducer:
     """An idempotence-friendly producer for alerts, dead letters and state (acks=all)."""
     options: dict[str, Any] = {
@@ -82,6 +86,10 @@ def producer(settings: Settings, **overrides: Any) -> KafkaProducer:
         # a send to a topic that is gone waits this long for its metadata, in the loop, then fails (and
         # the outputs hold what follows: stream.kafka.outputs); kafka-python's 60 s default stalled it
         "max_block_ms": 10_000,
+        # a record not acknowledged this long (a topic deleted after its metadata was cached) is
+        # refused, so the outputs hold what follows and the instance reports not ready, instead of
+        # kafka-python's 120 s of consuming on with nothing committable
+        "delivery_timeout_ms": int(DELIVERY_TIMEOUT_S * 1000),
         **settings.kafka_security(),
     }
     options.update(overrides)

@@ -206,7 +206,7 @@ class Service:
                         idle_since = self.clock()
                     elif max_idle_s is not None and self.clock() - idle_since > max_idle_s and self.caught_up():
                         break
-            if not self.outputs_stalled():
+            if self.outputs is None or not self.outputs.stalled:  # stalled: exit 7 now, no more retries
                 self.handle_items(drain=True)
             self.commit(snapshot=True)
             if self.outputs is not None and (self.outputs.stalled or self.outputs.inflight):
