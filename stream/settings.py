@@ -235,6 +235,9 @@ class Settings(KafkaSettings):
     triage_session_key: SecretStr | None = Field(None, description="key (>= 32 bytes) signing triage sign-in "
                                                                    "sessions; none: a new one at each start")
     triage_session_key_file: str | None = Field(None, description="file holding triage_session_key")
+    triage_trusted_proxies: int = Field(0, ge=0, le=4, description="reverse proxies in front of the triage app "
+                                                                 "whose X-Forwarded-For gives the client address "
+                                                                 "(sign-in throttling)")
     triage_url: str | None = Field(None, description="public base URL of the triage app, for links printed by "
                                                      "the CLI (set evidence_url to TRIAGE_URL/alerts/{alert_id})")
 

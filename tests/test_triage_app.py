@@ -74,6 +74,30 @@ def test_nothing_is_anonymous(app):
     assert b"wrong password" in wrong.data
 
 
+def _try(client, token, name, password, address):
+    return client.post("/login", data={"name": name, "password": password, "csrf_token": token},
+                       environ_base={"REMOTE_ADDR": address}).status_code
+
+
+def test_failed_sign_ins_are_throttled_per_address_and_per_name(app):
+    client = app.test_client()
+    token = _csrf(client.get("/login").data)
+    assert [_try(client, token, "alice", "nope", "10.0.0.1") for _ in range(10)] == [200] * 10
+    assert _try(client, token, "alice", PASSWORDS["alice"], "10.0.0.1") == 429  # even the right one
+    assert _try(client, token, "alice", PASSWORDS["alice"], "10.0.0.2") == 302  # another address may
+    # guessing one name from many addresses: each address stays under its own limit
+    assert {_try(client, token, "bob", "nope", f"10.1.0.{n}") for n in range(10)} == {200}
+    assert {_try(client, token, "bob", "nope", f"10.2.0.{n}") for n in range(10)} == {200}
+    assert _try(client, token, "bob", PASSWORDS["bob"], "10.3.0.1") == 429
+    assert _try(client, token, "alice", PASSWORDS["alice"], "10.3.0.1") == 302  # other names are not
+
+
+def test_successful_sign_ins_are_not_throttled(app):
+    client = app.test_client()
+    token = _csrf(client.get("/login").data)
+    assert {_try(client, token, "alice", PASSWORDS["alice"], "10.0.0.1") for _ in range(15)} == {302}
+
+
 def test_queue_and_incident_page(app):
     client = app.test_client()
     _sign_in(client)
@@ -170,3 +194,19 @@ def test_records_on_the_alerts_topic_that_are_not_alerts_are_counted_and_skipped
 
     docs, bad = alerts_in([orjson.dumps(_alert(1)), b"{not json", orjson.dumps({"type": "alert"}), b""])
     assert [d["alert_id"] for d in docs] == [_alert(1)["alert_id"]] and bad == 3
+
+
+def test_behind_a_trusted_proxy_the_forwarded_address_is_throttled(tmp_path):
+    store = TriageStore(connect(f"sqlite:///{tmp_path / 'triage.sqlite'}"), window_s=3600)
+    app = create_app(store, load_analysts(str(analysts_file(tmp_path))), lambda _: None, trusted_proxies=1)
+    client = app.test_client()
+    token = _csrf(client.get("/login").data)
+
+    def via_proxy(password: str, client_address: str) -> int:
+        return client.post("/login", data={"name": "alice", "password": password, "csrf_token": token},
+                           environ_base={"REMOTE_ADDR": "127.0.0.1"},
+                           headers={"X-Forwarded-For": client_address}).status_code
+
+    assert {via_proxy("nope", "192.0.2.7") for _ in range(10)} == {200}
+    assert via_proxy(PASSWORDS["alice"], "192.0.2.7") == 429
+    assert via_proxy(PASSWORDS["alice"], "192.0.2.8") == 302  # the proxy's other clients are not

@@ -13,6 +13,7 @@ from typing import Any
 
 from flask import Flask, Response
 from flask_wtf.csrf import CSRFProtect
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from stream.feedback.analysts import Analysts
 from stream.triage import auth, verdicts, views
@@ -24,11 +25,13 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' 
 
 
 def create_app(store: TriageStore, analysts: Analysts, publish: Callable[[dict[str, Any]], None],
-               session_key: bytes | None = None, runbook_base_url: str = "", secure_cookies: bool = False) -> Flask:
+               session_key: bytes | None = None, runbook_base_url: str = "", secure_cookies: bool = False,
+               trusted_proxies: int = 0) -> Flask:
     """The app over ``store``, signing in ``analysts``, handing verdicts to ``publish``.
 
     ``session_key`` signs session cookies (None: a random one, so sessions end at a restart);
-    ``secure_cookies`` when served over HTTPS."""
+    ``secure_cookies`` when served over HTTPS; ``trusted_proxies``: how many reverse proxies' entries
+    of X-Forwarded-For to believe for the client's address (failed sign-ins are throttled by it)."""
     app = Flask(__name__)
     app.config.update(
         SECRET_KEY=session_key or secrets.token_bytes(32),
@@ -36,6 +39,8 @@ def create_app(store: TriageStore, analysts: Analysts, publish: Callable[[dict[s
         REMEMBER_COOKIE_HTTPONLY=True, WTF_CSRF_TIME_LIMIT=8 * 3600,
         PRIVWATCH_RUNBOOK_BASE_URL=runbook_base_url,
     )
+    if trusted_proxies:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=trusted_proxies, x_proto=trusted_proxies)  # type: ignore[method-assign]
     app.extensions["privwatch.store"] = store
     app.extensions["privwatch.analysts"] = analysts
     app.extensions["privwatch.publish"] = publish

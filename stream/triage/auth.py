@@ -1,12 +1,21 @@
 """Sign-in for the analysts of the analysts file (Flask-Login sessions; passwords checked against their
-werkzeug hashes). Nothing in the app is anonymous: every view but the sign-in page requires a session."""
+werkzeug hashes). Nothing in the app is anonymous: every view but the sign-in page requires a session.
+
+Failed sign-ins are throttled (Flask-Limiter, in memory): ``FAILED_PER_ADDRESS`` from one client address
+and ``FAILED_PER_NAME`` against one analyst name from anywhere, so that guessing a password takes
+years rather than hours; a successful sign-in does not count. Past a limit the answer is 429 until the
+window moves on. Behind a reverse proxy, set ``triage_trusted_proxies`` so the client's address is
+read from X-Forwarded-For; otherwise every analyst shares the proxy's address and its limit.
+"""
 
 from __future__ import annotations
 
 import logging
 from typing import Any
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, Response, current_app, flash, redirect, render_template, request, url_for
+from flask_limiter import Limiter, RequestLimit
+from flask_limiter.util import get_remote_address
 from flask_login import LoginManager, UserMixin, login_required, login_user, logout_user
 from werkzeug.security import check_password_hash
 
@@ -16,6 +25,10 @@ log = logging.getLogger(__name__)
 bp = Blueprint("auth", __name__)
 #: compared against when the name is unknown, so a wrong name costs the same time as a wrong password
 _DUMMY_HASH = "scrypt:32768:8:1$privwatch$" + "0" * 128
+#: failed sign-ins allowed from one client address
+FAILED_PER_ADDRESS = "10 per minute;50 per hour"
+#: failed sign-ins allowed against one analyst name, from any address
+FAILED_PER_NAME = "20 per hour;100 per day"
 
 
 class User(UserMixin):
@@ -45,6 +58,26 @@ def install(app: Any) -> None:
         return User(known) if known is not None and known.password_hash else None
 
     app.register_blueprint(bp)
+    _throttle(app)
+
+
+def _throttle(app: Any) -> None:
+    """Count failed sign-ins (any answer but the redirect of a success) per address and per name."""
+    limiter = Limiter(get_remote_address, app=app, storage_uri="memory://", on_breach=_breached)
+    failed = {"methods": ["POST"], "deduct_when": lambda response: response.status_code != 302}
+    view = app.view_functions["auth.login"]
+    view = limiter.limit(FAILED_PER_ADDRESS, **failed)(view)  # type: ignore[arg-type]
+    view = limiter.limit(FAILED_PER_NAME, key_func=_named, **failed)(view)  # type: ignore[arg-type]
+    app.view_functions["auth.login"] = view
+
+
+def _named() -> str:
+    return "name:" + request.form.get("name", "")
+
+
+def _breached(limit: RequestLimit) -> Response | None:
+    log.info("triage sign-in throttled limit=%s", limit.limit)  # which limit, not who
+    return None
 
 
 @bp.route("/login", methods=["GET", "POST"])

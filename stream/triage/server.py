@@ -37,7 +37,8 @@ class TriageServer:
                                                 client_id=f"{settings.client_id}-triage"),
                                settings.alerts_topic, self.store)
         secure = bool(settings.triage_url and settings.triage_url.startswith("https://"))
-        self.app = create_app(self.store, analysts, self.publisher, session_key, settings.runbook_base_url, secure)
+        self.app = create_app(self.store, analysts, self.publisher, session_key, settings.runbook_base_url, secure,
+                              settings.triage_trusted_proxies)
         try:
             self.server: Any = create_server(self.app, host=settings.triage_host, port=settings.triage_port,
                                              threads=4, ident="privwatch-triage")
