@@ -3,6 +3,7 @@ arrive as correlated incidents, survive outages and restarts, and a catch-up del
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import orjson
@@ -12,13 +13,16 @@ from am_fixtures import (  # noqa: F401 (fixtures)
     alertmanager_factory_fixture,
     alertmanager_fixture,
     free_port,
+    make_alert,
     wait_for,
 )
 from delivery_helpers import Delivering, Running, assert_accounted, settings_for, value, wait_until
 from factories import T0, access, iso, permission, routine_then_bulk
+from kafka import KafkaProducer
 from kafka_helpers import committed, principal_key, produce, read_all
 
 from detectors.calibrate import PAGING_LEVELS
+from stream.alertmanager.correlate import Correlator, incident_summary
 from stream.alertmanager.deliver import delivery_group
 
 pytestmark = pytest.mark.integration
@@ -141,3 +145,42 @@ def test_an_open_incident_survives_a_restart(kafka_bootstrap, fresh_topics, grou
     delivering.stop()
     assert {a["labels"]["incident_id"] for a in updated} == set(first)
     assert updated[0]["annotations"]["detectors"] == "privilege,volume"
+
+
+def test_a_new_delivery_group_pages_only_what_is_recent_and_a_known_one_everything_it_has_not(
+        kafka_bootstrap, fresh_topics, group_id, alertmanager):
+    """A new delivery group over an alerts topic holding a day of pages posts only those written in the
+    last ``alertmanager_active_s`` (the older ones ended long ago); a group that has committed reads on
+    from its offsets, however old the pages after them (an outage's backlog)."""
+    topics = fresh_topics(n_partitions=2)
+    now_ms = int(time.time() * 1000)
+
+    def page(n: int, principal: str) -> dict[str, Any]:
+        alert = make_alert(n, principal=principal, ts=iso(T0 + n))
+        alert["incident"] = incident_summary(Correlator().add(alert))
+        return alert
+
+    def send(docs: list[dict[str, Any]], age_s: float) -> set[str]:
+        producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+        for doc in docs:
+            producer.send(topics["alerts"], key=doc["principal_id"].encode(), value=orjson.dumps(doc),
+                          timestamp_ms=now_ms - int(age_s * 1000))
+        producer.flush()
+        producer.close()
+        return {d["incident"]["incident_id"] for d in docs}
+
+    old = send([page(n, f"u-old-{n}") for n in range(4)], age_s=20 * 3600)
+    recent = send([page(10 + n, f"u-new-{n}") for n in range(4)], age_s=600)
+    settings = settings_for(kafka_bootstrap, topics, group_id, alertmanager_url=alertmanager.url)
+    first = Delivering(settings)
+    wait_until(lambda: set(incidents(alertmanager)) >= recent, what="the recent pages")
+    wait_until(lambda: sum(committed(kafka_bootstrap, delivery_group(settings), [topics["alerts"]]).values()) == 8,
+               what="offsets committed")
+    first.stop()
+    assert not set(incidents(alertmanager)) & old
+    # the same group later, after a backlog of old pages (written while it was away): all delivered
+    backlog = send([page(20 + n, f"u-backlog-{n}") for n in range(4)], age_s=20 * 3600)
+    second = Delivering(settings)
+    wait_until(lambda: set(incidents(alertmanager)) >= backlog, what="the backlog's pages")
+    second.stop()
+    assert not set(incidents(alertmanager)) & old

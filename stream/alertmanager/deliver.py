@@ -10,6 +10,12 @@ and reading stops (the partitions are paused, the group membership kept): nothin
 past an unsent page, however long the outage. A post Alertmanager refuses as invalid (4xx) is not
 retried: it is counted (``rejected``) and logged, and delivery goes on.
 
+A group that has committed nothing on a partition yet (a new ``delivery_group_id``, a new alerts
+topic) starts there from the pages written in the last ``alertmanager_active_s`` (by record time):
+older ones would already have ended in Alertmanager, and re-posting a week of retained pages as
+active would page everyone for incidents long handled. Once a group has committed, it reads on from
+its offsets whatever their age, so pages held back by an outage are all posted, active.
+
 It runs as a thread of ``privwatch run`` (``deliver_in_run``, the default) or alone as ``privwatch
 deliver`` (docs/operations.md).
 """
@@ -24,6 +30,7 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
+from kafka import ConsumerRebalanceListener, TopicPartition
 from kafka.errors import KafkaError
 
 from detectors.calibrate import PAGING_LEVELS
@@ -39,6 +46,23 @@ from stream.settings import Settings
 log = logging.getLogger(__name__)
 
 BATCH = 500  # alerts per post
+
+
+class NewPartitions(ConsumerRebalanceListener):
+    """Partitions assigned and not yet placed: paused in the rebalance callback, so that nothing is
+    read from them before :meth:`Delivery.place` decides where a group with no offset starts."""
+
+    def __init__(self, consumer: Any) -> None:
+        self.consumer = consumer
+        self.pending: set[TopicPartition] = set()
+
+    def on_partitions_revoked(self, revoked: Any) -> None:
+        self.pending -= set(revoked)
+
+    def on_partitions_assigned(self, assigned: Any) -> None:
+        self.pending |= set(assigned)
+        if assigned:
+            self.consumer.pause(*assigned)
 
 
 def delivery_group(settings: Settings) -> str:
@@ -74,6 +98,7 @@ class Delivery:
         key = settings.pseudonym_key if settings.pseudonymise == "alertmanager" else None
         self.pseudonym_key = None if key is None else key.get_secret_value().encode()
         self.consumer: Any = None
+        self.new_partitions: NewPartitions | None = None
         self.stopping = threading.Event()
         self.read = 0
         self.uncommitted = 0  # records read since the last commit
@@ -148,7 +173,8 @@ class Delivery:
             return 0
         if self.uncommitted:  # all accepted now: what was read before is safe to commit
             self._commit()
-        consumer.resume(*consumer.assignment())
+        pending = self.place()
+        consumer.resume(*(consumer.assignment() - pending))
         batch = consumer.poll(timeout_ms=self.settings.poll_timeout_ms, max_records=BATCH)
         n = 0
         for records in batch.values():
@@ -160,6 +186,31 @@ class Delivery:
             self._commit()
         return n
 
+    def place(self) -> set[TopicPartition]:
+        """Start each newly assigned partition: from its committed offset, or, with none, from the
+        first page written ``alertmanager_active_s`` ago (the end when there is none). Returns the
+        partitions still to place (the broker did not answer)."""
+        if self.new_partitions is None or not self.new_partitions.pending:
+            return set()
+        pending = self.new_partitions.pending
+        since_ms = int((self.clock() - self.settings.alertmanager_active_s) * 1000)
+        for tp in sorted(pending):
+            try:
+                if self.consumer.committed(tp) is None:
+                    found = self.consumer.offsets_for_times({tp: since_ms}).get(tp)
+                    if found is None:
+                        self.consumer.seek_to_end(tp)
+                    else:
+                        self.consumer.seek(tp, found.offset)
+                    log.info("page delivery: no committed offset partition=%d; starting from the pages of the "
+                             "last %.0f s", tp.partition, self.settings.alertmanager_active_s)
+            except KafkaError as exc:
+                log.warning("page delivery: cannot place partition=%d error=%s; retrying", tp.partition,
+                            type(exc).__name__)
+                continue
+            pending.discard(tp)
+        return set(pending)
+
     def _commit(self) -> None:
         self.consumer.commit()
         self.uncommitted = 0
@@ -169,7 +220,8 @@ class Delivery:
         from stream.kafka import clients
 
         self.consumer = clients.consumer(self.settings, group_id=delivery_group(self.settings))
-        self.consumer.subscribe([self.settings.alerts_topic])
+        self.new_partitions = NewPartitions(self.consumer)
+        self.consumer.subscribe([self.settings.alerts_topic], listener=self.new_partitions)
         log.info("page delivery started group=%s", delivery_group(self.settings))
         idle_since = time.monotonic()
         try:
