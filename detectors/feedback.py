@@ -62,15 +62,19 @@ class Verdict:
             out["resource_id"] = self.resource_id
         return out
 
-    def covers(self, finding: Finding) -> bool:
-        """Whether this verdict suppresses ``finding`` (same detector and principal already known)."""
+    def covers(self, finding: Finding, named: Callable[[str], str] | None = None) -> bool:
+        """Whether this verdict suppresses ``finding`` (same detector and principal already known);
+        ``named`` gives an id as the verdict names it (see :attr:`FeedbackPolicy.pseudonyms`)."""
         event = finding.event
         if self.scope == "alert":
-            return event.event_id == self.event_id and event.ts <= self.until
+            event_id = event.event_id if named is None else named(event.event_id)
+            return event_id == self.event_id and event.ts <= self.until
         if not self.since <= event.ts <= self.until:
             return False
-        return self.scope == "detector" or self.resource_id == event.resource_id or \
-            self.resource_id in finding.resource_ids
+        if self.scope == "detector":
+            return True
+        resources = [event.resource_id, *finding.resource_ids]
+        return self.resource_id in (resources if named is None else [named(r) for r in resources if r])
 
 
 @mypyc_attr(serializable=True, allow_interpreted_subclasses=True)  # see detectors/native.py
@@ -91,6 +95,9 @@ class FeedbackPolicy:
 
     max_verdicts: int = 100_000
     on_suppress: Callable[[str], None] | None = None
+    #: with pseudonymised alerts, verdicts name principals, resources and events by their keyed
+    #: pseudonyms (as the analysts saw them): this gives a finding's ids in that form
+    pseudonyms: Callable[[str], str] | None = None
     #: suppressing verdicts in force, by verdict id
     verdicts: dict[str, Verdict] = field(default_factory=dict)
     #: (detector, principal) -> ids of its verdicts in force
@@ -138,12 +145,14 @@ class FeedbackPolicy:
         """The verdict in force that suppresses ``finding``, if any (None fast when there is none)."""
         if not self.verdicts:
             return None
-        ids = self.index.get((finding.detector, finding.event.principal_id))
+        named = self.pseudonyms
+        principal = finding.event.principal_id
+        ids = self.index.get((finding.detector, principal if named is None else named(principal)))
         if not ids:
             return None
         for verdict_id in ids:
             verdict = self.verdicts[verdict_id]
-            if verdict.covers(finding):
+            if verdict.covers(finding, named):
                 if self.on_suppress is not None:
                     self.on_suppress("allow_list")
                 return verdict

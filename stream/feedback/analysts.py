@@ -15,6 +15,7 @@ may list several keys (rotation): a verdict names the one it was signed with.
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Annotated
 
@@ -75,9 +76,12 @@ class Analysts:
         entry = self.keys.get(key_id)
         return entry[1] if entry is not None and entry[0] == analyst else None
 
-    def is_self(self, analyst: str, principal_id: str) -> bool:
+    def is_self(self, analyst: str, principal_id: str, named: Callable[[str], str] | None = None) -> bool:
+        """Whether ``principal_id`` is one of the analyst's own (``named``: compared as pseudonyms)."""
         known = self.by_name.get(analyst)
-        return known is not None and principal_id in known.own_ids
+        if known is None:
+            return False
+        return principal_id in (known.own_ids if named is None else {named(p) for p in known.own_ids})
 
 
 def parse_analysts(text: str, where: str = "analysts file") -> Analysts:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from detectors.feedback import FeedbackPolicy
+from stream.alertmanager.pseudonym import pseudonyms
 from stream.feedback.analysts import load_analysts
 from stream.feedback.keys import alert_id_key
 from stream.feedback.reader import FeedbackReader
@@ -15,7 +16,9 @@ from stream.settings import Settings
 
 def checker(settings: Settings) -> VerdictChecker:
     """What decides whether a feedback record counts: the analysts, the alert-id key, the skew allowed."""
-    return VerdictChecker(load_analysts(settings.analysts_file), alert_id_key(settings), settings.feedback_max_skew_s)
+    key = settings.pseudonym_key if settings.pseudonymise == "alerts" else None
+    return VerdictChecker(load_analysts(settings.analysts_file), alert_id_key(settings), settings.feedback_max_skew_s,
+                          pseudonyms=pseudonyms(None if key is None else key.get_secret_value().encode()))
 
 
 def feedback_reader(settings: Settings, consumer: Any, policy: FeedbackPolicy, metrics: Metrics) -> FeedbackReader:

@@ -15,6 +15,7 @@ refused, as is one lasting longer than :data:`~stream.feedback.signing.MAX_EXPIR
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -61,8 +62,11 @@ class VerdictChecker:
     """
 
     def __init__(self, analysts: Analysts, alert_key: bytes | None, max_skew_s: float = MAX_SKEW_S,
-                 max_expiry_days: float = MAX_EXPIRY_DAYS) -> None:
+                 max_expiry_days: float = MAX_EXPIRY_DAYS, pseudonyms: Callable[[str], str] | None = None) -> None:
         self.analysts = analysts
+        #: with pseudonymised alerts, alert ids name principals by pseudonym: an analyst's own ids are
+        #: compared in that form too
+        self.pseudonyms = pseudonyms
         self.alert_key = alert_key
         self.max_skew_s = max_skew_s
         self.max_expiry_s = min(max_expiry_days, MAX_EXPIRY_DAYS) * 86_400.0
@@ -79,7 +83,7 @@ class VerdictChecker:
         record = self._validated(doc)
         key = self._analyst_key(record)
         detector, principal, event_id = self._alert(record)
-        if self.analysts.is_self(record.analyst, principal):
+        if self.analysts.is_self(record.analyst, principal, self.pseudonyms):
             raise Refused("own_alert")
         since, until = self._times(record, received_at, now)
         if not verify(doc, key):

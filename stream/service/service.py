@@ -24,7 +24,7 @@ from detectors.calibrate import PAGING_LEVELS
 from detectors.engine import Engine, EngineConfig
 from detectors.feedback import FeedbackPolicy
 from stream.alertmanager.correlate import Correlator, incident_summary
-from stream.alertmanager.pseudonym import pseudonymise
+from stream.alertmanager.pseudonym import pseudonymise, pseudonyms
 from stream.contract.decode import Catalog, Item, decode_records, dumps
 from stream.detection import engine_config as detection_config
 from stream.enrich.enricher import Enricher
@@ -90,7 +90,8 @@ class Service:
         #: the directory and the catalog's rules (None until :meth:`load_reference`; tests may set them)
         self.reference: Reference | None = None
         self.enrich: Enricher | None = None
-        self.feedback = FeedbackPolicy(on_suppress=lambda reason: metrics.suppressed.labels(reason).inc())
+        self.feedback = FeedbackPolicy(on_suppress=lambda reason: metrics.suppressed.labels(reason).inc(),
+                                       pseudonyms=pseudonyms(self.pseudonym_key))
         self.alert_key = alert_id_key(settings) or b""  # the alert ids' MAC (detectors/alerts.py)
         self.feedback_reader: FeedbackReader | None = None
         self.partitions = Partitions(lambda: self.adopt(Engine(config)))
@@ -332,7 +333,7 @@ class Service:
                 self.metrics.suppressed.labels("correlated").inc()
             alert["incident"] = incident_summary(incident)
         if self.pseudonym_key is not None:
-            alert = pseudonymise(alert, self.pseudonym_key)
+            alert = pseudonymise(alert, self.pseudonym_key, self.alert_key)
         assert self.outputs is not None
         self.outputs.send(Output(self.settings.alerts_topic, alert["alert_id"].encode(), dumps(alert)))
         self.metrics.alerts.labels(detector, alert["level"]).inc()
