@@ -327,7 +327,12 @@ def test_k8s_deployment() -> None:
     (config_ref,) = container["envFrom"]
     assert config_ref["configMapRef"]["name"] == docs["ConfigMap"]["metadata"]["name"]
     secret_env = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"]}
-    assert set(secret_env) == {"PRIVWATCH_STATE_KEY", "PRIVWATCH_SASL_PLAIN_PASSWORD"}
+    assert set(secret_env) == {"PRIVWATCH_STATE_KEY", "PRIVWATCH_ALERT_ID_KEY", "PRIVWATCH_SASL_PLAIN_PASSWORD"}
+    analysts = docs["ConfigMap"]["data"]["PRIVWATCH_ANALYSTS_FILE"]
+    mounts = {m["name"]: m for m in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
+    assert analysts.startswith(mounts["analysts"]["mountPath"] + "/") and mounts["analysts"]["readOnly"]
+    assert volumes["analysts"]["secret"]["secretName"]
     settings_env = {ENV_PREFIX + name.upper() for name in Settings.model_fields}
     assert set(docs["ConfigMap"]["data"]) <= settings_env
     assert not set(docs["ConfigMap"]["data"]) & set(secret_env), "secrets belong in the Secret"
