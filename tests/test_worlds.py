@@ -17,7 +17,7 @@ from stream.evaluate.pooled import Outcome, PageOutcome, pool, wilson
 from stream.evaluate.worlds_report import text_report
 from stream.simulate import INCIDENT_KINDS, simulate
 from stream.simulate import cli as simulate_cli
-from stream.simulate.twins import RANDOM_BENIGN_RATE
+from stream.simulate.catalog import RANDOM_BENIGN_RATE
 from stream.simulate.world import World, band, draw_world
 
 

@@ -180,3 +180,13 @@ SERVICES: tuple[tuple[str, str, str, tuple[str, ...], tuple[int, ...], int], ...
 
 #: privileged roles an admin may hand out; ``role:`` permissions are never scoped to a resource
 PRIVILEGED_ROLES = ("role:warehouse-admin", "role:iam-admin", "role:dba", "role:bucket-admin")
+
+#: benign shifts (stream/simulate/shifts.py): how many of each per 500 principals x 21 days (night
+#: on-call follows the rota instead)
+BENIGN_RATE = {"travel": 4, "quarter_end_surge": 1, "new_table_adoption": 2, "new_joiner": 3,
+               "laptop_refresh": 4, "ticketed_grant_first_access": 4, "large_usual_export": 4}
+#: random worlds' benign kinds (shifts.py and twins.py): how many of each per 500 principals x 21 days,
+#: before the world's own multiplier
+RANDOM_BENIGN_RATE = {**BENIGN_RATE, "late_work": 4, "return_from_leave": 3, "device_refresh": 3,
+                      "service_redeploy": 2, "misconfigured_job": 2, "reporting_week": 3, "support_backlog": 2,
+                      "ticketed_cross_team_access": 3}

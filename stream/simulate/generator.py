@@ -22,6 +22,7 @@ from typing import Any
 from . import graded, shifts, twins
 from . import incidents as inc
 from .behaviour import DAY, Marks, admin_day, night_shift, service_day, working_day
+from .catalog import BENIGN_RATE, RANDOM_BENIGN_RATE
 from .incidents import INCIDENT_KINDS
 from .organisation import Principal, build_organisation
 from .plan import Plan, build_labels
@@ -46,7 +47,7 @@ def _plan(seed: int, principals: int, days: int, incidents: int | None, baseline
     counts = inc.incident_counts(plan, incidents, principals)
     dormant = [inc.plan_dormant(plan) for _ in range(counts["dormant_account"])]
     for fn in shifts.SCHEDULED + shifts.DIRECT:
-        rate = shifts.BENIGN_RATE.get(fn.__name__, 0)
+        rate = BENIGN_RATE.get(fn.__name__, 0)
         for _ in range(max(1, round(rate * scale)) if rate else 1):
             fn(plan)
     for kind in INCIDENT_KINDS:
@@ -77,7 +78,7 @@ def _plan_graded(plan: Plan, incidents: int | None, principals: int) -> None:
     counts = inc.incident_counts(plan, incidents, principals, world.incident_rate)
     dormant = [graded.plan_dormant(plan) for _ in range(counts["dormant_account"])]
     for fn in twins.SCHEDULED + twins.DIRECT:
-        rate = twins.RANDOM_BENIGN_RATE.get(fn.__name__, 0) * world.benign_rate(fn.__name__)
+        rate = RANDOM_BENIGN_RATE.get(fn.__name__, 0) * world.benign_rate(fn.__name__)
         for _ in range(max(1, round(rate * scale)) if rate else 1):
             _attempt(fn, plan)
     for kind in INCIDENT_KINDS:

@@ -18,9 +18,6 @@ BENIGN_KINDS = ("travel", "quarter_end_surge", "new_table_adoption", "new_joiner
                 "laptop_refresh", "ticketed_grant_first_access", "large_usual_export")
 #: opt-in (``simulate --recurring-jobs N``): benign, yet it pages until an analyst says it is fine
 OPTIONAL_BENIGN_KINDS = ("recurring_bulk_job",)
-#: how many of each per 500 principals x 21 days (night on-call follows the rota instead)
-BENIGN_RATE = {"travel": 4, "quarter_end_surge": 1, "new_table_adoption": 2, "new_joiner": 3,
-               "laptop_refresh": 4, "ticketed_grant_first_access": 4, "large_usual_export": 4}
 
 
 def _human(p: Principal) -> bool:

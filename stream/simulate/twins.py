@@ -21,14 +21,9 @@ from .behaviour import SUBJECT_POOL, access, lookups, permission, routine_access
 from .incidents import MINUTE
 from .organisation import Context, Principal
 from .plan import Plan
-from .shifts import BENIGN_RATE, _exporter, _human
 from .shifts import DIRECT as DEFAULT_DIRECT
 from .shifts import SCHEDULED as DEFAULT_SCHEDULED
-
-#: how many of each per 500 principals x 21 days (before the world's own multiplier)
-RANDOM_BENIGN_RATE = {**BENIGN_RATE, "late_work": 4, "return_from_leave": 3, "device_refresh": 3,
-                      "service_redeploy": 2, "misconfigured_job": 2, "reporting_week": 3, "support_backlog": 2,
-                      "ticketed_cross_team_access": 3}
+from .shifts import _exporter, _human
 
 
 def late_work(plan: Plan) -> None:

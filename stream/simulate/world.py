@@ -18,7 +18,7 @@ import random
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .catalog import DEPARTMENT_WEIGHTS, DEPARTMENTS, OFFICE_WEIGHTS, OFFICES
+from .catalog import DEPARTMENT_WEIGHTS, DEPARTMENTS, OFFICE_WEIGHTS, OFFICES, RANDOM_BENIGN_RATE
 
 #: sensitive tables another department may use a little of (how widely each one is shared varies);
 #: special-category data (health, minors) is reached through a ticketed grant only
@@ -147,8 +147,6 @@ def draw_world(seed: int) -> World:
         principals=principals,
         days=days,
     )
-    from .twins import RANDOM_BENIGN_RATE  # the benign kinds of random worlds live with their injectors
-
     rates = {kind: round(rng.lognormvariate(0.0, 0.5), 3) for kind in RANDOM_BENIGN_RATE}
     rates["travel"] = round(rng.uniform(0.5, 3.0), 3)  # some organisations travel a lot
     rates["new_joiner"] = round(rng.uniform(0.5, 3.0), 3)
