@@ -28,6 +28,11 @@ waived when its latest days off held ``off_day_lift_waiver`` exports of the tabl
 and (steady extra) when the top table already held all but ``min_lift`` of its exports. What was
 measured for each rule is in the runbook (``docs/runbooks/slow_exfiltration.md``).
 
+What pages: days off (at ``off_day_severity``); a daily-surplus run only once its cumulative surplus
+reaches ``run_page_score`` (a run between ``threshold`` and that is reported at low); a steady extra
+at most at ``window_severity`` (low by default). Ordinary export habits pass the last two as often
+as siphoning does, so alone they are tickets, not pages.
+
 State per principal: about fifteen numbers, an :class:`ExportMix` (six resource ids with five small
 counts each at most) and an :class:`ExportWindow` (two counts per recent day, three numbers).
 """
@@ -38,6 +43,7 @@ import math
 from mypy_extensions import mypyc_attr
 
 from detectors.base import Detector, Finding, Profile
+from detectors.calibrate import PAGING_FLOOR
 from detectors.compact import DAY_S, is_weekend_day, weekend_days_between
 from detectors.events import Event
 from detectors.export_mix import ExportMix
@@ -148,6 +154,8 @@ class SlowExfiltration(Detector):
         window_z: float = 3.5,
         window_min_extra: float = 4.0,
         window_min_rate: float = 0.5,
+        run_page_score: float = 8.0,
+        window_severity: float = 45.0,
         page: bool = True,
     ):
         self.alpha = alpha
@@ -171,6 +179,8 @@ class SlowExfiltration(Detector):
         self.window_z = window_z
         self.window_min_extra = window_min_extra
         self.window_min_rate = window_min_rate
+        self.run_page_score = run_page_score
+        self.window_severity = window_severity
         self.page = page
         self.state_: dict[str, _DayState] = {}
 
@@ -212,6 +222,7 @@ class SlowExfiltration(Detector):
             return None  # more of the usual mix: a busy stretch, not one dataset siphoned
         usual_records = st.ew_records
         share = st.ew_exports / max(st.ew_exports + st.ew_others, 1e-9)
+        pages = self.page and total >= self.run_page_score
         return Finding(
             detector=self.name,
             event=event,
@@ -225,6 +236,8 @@ class SlowExfiltration(Detector):
                 f"{total:.1f} (threshold {self.threshold})",
                 f"{n_top} of the {n_all} exports in the last {ExportMix.RECENT} active days were of {top} "
                 f"({recent:.0%}; {before:.0%} of this principal's exports before)",
+                *([] if pages else [f"reported, not paged: a run pages from a cumulative surplus of "
+                                    f"{self.run_page_score} (ordinary export habits reach the threshold too)"]),
             ],
             evidence_event_ids=[e for e in dict.fromkeys((st.run_first, st.first_event, event.event_id)) if e],
             baseline={
@@ -236,9 +249,8 @@ class SlowExfiltration(Detector):
                 "top_resource_share_before": round(before, 3),
             },
             resource_ids=[top],
-            max_severity=100.0 if self.page else 45.0,
+            max_severity=100.0 if pages else 45.0,
         )
-
 
     def _steady_extra(self, event: Event, st: _DayState, day: int) -> Finding | None:
         """The export share of the last ``window_days`` active days against the history before them."""
@@ -254,9 +266,14 @@ class SlowExfiltration(Detector):
         if recent - before < self.min_lift and before < 1.0 - self.min_lift \
                 and not self._taken_on_days_off(st, top, day):
             return None  # the usual mix (a table that held all but min_lift of its exports cannot concentrate)
-        return steady_extra_finding(self.name, event, w, z, extra, (recent, before, top, n_top, n_all),
-                                    [e for e in dict.fromkeys((st.first_event, event.event_id)) if e],
-                                    self.window_z, 100.0 if self.page else 45.0)
+        cap = min(self.window_severity, 100.0 if self.page else 45.0)
+        found = steady_extra_finding(self.name, event, w, z, extra, (recent, before, top, n_top, n_all),
+                                     [e for e in dict.fromkeys((st.first_event, event.event_id)) if e],
+                                     self.window_z, cap)
+        if cap < PAGING_FLOOR:
+            found.reasons.append("reported, not paged: a steady extra alone is as common in ordinary export "
+                                 "habits as in siphoning (window_severity)")
+        return found
 
     def _taken_on_days_off(self, st: _DayState, resource_id: str, day: int) -> bool:
         """Whether the principal's latest days off (within the last week) held at least

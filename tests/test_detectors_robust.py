@@ -206,20 +206,47 @@ def exporter() -> list[Event]:
     return events + _exports(last_of(events, "fi-001"), "u", range(42), 1, ("finance.invoices", "finance.ledger"))
 
 
-def test_a_moderate_exporters_steady_extra_of_one_table_pages(exporter: list[Event]) -> None:
+STEADY_PAGES = {"slow_exfiltration": {"window_severity": 100.0}}
+
+
+def test_a_moderate_exporters_steady_extra_of_one_table_is_reported(exporter: list[Event]) -> None:
     """Two more exports of the invoices every working day for a fortnight: no day stands out (three
-    exports a day; the daily-surplus run needs four), the fortnight does."""
+    exports a day; the daily-surplus run needs four), the fortnight does. A steady extra alone is a
+    ticket by default (ordinary export habits show it as often as siphoning on the tuning worlds);
+    with ``window_severity`` raised it pages."""
     extra = _exports(last_of(exporter, "fi-001"), "x", range(28, 42), 2, ("finance.invoices",))
-    alerts = pages(run_engine([*exporter, *extra]), "fi-001", "slow_exfiltration")
-    assert alerts and "Steady extra" in alerts[0]["title"]
+    alerts = [a for a in run_engine([*exporter, *extra]) if a["detector"] == "slow_exfiltration"]
+    assert alerts and "Steady extra" in alerts[0]["title"] and alerts[0]["level"] in ("info", "low")
+    assert any("reported, not paged" in r for r in alerts[0]["reasons"])
+    paging = pages(run_engine([*exporter, *extra], detector_params=STEADY_PAGES), "fi-001", "slow_exfiltration")
+    assert paging and "Steady extra" in paging[0]["title"]
     run_only = run_engine([*exporter, *extra], detector_params={"slow_exfiltration": {"window_z": 10**9}})
     assert pages(run_only, detector="slow_exfiltration") == []
 
 
 def test_a_busy_week_across_the_usual_tables_does_not_page(exporter: list[Event]) -> None:
-    """The same extra exports, but spread over the tables the analyst always exports: a busy week."""
+    """The same extra exports, but spread over the tables the analyst always exports: a busy week,
+    not even a finding when a steady extra may page."""
     extra = _exports(last_of(exporter, "fi-001"), "x", range(28, 42), 2, ("finance.ledger", "finance.invoices"))
     assert pages(run_engine([*exporter, *extra]), detector="slow_exfiltration") == []
+    busy = run_engine([*exporter, *extra], detector_params=STEADY_PAGES)
+    assert [a for a in busy if a["detector"] == "slow_exfiltration"] == []
+
+
+def test_a_strong_daily_surplus_run_pages_and_a_weak_one_is_reported(exporter: list[Event]) -> None:
+    """Exports of the invoices rising by two a day for a working week build a cumulative surplus
+    past ``run_page_score``: a page (the first four days reach the CUSUM threshold, 5, and are reported
+    at low: on the tuning worlds ordinary export habits reached it as often as siphoning). Four a day
+    for three days: reported at low, not paged."""
+    who = last_of(exporter, "fi-001")
+    rising = [access(who, f"r{d}-{j}", T0 + d * DAY + (10 + j) * HOUR, action="export", records=900,
+                     resource_id="finance.invoices", sensitivity="confidential")
+              for k, d in enumerate((32, 33, 34, 35, 36)) for j in range(3 + 2 * k)]  # Monday to Friday
+    found = pages(run_engine([*exporter, *rising]), "fi-001", "slow_exfiltration")
+    assert found and "out of proportion" in found[0]["title"]
+    weak = [e for e in rising if int(e.event_id[1:3]) <= 34 and int(e.event_id.split("-")[1]) < 4]
+    reported = [a for a in run_engine([*exporter, *weak]) if a["detector"] == "slow_exfiltration"]
+    assert reported and pages(reported) == [] and {a["level"] for a in reported} <= {"info", "low"}
 
 
 # -- severity that means something ------------------------------------------------------------------------
