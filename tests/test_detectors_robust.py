@@ -298,3 +298,51 @@ def test_a_new_country_and_device_page_though_the_browser_is_a_common_one(base: 
     laptop = [access(who, f"l{i}", evening + i * 600, device_id="lt-new", user_agent="Mozilla/5.0 Chrome/131.0")
               for i in range(3)]
     assert pages(run_engine([*base, *laptop])) == []
+
+
+# -- a department's surge is a share of the members under way, from the morning on ------------------------
+
+def _sales_day(day: int, rates: dict[int, float], n: int = 16) -> list[Event]:
+    """Day ``day`` of ``n`` sales members, member i starting at 08:00 + 30 min x (i % 8) for eight
+    hours, 20 accesses on a usual day, ``rates[i]`` times that when given."""
+    out = []
+    for i in range(n):
+        who = Event(kind="access", event_id="", ts=0.0, principal_id=f"sa-{i:03d}", department="sales",
+                    role="rep", action="read", resource_id="crm.accounts")
+        start, count = 8 * HOUR + (i % 8) * 1800, round(20 * rates.get(i, 1.0))
+        out += [access(who, f"s{day}-{i}-{k}", T0 + day * DAY + start + k * 8 * HOUR / count)
+                for k in range(count)]
+    return out
+
+
+def _damped_at(events: list[Event], who: str, at: float, **params: float) -> bool:
+    """Whether drift damps a finding on ``who``'s latest event before ``at`` (the stream learned up to it)."""
+    from detectors.base import Finding, Profile
+    from detectors.drift import Drift
+
+    drift, profile = Drift(**params), Profile(first_ts=T0, last_ts=T0)  # type: ignore[arg-type]
+    seen = sorted((e for e in events if e.ts < at), key=lambda e: e.ts)
+    for e in seen:
+        drift.learn_one(e, profile)
+    last = [e for e in seen if e.principal_id == who][-1]
+    return drift.is_peer_shift(Finding(detector="subjects", event=last, score=5.0, title="", reasons=[],
+                                       evidence_event_ids=[]), profile)
+
+
+def test_a_quarter_end_surge_is_seen_early_in_the_day() -> None:
+    """Every member at four times its usual day: by 11:30 the early starters are elevated, most of the
+    team has barely begun. Judged against all active members the department is not surging yet (its
+    members' volume-like findings would page); against the members under way, it is."""
+    history = [e for d in (0, 1, 4, 5, 6, 7) for e in _sales_day(d, {})]  # working days (T0 is a Thursday)
+    surge = [*history, *_sales_day(8, dict.fromkeys(range(16), 4.0))]
+    at = T0 + 8 * DAY + 11.5 * HOUR
+    assert not _damped_at(surge, "sa-000", at, surge_underway=0.0)  # the share of all active members
+    assert _damped_at(surge, "sa-000", at)
+
+
+def test_two_busy_members_on_an_ordinary_day_are_not_a_surge() -> None:
+    """The benign twin: on an ordinary day two members are at twice their usual and a third (judged)
+    at four times: the rest of the team, under way by the afternoon, is not moving with them."""
+    history = [e for d in (0, 1, 4, 5, 6, 7) for e in _sales_day(d, {})]
+    ordinary = [*history, *_sales_day(8, {0: 4.0, 1: 2.0, 2: 2.0})]
+    assert not _damped_at(ordinary, "sa-000", T0 + 8 * DAY + 17 * HOUR)
