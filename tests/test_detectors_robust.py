@@ -154,6 +154,28 @@ def test_a_large_export_within_the_persons_own_tail_does_not_page(
     assert pages(run_engine([*base, *heavy_exports, large]), detector="volume") == []
 
 
+def _few_exports(base: list[Event], records: int) -> list[Event]:
+    """HR partner hr-001 with four exports of about 200 employee records in its history (too few to have
+    a spread of its own) in a team that exports nothing else (no peers to judge by), then one of ``records``."""
+    stream = [e for e in base if not e.principal_id.startswith("hr-") or e.action != "export"]
+    who = last_of(stream, "hr-001")
+    few = [access(who, f"few-{d}", T0 + d * DAY + 15 * HOUR, records=180 + 20 * d, **EMPLOYEES) for d in (1, 4, 7, 9)]
+    return [*stream, *few, access(who, "big", NOW, records=records, **EMPLOYEES)]
+
+
+def test_a_bulk_export_by_a_principal_with_a_handful_of_exports_pages(base: list[Event]) -> None:
+    """A hundred times the typical of its four exports: bulk, however few exports it has made."""
+    alerts = pages(run_engine(_few_exports(base, 40_000)), "hr-001", "volume")
+    assert alerts and "first 4 exports" in alerts[0]["reasons"][0]
+    without = run_engine(_few_exports(base, 40_000), detector_params={"volume": {"young_typical_ratio": 1e9}})
+    assert pages(without, "hr-001", "volume") == []  # too few exports of its own, and its peers'
+
+
+def test_a_larger_export_by_a_principal_with_a_handful_of_exports_does_not_page(base: list[Event]) -> None:
+    """Fifteen times its typical: a handful of exports says too little about their spread to page."""
+    assert pages(run_engine(_few_exports(base, 3_000)), "hr-001", "volume") == []
+
+
 # -- dormancy relative to the principal's own rhythm, weighted by what it touches on waking --------------
 
 PAYROLL = {"resource_id": "finance.payroll", "sensitivity": "restricted", "categories": ("pii.hr", "pii.financial"),
