@@ -14,10 +14,11 @@ Two mechanisms:
   department is surging as a whole (a quarter-end close) and its members' volume-like findings are
   damped. The share is taken of the members *under way* today (``surge_underway`` of their usual
   day done), not of all active ones: a whole day's excess shows only late in each member's day, and
-  early in a surge most members have barely started theirs. One principal's excess (an exfiltration, a snooping spree) never makes a surge by itself,
-  nor does a department shift damp the findings of a principal that is elevated while hardly any
-  other member is: whether the shift is its own doing (a snooper's hundreds of lookups in an hour)
-  or an unrelated blip still held (a few events in a quiet night hour), it does not explain them.
+  early in a surge most members have barely started theirs. One principal's excess (an
+  exfiltration, a snooping spree) never makes a surge by itself, nor does a department shift damp
+  the findings of a principal that is elevated while hardly any other member is: whether the shift
+  is its own doing (a snooper's hundreds of lookups in an hour) or an unrelated blip still held (a
+  few events in a quiet night hour), it does not explain them.
 * Peer findings: the engine tells this detector about every finding
   (:meth:`Drift.note_finding`); when enough *other* principals of the same department got a finding
   from the same detector within ``peer_window_s``, the department is doing the same thing right now
@@ -315,8 +316,9 @@ class Drift(Detector):
         me, others = self._elevated_today(event, dept)  # the principal judged is not its own peer
         day = int((event.ts + event.tz_offset_s) // DAY_S)
         d, underway = self.underway_.get(dept, (-1, 0))
-        under_way = active if self.surge_underway <= 0 else min(active, max(0.0, float(underway if d == day else 0) - me))
-        return others >= max(self.min_peers, self.surge_share * under_way)
+        if self.surge_underway > 0:  # the members under way (the principal judged is not its own peer)
+            active = min(active, max(0.0, float(underway if d == day else 0) - me))
+        return others >= max(self.min_peers, self.surge_share * active)
 
     def forget(self, principal_id: str) -> None:
         self.days_.pop(principal_id, None)
