@@ -25,13 +25,10 @@ The first two also need the recent exports to concentrate on one table more than
 exports ``min_lift`` above its share before): siphoning takes one dataset, a busy stretch keeps the
 usual mix. A principal that only ever exports one table cannot concentrate further: the rule is
 waived when its latest days off held ``off_day_lift_waiver`` exports of the table and nothing else,
-and (steady extra) when the top table already held all but ``min_lift`` of its exports. What was
+and (steady extra) when the top table already held all but ``min_lift`` of its exports. What pages:
+days off; a run from a cumulative surplus of ``run_page_score`` (from ``threshold`` to that, low); a
+steady extra at most at ``window_severity`` (low): ordinary habits pass those as often. What was
 measured for each rule is in the runbook (``docs/runbooks/slow_exfiltration.md``).
-
-What pages: days off (at ``off_day_severity``); a daily-surplus run only once its cumulative surplus
-reaches ``run_page_score`` (a run between ``threshold`` and that is reported at low); a steady extra
-at most at ``window_severity`` (low by default). Ordinary export habits pass the last two as often
-as siphoning does, so alone they are tickets, not pages.
 
 State per principal: about fifteen numbers, an :class:`ExportMix` (six resource ids with five small
 counts each at most) and an :class:`ExportWindow` (two counts per recent day, three numbers).
@@ -43,7 +40,6 @@ import math
 from mypy_extensions import mypyc_attr
 
 from detectors.base import Detector, Finding, Profile
-from detectors.calibrate import PAGING_FLOOR
 from detectors.compact import DAY_S, is_weekend_day, weekend_days_between
 from detectors.events import Event
 from detectors.export_mix import ExportMix
@@ -236,8 +232,7 @@ class SlowExfiltration(Detector):
                 f"{total:.1f} (threshold {self.threshold})",
                 f"{n_top} of the {n_all} exports in the last {ExportMix.RECENT} active days were of {top} "
                 f"({recent:.0%}; {before:.0%} of this principal's exports before)",
-                *([] if pages else [f"reported, not paged: a run pages from a cumulative surplus of "
-                                    f"{self.run_page_score} (ordinary export habits reach the threshold too)"]),
+                *([] if pages else [f"reported, not paged: runs page from a surplus of {self.run_page_score}"]),
             ],
             evidence_event_ids=[e for e in dict.fromkeys((st.run_first, st.first_event, event.event_id)) if e],
             baseline={
@@ -266,14 +261,9 @@ class SlowExfiltration(Detector):
         if recent - before < self.min_lift and before < 1.0 - self.min_lift \
                 and not self._taken_on_days_off(st, top, day):
             return None  # the usual mix (a table that held all but min_lift of its exports cannot concentrate)
-        cap = min(self.window_severity, 100.0 if self.page else 45.0)
-        found = steady_extra_finding(self.name, event, w, z, extra, (recent, before, top, n_top, n_all),
-                                     [e for e in dict.fromkeys((st.first_event, event.event_id)) if e],
-                                     self.window_z, cap)
-        if cap < PAGING_FLOOR:
-            found.reasons.append("reported, not paged: a steady extra alone is as common in ordinary export "
-                                 "habits as in siphoning (window_severity)")
-        return found
+        return steady_extra_finding(self.name, event, w, z, extra, (recent, before, top, n_top, n_all),
+                                    [e for e in dict.fromkeys((st.first_event, event.event_id)) if e],
+                                    self.window_z, min(self.window_severity, 100.0 if self.page else 45.0))
 
     def _taken_on_days_off(self, st: _DayState, resource_id: str, day: int) -> bool:
         """Whether the principal's latest days off (within the last week) held at least
