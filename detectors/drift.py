@@ -12,10 +12,13 @@ Two mechanisms:
   ``surge_ratio`` times its usual is *elevated*; when at least ``surge_share`` of a department's
   principals active today (and ``min_peers``) other than the one being judged are elevated, the
   department is surging as a whole (a quarter-end close) and its members' volume-like findings are
-  damped. One principal's excess (an exfiltration, a snooping spree) never makes a surge by itself,
-  nor does a department shift damp the findings of a principal that is elevated while hardly any
-  other member is: whether the shift is its own doing (a snooper's hundreds of lookups in an hour)
-  or an unrelated blip still held (a few events in a quiet night hour), it does not explain them.
+  damped. The share is taken of the members *under way* today (``surge_underway`` of their usual
+  day done), not of all active ones: a whole day's excess shows only late in each member's day, and
+  early in a surge most members have barely started theirs. One principal's excess (an
+  exfiltration, a snooping spree) never makes a surge by itself, nor does a department shift damp
+  the findings of a principal that is elevated while hardly any other member is: whether the shift
+  is its own doing (a snooper's hundreds of lookups in an hour) or an unrelated blip still held (a
+  few events in a quiet night hour), it does not explain them.
 * Peer findings: the engine tells this detector about every finding
   (:meth:`Drift.note_finding`); when enough *other* principals of the same department got a finding
   from the same detector within ``peer_window_s``, the department is doing the same thing right now
@@ -144,6 +147,7 @@ class Drift(Detector):
         surge_min_events: int = 10,
         surge_share: float = 0.25,
         surge_min_days: int = 3,
+        surge_underway: float = 0.5,
     ):
         self.threshold = threshold
         self.shift_hold_s = shift_hold_s
@@ -155,10 +159,13 @@ class Drift(Detector):
         self.surge_min_events = surge_min_events
         self.surge_share = surge_share
         self.surge_min_days = surge_min_days
+        self.surge_underway = surge_underway
         #: principal -> [day, accesses today, usual accesses per active day, active days, elevated today]
         self.days_: dict[str, list] = {}
         #: department key -> (day, principals elevated that day)
         self.elevated_: dict[str, tuple[int, int]] = {}
+        #: department key -> (day, principals under way that day: surge_underway of a usual day done)
+        self.underway_: dict[str, tuple[int, int]] = {}
         self.monitors_: dict[str, ShiftMonitor] = {}
         self.hours_: dict[str, _Hour] = {}
         self.shift_until_: dict[str, float] = {}
@@ -213,6 +220,9 @@ class Drift(Detector):
                 st[3] = n
             st[0], st[1], st[4] = day, 0, False
         st[1] += 1
+        if st[3] >= self.surge_min_days and st[1] - 1 < self.surge_underway * st[2] <= st[1]:
+            d, count = self.underway_.get(dept, (day, 0))  # crossed just now: counted once a day
+            self.underway_[dept] = (day, count + 1 if d == day else 1)
         if (
             not st[4]
             and st[3] >= self.surge_min_days
@@ -301,8 +311,13 @@ class Drift(Detector):
         return me and others < max(self.min_peers, self.surge_share * active)
 
     def _surging(self, event: Event, dept: str, active: float) -> bool:
-        """Whether enough *other* members of the department are elevated today."""
-        _, others = self._elevated_today(event, dept)  # the principal judged is not its own peer
+        """Whether enough *other* members of the department are elevated today: a share of those
+        under way (at most of all active), so that a surge shows from the morning on."""
+        me, others = self._elevated_today(event, dept)  # the principal judged is not its own peer
+        day = int((event.ts + event.tz_offset_s) // DAY_S)
+        d, underway = self.underway_.get(dept, (-1, 0))
+        if self.surge_underway > 0:  # the members under way (the principal judged is not its own peer)
+            active = min(active, max(0.0, float(underway if d == day else 0) - me))
         return others >= max(self.min_peers, self.surge_share * active)
 
     def forget(self, principal_id: str) -> None:

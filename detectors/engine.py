@@ -23,7 +23,7 @@ from detectors.feedback import FeedbackPolicy
 #: the detectors' learned-state layout and scoring: bump it whenever either changes, so that
 #: snapshots of the old state are refused (the partition falls back to an older snapshot or starts
 #: afresh) instead of unpickled into new code, and alerts say which model raised them
-MODEL_VERSION: Final = "0.3.0"
+MODEL_VERSION: Final = "0.3.1"
 
 
 @dataclass

@@ -109,6 +109,9 @@ def steady_extra_finding(detector: str, event: Event, w: ExportWindow, z: float,
             f"z={z:.1f}, threshold {threshold})",
             f"{n_top} of the {n_all} exports in the last {ExportMix.RECENT} active days were of {top} ({recent:.0%}; "
             f"{before:.0%} of this principal's exports before)",
+            # below the paging floor (50): a steady extra alone pages as often on ordinary habits as on siphoning
+            *([] if max_severity >= 50.0 else ["reported, not paged: a steady extra alone is as common in ordinary "
+                                               "export habits as in siphoning (window_severity)"]),
         ],
         evidence_event_ids=evidence,
         baseline={"usual_export_share": round(share, 4), "history_days": w.hist_days, "extra_exports": round(extra, 1),

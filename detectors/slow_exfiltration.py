@@ -25,7 +25,9 @@ The first two also need the recent exports to concentrate on one table more than
 exports ``min_lift`` above its share before): siphoning takes one dataset, a busy stretch keeps the
 usual mix. A principal that only ever exports one table cannot concentrate further: the rule is
 waived when its latest days off held ``off_day_lift_waiver`` exports of the table and nothing else,
-and (steady extra) when the top table already held all but ``min_lift`` of its exports. What was
+and (steady extra) when the top table already held all but ``min_lift`` of its exports. What pages:
+days off; a run from a cumulative surplus of ``run_page_score`` (from ``threshold`` to that, low); a
+steady extra at most at ``window_severity`` (low): ordinary habits pass those as often. What was
 measured for each rule is in the runbook (``docs/runbooks/slow_exfiltration.md``).
 
 State per principal: about fifteen numbers, an :class:`ExportMix` (six resource ids with five small
@@ -148,6 +150,8 @@ class SlowExfiltration(Detector):
         window_z: float = 3.5,
         window_min_extra: float = 4.0,
         window_min_rate: float = 0.5,
+        run_page_score: float = 8.0,
+        window_severity: float = 45.0,
         page: bool = True,
     ):
         self.alpha = alpha
@@ -171,6 +175,8 @@ class SlowExfiltration(Detector):
         self.window_z = window_z
         self.window_min_extra = window_min_extra
         self.window_min_rate = window_min_rate
+        self.run_page_score = run_page_score
+        self.window_severity = window_severity
         self.page = page
         self.state_: dict[str, _DayState] = {}
 
@@ -212,6 +218,7 @@ class SlowExfiltration(Detector):
             return None  # more of the usual mix: a busy stretch, not one dataset siphoned
         usual_records = st.ew_records
         share = st.ew_exports / max(st.ew_exports + st.ew_others, 1e-9)
+        pages = self.page and total >= self.run_page_score
         return Finding(
             detector=self.name,
             event=event,
@@ -225,6 +232,7 @@ class SlowExfiltration(Detector):
                 f"{total:.1f} (threshold {self.threshold})",
                 f"{n_top} of the {n_all} exports in the last {ExportMix.RECENT} active days were of {top} "
                 f"({recent:.0%}; {before:.0%} of this principal's exports before)",
+                *([] if pages else [f"reported, not paged: runs page from a surplus of {self.run_page_score}"]),
             ],
             evidence_event_ids=[e for e in dict.fromkeys((st.run_first, st.first_event, event.event_id)) if e],
             baseline={
@@ -236,9 +244,8 @@ class SlowExfiltration(Detector):
                 "top_resource_share_before": round(before, 3),
             },
             resource_ids=[top],
-            max_severity=100.0 if self.page else 45.0,
+            max_severity=100.0 if pages else 45.0,
         )
-
 
     def _steady_extra(self, event: Event, st: _DayState, day: int) -> Finding | None:
         """The export share of the last ``window_days`` active days against the history before them."""
@@ -256,7 +263,7 @@ class SlowExfiltration(Detector):
             return None  # the usual mix (a table that held all but min_lift of its exports cannot concentrate)
         return steady_extra_finding(self.name, event, w, z, extra, (recent, before, top, n_top, n_all),
                                     [e for e in dict.fromkeys((st.first_event, event.event_id)) if e],
-                                    self.window_z, 100.0 if self.page else 45.0)
+                                    self.window_z, min(self.window_severity, 100.0 if self.page else 45.0))
 
     def _taken_on_days_off(self, st: _DayState, resource_id: str, day: int) -> bool:
         """Whether the principal's latest days off (within the last week) held at least

@@ -36,7 +36,9 @@ class Volume(Detector):
     table's other users move. On the eight tuning worlds, exports of never-exported restricted tables
     at 30x the typical were 8 bulk exports and 2 benign ones; of tables exported before, at 60x and
     z 3, 6 bulk exports and 1 benign one. The tables a principal exported are a bounded seen-set
-    (``cap_resources``).
+    (``cap_resources``). A principal with only a few exports (``min_young_history`` to
+    ``min_class_history``), whose peers may be too few to judge by, is judged by its own few:
+    ``young_typical_ratio`` times their typical size is bulk.
 
     Otherwise the score is the smaller of the principal's z-score of ``log1p(records)`` and the peer group's plus
     ``peer_slack`` (both must agree that it is big), gated by ``min_records`` and by a ratio to the top of the
@@ -92,6 +94,8 @@ class Volume(Detector):
         own_z: float = 3.0,
         cap_resources: int = 16,
         now_alpha: float = 0.3,
+        min_young_history: int = 3,
+        young_typical_ratio: float = 100.0,
     ):
         self.alpha = alpha
         self.min_records = min_records
@@ -113,6 +117,8 @@ class Volume(Detector):
         self.own_z = own_z
         self.cap_resources = cap_resources
         self.now_alpha = now_alpha
+        self.min_young_history = min_young_history
+        self.young_typical_ratio = young_typical_ratio
         #: principal -> baselines: all actions, then one per action class (see CLASSES)
         self.own_: dict[str, tuple[EW, ...]] = {}  # any length: compiled, a fixed one is unpacked per lookup
         self.peers_: dict[tuple[str, str], EW] = {}
@@ -141,6 +147,10 @@ class Volume(Detector):
             return None
         cls = action_class(event.action)
         own, young = self._baseline(event, cls)
+        if young and cls == "export" and event.sensitivity_rank >= 2:
+            found = self._young_bulk(event, profile)
+            if found is not None:
+                return found
         peers = self.peers_.get((profile.peer_group, cls))
         has_peers = peers is not None and peers.n >= self.min_history
         if own is None:
@@ -225,6 +235,22 @@ class Volume(Detector):
             return f"{ratio:,.0f}x this principal's typical export"
         return ""
 
+    def _young_bulk(self, event: Event, profile: Profile) -> Finding | None:
+        """Own history first, even a short one: ``young_typical_ratio`` times the typical of the
+        principal's first ``min_young_history`` (or more) exports is beyond any spread a handful of
+        exports could hide, whatever its peers (maybe too few to judge by) export."""
+        own = self.own_.get(event.principal_id)
+        if own is None or own[0].n < self.min_history:
+            return None
+        exports = own[CLASSES["export"]]
+        typical = math.expm1(exports.mean)
+        ratio = event.records / max(typical, 1.0)
+        if exports.n < self.min_young_history or ratio < self.young_typical_ratio:
+            return None
+        z = exports.z(math.log1p(event.records), self.std_floor)
+        why = f"{ratio:,.0f}x this principal's typical export (over its first {exports.n} exports)"
+        return self._bulk_by_own_history(event, profile, z, typical, math.expm1(exports.upper()), why)
+
     def _bulk_by_own_history(self, event: Event, profile: Profile, z: float, typical: float, usual: float,
                              why: str) -> Finding:
         res = self.resources_.get((event.resource_id, "export"))
@@ -240,7 +266,8 @@ class Volume(Detector):
                 f"export of {event.records:,} records from {event.resource_id}: {why} "
                 f"(typical {typical:,.0f}, usual up to {usual:,.0f} records, z={z:.1f})",
                 f"exports of {event.resource_id} by anyone usually move up to {res_usual:,.0f} records: "
-                "what is normal for a table's heavy users is not normal for this principal",
+                "what is normal for a table's heavy users is not normal for this principal" if res_usual
+                else f"too few exports of {event.resource_id} by anyone to say what is usual for the table",
             ],
             evidence_event_ids=[event.event_id],
             baseline={"observed_records": event.records, "typical_records": round(typical),

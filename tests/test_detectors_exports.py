@@ -11,7 +11,7 @@ from detectors.base import Profile
 from detectors.events import Event
 
 
-def slow_pages(events: list[Event], **params: int) -> list[dict]:
+def slow_pages(events: list[Event], **params: float) -> list[dict]:
     """fi-000's slow-exfiltration pages over ``events``, with these detector parameters."""
     alerts = run_engine(events, detector_params={"slow_exfiltration": params})
     return pages(alerts, "fi-000", "slow_exfiltration")
@@ -46,8 +46,9 @@ def test_slow_exfiltration_needs_a_handful_of_exports_on_the_day_it_pages() -> N
                                 records=700, resource_id="finance.invoices")
                          for day in (14, 15, 18, 19, 20, 21, 22) for j in range(per_day))]
 
-    assert slow_pages(with_exports(3), min_today_exports=1)  # what paged before the floor
-    assert not slow_pages(with_exports(3))
+    weak = {"run_page_score": 5.0}  # a run pages from the CUSUM threshold (against a share of 0% it is far past)
+    assert slow_pages(with_exports(3), min_today_exports=1, **weak)  # what paged before the floor
+    assert not slow_pages(with_exports(3), **weak)
     assert slow_pages(with_exports(4))
 
 
@@ -86,13 +87,14 @@ def test_slow_exfiltration_counts_a_table_taken_on_days_off_as_concentrated() ->
                     resource_id="finance.invoices")
              for day, n in ((16, 1), (17, 2), (18, 5), (19, 5), (20, 5), (21, 5), (22, 5)) for j in range(n)]
 
-    run_only = {"window_z": 10**9}  # the daily-surplus run alone, without the steady-extra test
+    # the daily-surplus run alone, without the steady-extra test, paging from its threshold
+    run_only = {"window_z": 10**9, "run_page_score": 5.0}
     assert not slow_pages([*base, *extra], off_day_lift_waiver=0, **run_only)  # the same mix as ever: held back
     found = slow_pages([*base, *extra], **run_only)
     assert found and "exports out of proportion" in found[0]["title"].lower()
     # the steady extra over the week sees it without the weekend: its test waives concentration for a
     # principal that exports one table only
-    steady = slow_pages([*base, *extra], off_day_lift_waiver=0)
+    steady = slow_pages([*base, *extra], off_day_lift_waiver=0, window_severity=100.0)
     assert steady and "steady extra" in steady[0]["title"].lower()
 
 

@@ -155,6 +155,28 @@ def test_a_large_export_within_the_persons_own_tail_does_not_page(
     assert pages(run_engine([*base, *heavy_exports, large]), detector="volume") == []
 
 
+def _few_exports(base: list[Event], records: int) -> list[Event]:
+    """HR partner hr-001 with four exports of about 200 employee records in its history (too few to have
+    a spread of its own) in a team that exports nothing else (no peers to judge by), then one of ``records``."""
+    stream = [e for e in base if not e.principal_id.startswith("hr-") or e.action != "export"]
+    who = last_of(stream, "hr-001")
+    few = [access(who, f"few-{d}", T0 + d * DAY + 15 * HOUR, records=180 + 20 * d, **EMPLOYEES) for d in (1, 4, 7, 9)]
+    return [*stream, *few, access(who, "big", NOW, records=records, **EMPLOYEES)]
+
+
+def test_a_bulk_export_by_a_principal_with_a_handful_of_exports_pages(base: list[Event]) -> None:
+    """A hundred times the typical of its four exports: bulk, however few exports it has made."""
+    alerts = pages(run_engine(_few_exports(base, 40_000)), "hr-001", "volume")
+    assert alerts and "first 4 exports" in alerts[0]["reasons"][0]
+    without = run_engine(_few_exports(base, 40_000), detector_params={"volume": {"young_typical_ratio": 1e9}})
+    assert pages(without, "hr-001", "volume") == []  # too few exports of its own, and its peers'
+
+
+def test_a_larger_export_by_a_principal_with_a_handful_of_exports_does_not_page(base: list[Event]) -> None:
+    """Fifteen times its typical: a handful of exports says too little about their spread to page."""
+    assert pages(run_engine(_few_exports(base, 3_000)), "hr-001", "volume") == []
+
+
 # -- dormancy relative to the principal's own rhythm, weighted by what it touches on waking --------------
 
 PAYROLL = {"resource_id": "finance.payroll", "sensitivity": "restricted", "categories": ("pii.hr", "pii.financial"),
@@ -207,20 +229,47 @@ def exporter() -> list[Event]:
     return events + _exports(last_of(events, "fi-001"), "u", range(42), 1, ("finance.invoices", "finance.ledger"))
 
 
-def test_a_moderate_exporters_steady_extra_of_one_table_pages(exporter: list[Event]) -> None:
+STEADY_PAGES = {"slow_exfiltration": {"window_severity": 100.0}}
+
+
+def test_a_moderate_exporters_steady_extra_of_one_table_is_reported(exporter: list[Event]) -> None:
     """Two more exports of the invoices every working day for a fortnight: no day stands out (three
-    exports a day; the daily-surplus run needs four), the fortnight does."""
+    exports a day; the daily-surplus run needs four), the fortnight does. A steady extra alone is a
+    ticket by default (ordinary export habits show it as often as siphoning on the tuning worlds);
+    with ``window_severity`` raised it pages."""
     extra = _exports(last_of(exporter, "fi-001"), "x", range(28, 42), 2, ("finance.invoices",))
-    alerts = pages(run_engine([*exporter, *extra]), "fi-001", "slow_exfiltration")
-    assert alerts and "Steady extra" in alerts[0]["title"]
+    alerts = [a for a in run_engine([*exporter, *extra]) if a["detector"] == "slow_exfiltration"]
+    assert alerts and "Steady extra" in alerts[0]["title"] and alerts[0]["level"] in ("info", "low")
+    assert any("reported, not paged" in r for r in alerts[0]["reasons"])
+    paging = pages(run_engine([*exporter, *extra], detector_params=STEADY_PAGES), "fi-001", "slow_exfiltration")
+    assert paging and "Steady extra" in paging[0]["title"]
     run_only = run_engine([*exporter, *extra], detector_params={"slow_exfiltration": {"window_z": 10**9}})
     assert pages(run_only, detector="slow_exfiltration") == []
 
 
 def test_a_busy_week_across_the_usual_tables_does_not_page(exporter: list[Event]) -> None:
-    """The same extra exports, but spread over the tables the analyst always exports: a busy week."""
+    """The same extra exports, but spread over the tables the analyst always exports: a busy week,
+    not even a finding when a steady extra may page."""
     extra = _exports(last_of(exporter, "fi-001"), "x", range(28, 42), 2, ("finance.ledger", "finance.invoices"))
     assert pages(run_engine([*exporter, *extra]), detector="slow_exfiltration") == []
+    busy = run_engine([*exporter, *extra], detector_params=STEADY_PAGES)
+    assert [a for a in busy if a["detector"] == "slow_exfiltration"] == []
+
+
+def test_a_strong_daily_surplus_run_pages_and_a_weak_one_is_reported(exporter: list[Event]) -> None:
+    """Exports of the invoices rising by two a day for a working week build a cumulative surplus
+    past ``run_page_score``: a page (the first four days reach the CUSUM threshold, 5, and are reported
+    at low: on the tuning worlds ordinary export habits reached it as often as siphoning). Four a day
+    for three days: reported at low, not paged."""
+    who = last_of(exporter, "fi-001")
+    rising = [access(who, f"r{d}-{j}", T0 + d * DAY + (10 + j) * HOUR, action="export", records=900,
+                     resource_id="finance.invoices", sensitivity="confidential")
+              for k, d in enumerate((32, 33, 34, 35, 36)) for j in range(3 + 2 * k)]  # Monday to Friday
+    found = pages(run_engine([*exporter, *rising]), "fi-001", "slow_exfiltration")
+    assert found and "out of proportion" in found[0]["title"]
+    weak = [e for e in rising if int(e.event_id[1:3]) <= 34 and int(e.event_id.split("-")[1]) < 4]
+    reported = [a for a in run_engine([*exporter, *weak]) if a["detector"] == "slow_exfiltration"]
+    assert reported and pages(reported) == [] and {a["level"] for a in reported} <= {"info", "low"}
 
 
 # -- severity that means something ------------------------------------------------------------------------
@@ -272,3 +321,51 @@ def test_a_new_country_and_device_page_though_the_browser_is_a_common_one(base: 
     laptop = [access(who, f"l{i}", evening + i * 600, device_id="lt-new", user_agent="Mozilla/5.0 Chrome/131.0")
               for i in range(3)]
     assert pages(run_engine([*base, *laptop])) == []
+
+
+# -- a department's surge is a share of the members under way, from the morning on ------------------------
+
+def _sales_day(day: int, rates: dict[int, float], n: int = 16) -> list[Event]:
+    """Day ``day`` of ``n`` sales members, member i starting at 08:00 + 30 min x (i % 8) for eight
+    hours, 20 accesses on a usual day, ``rates[i]`` times that when given."""
+    out = []
+    for i in range(n):
+        who = Event(kind="access", event_id="", ts=0.0, principal_id=f"sa-{i:03d}", department="sales",
+                    role="rep", action="read", resource_id="crm.accounts")
+        start, count = 8 * HOUR + (i % 8) * 1800, round(20 * rates.get(i, 1.0))
+        out += [access(who, f"s{day}-{i}-{k}", T0 + day * DAY + start + k * 8 * HOUR / count)
+                for k in range(count)]
+    return out
+
+
+def _damped_at(events: list[Event], who: str, at: float, **params: float) -> bool:
+    """Whether drift damps a finding on ``who``'s latest event before ``at`` (the stream learned up to it)."""
+    from detectors.base import Finding, Profile
+    from detectors.drift import Drift
+
+    drift, profile = Drift(**params), Profile(first_ts=T0, last_ts=T0)  # type: ignore[arg-type]
+    seen = sorted((e for e in events if e.ts < at), key=lambda e: e.ts)
+    for e in seen:
+        drift.learn_one(e, profile)
+    last = [e for e in seen if e.principal_id == who][-1]
+    return drift.is_peer_shift(Finding(detector="subjects", event=last, score=5.0, title="", reasons=[],
+                                       evidence_event_ids=[]), profile)
+
+
+def test_a_quarter_end_surge_is_seen_early_in_the_day() -> None:
+    """Every member at four times its usual day: by 11:30 the early starters are elevated, most of the
+    team has barely begun. Judged against all active members the department is not surging yet (its
+    members' volume-like findings would page); against the members under way, it is."""
+    history = [e for d in (0, 1, 4, 5, 6, 7) for e in _sales_day(d, {})]  # working days (T0 is a Thursday)
+    surge = [*history, *_sales_day(8, dict.fromkeys(range(16), 4.0))]
+    at = T0 + 8 * DAY + 11.5 * HOUR
+    assert not _damped_at(surge, "sa-000", at, surge_underway=0.0)  # the share of all active members
+    assert _damped_at(surge, "sa-000", at)
+
+
+def test_two_busy_members_on_an_ordinary_day_are_not_a_surge() -> None:
+    """The benign twin: on an ordinary day two members are at twice their usual and a third (judged)
+    at four times: the rest of the team, under way by the afternoon, is not moving with them."""
+    history = [e for d in (0, 1, 4, 5, 6, 7) for e in _sales_day(d, {})]
+    ordinary = [*history, *_sales_day(8, {0: 4.0, 1: 2.0, 2: 2.0})]
+    assert not _damped_at(ordinary, "sa-000", T0 + 8 * DAY + 17 * HOUR)
