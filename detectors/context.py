@@ -69,6 +69,7 @@ class Context(Detector):
     """Flags an access from new context (several of country, network, device, agent) at once."""
 
     name = "context"
+    per_principal = ("state_",)
     event_kinds = frozenset({"access", AUTHENTICATION})
 
     def __init__(

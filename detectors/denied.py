@@ -47,6 +47,7 @@ class Denied(Detector):
     """Flags many distinct resources denied within a short window."""
 
     name = "denied"
+    per_principal = ("state_",)
     event_kinds = frozenset({"access"})
     shift_sensitive = False  # a department does not probe en masse
 

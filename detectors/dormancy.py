@@ -23,6 +23,7 @@ class Dormancy(Detector):
     """Flags the first sensitive access after a long silence; needs no engine history."""
 
     name = "dormancy"
+    per_principal = ("last_",)
 
     def __init__(
         self,

@@ -36,6 +36,7 @@ class Novelty(Detector):
     """Flags the first touch of a sensitive item that neither the principal nor its peers touch."""
 
     name = "novelty"
+    per_principal = ("seen_", "member_")
 
     def __init__(
         self,

@@ -155,6 +155,7 @@ class SlowExfiltration(Detector):
     """
 
     name = "slow_exfiltration"
+    per_principal = ("state_",)
     event_kinds = frozenset({"access"})
     shift_sensitive = True
 

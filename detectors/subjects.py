@@ -97,6 +97,7 @@ class Subjects(Detector):
     """
 
     name = "subjects"
+    per_principal = ("state_",)
     event_kinds = frozenset({"access"})
     shift_sensitive = True
 

@@ -59,6 +59,7 @@ class Volume(Detector):
     """
 
     name = "volume"
+    per_principal = ("own_",)
     event_kinds = frozenset({"access"})
     shift_sensitive = True
 
