@@ -260,3 +260,25 @@ def test_a_detector_state_layout_that_cannot_be_read_is_named_for_a_rebuild(monk
     others = next(d for d in back.engine.detectors if d.name == "novelty")
     assert pickle.dumps(others.shared_state()) == pickle.dumps(
         next(d for d in engine.detectors if d.name == "novelty").shared_state())
+
+
+def test_a_key_rotation_restores_with_the_old_key_and_the_next_checkpoint_signs_every_record_anew() -> None:
+    topic, group = FakeTopic(), Group()
+    store = group.store(topic)
+    engine = tracked(store, 1)
+    feed(engine, EVENTS[:1500])
+    checkpoint(store, group, 1, engine, 1500)
+    new_key = b"n" * 32
+    rotated = StateStore(topic, topic.reader, topic.name, "grp", new_key, chunk_bytes=4000, key_id="2",
+                         verify_keys={"1": KEY}, committed=group.anchors.get, partitions=group.partitions)
+    back = rotated.restore(1, Engine)
+    assert back is not None and counts(back.engine) == counts(engine)
+    assert back.resign == set(engine.profiles)  # every record is the old key's
+    again = tracked(rotated, 1, back.engine)
+    assert again.changed is not None
+    again.changed.update(back.resign)  # as Snapshots.track(also=...) does
+    checkpoint(rotated, group, 1, again, 1500)
+    only_new = StateStore(topic, topic.reader, topic.name, "grp", new_key, chunk_bytes=4000, key_id="2",
+                          committed=group.anchors.get, partitions=group.partitions)
+    final = only_new.restore(1, Engine)  # the old key dropped: nothing of it is needed any more
+    assert final is not None and counts(final.engine) == counts(engine) and final.resign == set()

@@ -183,7 +183,8 @@ class PartitionOwnership(ConsumerRebalanceListener):
             self.snapshots.times[p] = self.clock()
         store = self.snapshots.store if self.snapshots is not None else None
         if self.snapshots is not None:
-            self.snapshots.track(p, rewrite_all=rebuilt is not None or (restored is not None and restored.rewrite_all))
+            self.snapshots.track(p, rewrite_all=rebuilt is not None or (restored is not None and restored.rewrite_all),
+                                 also=() if restored is None else restored.resign)
         anchor = None if store is None else store.anchor(p)  # the next commits keep naming it
         tps = list(positions)
         for tp in tps:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from kafka import TopicPartition
@@ -61,14 +61,17 @@ class Snapshots:
     def busy(self) -> bool:
         return bool(self.writing)
 
-    def track(self, p: int, rewrite_all: bool = False) -> None:
+    def track(self, p: int, rewrite_all: bool = False, also: Iterable[str] = ()) -> None:
         """Start noting partition ``p``'s changed principals (its engine is new or restored); with
-        ``rewrite_all`` every principal counts as changed (a whole engine restored, or rebuilt)."""
+        ``rewrite_all`` every principal counts as changed (a whole engine restored, or rebuilt), and
+        so do those of ``also`` (records signed with a key being rotated out)."""
         engine = self.partitions.engines[p]
         partition_log = self.store.log(p)
         engine.track_changes(partition_log.write)
         if rewrite_all and engine.changed is not None:
             engine.changed.update(principal_ids(engine))
+        if engine.changed is not None:
+            engine.changed.update(also)
 
     def persist(self, now: float, force: bool = False) -> None:
         """Go on with the checkpoint in progress, or cut the next one when due (``force``: now, and finish

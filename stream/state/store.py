@@ -30,39 +30,25 @@ then writes every principal as a record.
 from __future__ import annotations
 
 import logging
-import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
-from kafka.errors import KafkaTimeoutError
 
 from detectors.engine import Engine
-from detectors.portable import export_shared, restore_principal, restore_shared
+from detectors.portable import export_shared, restore_shared
 from stream.errors import SnapshotError, TopologyError
 from stream.ops.gctune import paused_gc
-from stream.state import records, snapshot
+from stream.state import snapshot
 from stream.state.changelog import Cut, LogState, PartitionLog
+from stream.state.reading import Anchor, Found, Reading, backwards
+
+__all__ = ["Anchor", "Restored", "StateStore"]
 
 log = logging.getLogger(__name__)
 
-READ_TIMEOUT_S = 60.0
-#: offsets read per backward window of a restore
-WINDOW = 50_000
-_CHUNK_KEY = re.compile(r"g(\d+)/c(\d+)")
-
-
-@dataclass(frozen=True)
-class Anchor:
-    """What an offset commit's metadata names: the generation its offsets reflect, the input partition
-    count then (None: not said, before incremental state), and the first generation of that
-    partitioning."""
-
-    generation: int
-    partitions: int | None = None
-    lineage: int = 0
 
 
 @dataclass
@@ -78,15 +64,8 @@ class Restored:
     principals: int = 0
     #: a whole engine (formats 2-8): the next checkpoint writes every principal as a record
     rewrite_all: bool = False
-
-
-@dataclass
-class _Found:
-    """What a backward read of the state topic partition found for one input partition."""
-
-    manifests: dict[str, bytes] = field(default_factory=dict)  # key suffix -> latest value
-    chunks: dict[int, dict[int, bytes]] = field(default_factory=dict)  # generation -> index -> latest value
-    highest: int = 0
+    #: principals whose records another key signed: the next checkpoint writes them again
+    resign: set[str] = field(default_factory=set)
 
 
 class StateStore:
@@ -268,9 +247,9 @@ class StateStore:
 
     def _newest(self, reader: Any, tp: TopicPartition, begin: int, end: int, p: int) -> Anchor | None:
         """Without a committed generation: that of the newest manifest of ``p`` that verifies."""
-        found = _Found()
+        found = Found()
         prefix = self._prefix(p).encode()
-        for record in _backwards(reader, tp, begin, end):
+        for record in backwards(reader, tp, begin, end):
             key = record.key or b""
             if key.startswith(prefix) and key[len(prefix):].startswith(b"manifest"):
                 found.manifests.setdefault(key[len(prefix):].decode(), record.value)
@@ -301,10 +280,11 @@ class StateStore:
         """Read ``p``'s state at ``anchor`` backwards; None (refused) unless it is complete and verifies."""
         engine = make_engine()
         state = LogState(generation=anchor.generation, lineage=anchor.lineage)
-        found = _Found()
-        reading = _Reading(self, p, anchor, engine, state, found)
+        found = Found()
+        reading = Reading(self._prefix(p), self.record_prefix, self.verify_keys, self.key_id, p, anchor, engine,
+                          state, found)
         with paused_gc():
-            for record in _backwards(reader, tp, begin, end):
+            for record in backwards(reader, tp, begin, end):
                 reading.take(record)
         state.highest = max(found.highest, anchor.generation)
         try:
@@ -322,9 +302,9 @@ class StateStore:
             return None
         self._adopt(p, state, manifest_value, found)
         return Restored(engine, manifest["offsets"], anchor.generation, manifest["payload_bytes"], incidents,
-                        rebuild, int(manifest.get("principals", 0)))
+                        rebuild, int(manifest.get("principals", 0)), resign=reading.resign)
 
-    def _anchored(self, p: int, anchor: Anchor, found: _Found) -> tuple[bytes, dict[str, Any]]:
+    def _anchored(self, p: int, anchor: Anchor, found: Found) -> tuple[bytes, dict[str, Any]]:
         """The manifest of the anchor's generation, verified; SnapshotError says why there is none."""
         why = "its manifest is missing (tombstoned, or never written)"
         for value in found.manifests.values():
@@ -351,125 +331,9 @@ class StateStore:
         return Restored(engine, manifest["offsets"], manifest["generation"], manifest["payload_bytes"], incidents,
                         principals=engine.n_principals(), rewrite_all=True)
 
-    def _adopt(self, p: int, state: LogState, manifest_value: bytes, found: _Found) -> None:
+    def _adopt(self, p: int, state: LogState, manifest_value: bytes, found: Found) -> None:
         """Take over ``p``'s changelog as the restore found it."""
         self.log(p, state)
         slot_key = next(k for k, v in found.manifests.items() if v == manifest_value)
         self.manifest_slot[p] = int(slot_key[-1])
         self.on_log[p] = {g: len(chunks) for g, chunks in found.chunks.items()}
-
-
-class _Reading:
-    """One backward read of a state topic partition for input partition ``p`` at ``anchor``: each key's
-    latest value is the first one met; a principal's record counts when it is ``p``'s, of the current
-    lineage and not beyond the anchor's generation."""
-
-    def __init__(self, store: StateStore, p: int, anchor: Anchor, engine: Engine, state: LogState,
-                 found: _Found) -> None:
-        self.store = store
-        self.p = p
-        self.anchor = anchor
-        self.engine = engine
-        self.state = state
-        self.found = found
-        self.prefix = store._prefix(p).encode()
-        self.records = store.record_prefix.encode()
-        #: principal -> the slots whose latest value has been met (bit 1 << slot)
-        self.met: dict[str, int] = {}
-        self.failed: set[str] = set()
-        self.refused = 0
-
-    def take(self, record: Any) -> None:
-        key = record.key or b""
-        if key.startswith(self.records):
-            self._principal(key, record.value)
-        elif key.startswith(self.prefix):
-            self._partition_key(key[len(self.prefix):].decode("utf-8", "replace"), record.value)
-
-    def _partition_key(self, suffix: str, value: bytes | None) -> None:
-        found = self.found
-        if suffix.startswith("manifest"):
-            if suffix not in found.manifests:
-                found.manifests[suffix] = value  # type: ignore[assignment]
-                if value is not None:
-                    found.highest = max(found.highest, snapshot.claimed_generation(value))
-            return
-        m = _CHUNK_KEY.fullmatch(suffix)
-        if m is None:
-            return
-        g, i = int(m.group(1)), int(m.group(2))
-        found.highest = max(found.highest, g)
-        chunks = found.chunks.setdefault(g, {})
-        if i not in chunks and value is not None:
-            chunks[i] = value
-
-    def _principal(self, key: bytes, value: bytes | None) -> None:
-        parsed = records.parse_key(self.records, key)
-        if parsed is None:
-            return
-        pid, slot = parsed
-        met = self.met.get(pid, 0)
-        if met & (1 << slot):
-            return  # an older value of a key already met
-        self.met[pid] = met | 1 << slot
-        if value is None:
-            return
-        header = records.peek(value)
-        if header is None or header.partition != self.p:
-            return
-        generation = header.generation
-        state = self.state
-        if generation > self.found.highest:
-            self.found.highest = generation
-        if generation < self.anchor.lineage:
-            return  # the principal's record from before a repartition (state repartition moved it)
-        if generation > self.anchor.generation:
-            state.stale.append((pid, slot))  # a checkpoint a crash left half written
-            return
-        if pid in state.slots:
-            return  # its newer record (met first) counts
-        try:
-            verified, payload = records.open_record(value, key, self.store.verify_keys)
-        except SnapshotError as exc:
-            self.refused += 1
-            if self.refused <= 3:
-                log.error("principal record refused partition=%d reason=%s", self.p, exc)
-            return
-        live = not verified.forgotten
-        state.slots[pid] = generation << 2 | live << 1 | slot
-        if live:
-            principal, failed = records.decode_state(payload)
-            self.failed.update(failed)
-            self.failed.update(restore_principal(self.engine, pid, principal))
-            state.digest = (state.digest + records.contribution(self.store.key, pid, self.p, generation)) \
-                % records.DIGEST_MOD
-
-    def check(self, manifest: dict[str, Any]) -> None:
-        """The records found are exactly those the manifest covers (their digest is its digest)."""
-        if self.refused:
-            raise SnapshotError(f"{self.refused} principal record(s) do not verify")
-        want = int(manifest.get("digest", "0"), 16)
-        if self.state.digest != want:
-            raise SnapshotError("the principal records are not those the manifest covers (a record missing, "
-                                "or an older one in place of the newest: a rollback)")
-
-
-def _backwards(reader: Any, tp: TopicPartition, begin: int, end: int, window: int = WINDOW,
-               timeout_s: float = READ_TIMEOUT_S) -> Iterator[Any]:
-    """The records of ``tp`` in ``[begin, end)``, newest first: windows read forwards, from the end."""
-    hi = end
-    deadline = time.monotonic() + timeout_s
-    while hi > begin:
-        lo = max(begin, hi - window)
-        reader.seek(tp, lo)
-        batch: list[Any] = []
-        while reader.position(tp) < hi:
-            polled = reader.poll(timeout_ms=1000).get(tp, [])
-            if polled:
-                deadline = time.monotonic() + timeout_s  # the timeout is per stalled fetch
-            elif time.monotonic() > deadline:
-                raise KafkaTimeoutError(f"state topic not read in {timeout_s:.0f}s")
-            batch.extend(record for record in polled if lo <= record.offset < hi)
-        batch.reverse()
-        yield from batch
-        hi = lo
