@@ -124,7 +124,9 @@ def test_a_half_written_or_uncommitted_checkpoint_restores_the_committed_generat
 
     # the new owner goes on from generation 1; its first checkpoint tombstones what the crash left
     store = broker.store()
-    engine = tracked(store, broker.store().restore(P, Engine).engine)  # type: ignore[union-attr]
+    owner = store.restore(P, Engine)
+    assert owner is not None
+    engine = tracked(store, owner.engine)
     second = checkpoint(broker, store, engine, 1200, commit=False)  # written and acknowledged, never committed
     assert second.generation == 3  # above the half-written generation 2
     back = restore(broker)
