@@ -137,6 +137,10 @@ class Settings(BaseModel):
     checkpoint_budget_ms: int = Field(20, ge=1, le=10_000,
                                       description="poll-loop time per poll spent writing a checkpoint's changed "
                                                   "principals to the state topic (the rest waits for the next poll)")
+    checkpoint_poll_records: int = Field(200, ge=1, le=100_000,
+                                         description="records handled per poll at most while a checkpoint is being "
+                                                     "written (a principal's first event since the cut writes its "
+                                                     "record first: smaller polls bound that stall)")
     # -- operations --------------------------------------------------------------------------------
     metrics_host: str = Field("127.0.0.1", description="address of the /metrics, /healthz and /readyz endpoint "
                                                        "(0.0.0.0 to be scraped from other hosts)")

@@ -263,8 +263,10 @@ class Service:
             self.feedback_reader.poll()
         if self.reference is not None:
             self.reference.refresh()
-        batch = self.consumer.poll(timeout_ms=self.settings.poll_timeout_ms,
-                                   max_records=self.settings.max_poll_records)
+        most = self.settings.max_poll_records
+        if self.snapshots is not None and self.snapshots.busy:  # each poll's records may each write a principal
+            most = min(most, self.settings.checkpoint_poll_records)
+        batch = self.consumer.poll(timeout_ms=self.settings.poll_timeout_ms, max_records=most)
         self.health.beat()
         started = time.perf_counter()
         n = 0

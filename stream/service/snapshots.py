@@ -23,6 +23,7 @@ from kafka import TopicPartition
 
 from detectors.portable import principal_ids
 from stream.alertmanager.correlate import Correlator
+from stream.ops.gctune import HeldGc
 from stream.ops.metrics import Metrics
 from stream.service.checkpoint import Checkpoint
 from stream.service.hooks import Hooks
@@ -55,6 +56,7 @@ class Snapshots:
         self.writing: set[int] = set()
         self._taken_at = 0.0
         self._loop_s = 0.0
+        self._gc = HeldGc()
         self._next = 0.0
 
     @property
@@ -134,6 +136,8 @@ class Snapshots:
                 self.store.logs[p].abandon()
                 self.writing.discard(p)
             self.store.forget(p)
+        if not self.writing:
+            self._gc.release()
 
     def committed(self, anchors: dict[TopicPartition, str]) -> None:
         """The offsets of these anchors are committed (Checkpoint.commit's ``committed``)."""
@@ -161,6 +165,8 @@ class Snapshots:
                 self._failed(p, "encode", exc)
                 continue
             self.writing.add(p)
+        if self.writing:
+            self._gc.hold()
         self._taken_at = now
         self._loop_s = time.perf_counter() - started
         self.metrics.snapshot_blocked.labels("cut").observe(self._loop_s)
@@ -194,6 +200,7 @@ class Snapshots:
             self.metrics.snapshot_bytes.set(len(cut.shared))
             covered = True
         if not self.writing:
+            self._gc.release()
             self.hooks.checkpoint_ended(self._loop_s)
         return covered and not self.writing
 
