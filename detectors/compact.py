@@ -205,6 +205,26 @@ class SeenSet:
         self._insert(key, day)
         return True
 
+    def swap_day(self, key: int, day: int) -> int:
+        """Record a sighting of ``key`` on ``day``; return the day it was last seen before (-1: new).
+
+        >>> s = SeenSet()
+        >>> s.swap_day(5, day=10), s.swap_day(5, day=12), s.last_day(5)
+        (-1, 10, 12)
+        """
+        i = self.find(key)
+        if i < 0:
+            self._insert(key, day)
+            return -1
+        previous = self._day(i)
+        if previous != day:
+            self._set_day(i, day)
+        return previous
+
+    def items(self) -> list[tuple[int, int]]:
+        """(key, day last seen) of every key."""
+        return [(self._key(i), self._day(i)) for i in range(len(self.keys) >> 2)]
+
     def _insert(self, key: int, day: int) -> None:
         entry = key.to_bytes(4, "little")
         if len(self.keys) < self.cap << 2:

@@ -2,10 +2,13 @@
 
 Per principal: a 24-bin local hour-of-day profile plus weekday/weekend counts (26 bytes, halved when
 a bin saturates) and one bounded seen-set of tagged context hashes (country, IP /24, device, user
-agent). The score adds up what is new at once and multiplies by how unusual the hour is, so that
-travel (new country and network, known device, normal hour) and a laptop refresh (new device only)
-stay below the gate while a new country, network, device and agent together page, the more so at an
-odd hour. Service principals are the ``service_misuse`` detector's business.
+agent). The score adds up what is new at once; a new place (country or network) together with a new
+machine (device or agent) counts ``place_and_machine`` times (nothing is known about where from and
+on what: a trip keeps the laptop, a new laptop stays at the office), and only from a new place is it
+multiplied by how unusual the hour is (a new laptop used late at the office is the same person at
+work). So travel (new country and network, known device) and a laptop refresh (a new device, maybe
+a newer browser) stay below the gate, while a new country, network and device page, the more so at
+an odd hour. Service principals are the ``service_misuse`` detector's business.
 
 Sign-ins (authentication events) count as context too: a successful sign-in is scored and learned
 like an access (a failed one is neither: it shows who tried, not where the principal works from), and
@@ -70,12 +73,15 @@ class Context(Detector):
 
     name = "context"
     per_principal = ("state_",)
+    state_version = 2  # issue 31's layout (version 1: before it; rebuilt from history)
     event_kinds = frozenset({"access", AUTHENTICATION})
 
     def __init__(
         self, cap: int = 16, min_history: int = 10, min_score: float = 3.0, usual_rarity: float = 1.3,
         no_mfa_weight: float = 0.5,
+        place_and_machine: float = 1.5,
     ):
+        self.place_and_machine = place_and_machine
         self.cap = cap
         self.min_history = min_history
         self.min_score = min_score
@@ -109,7 +115,12 @@ class Context(Detector):
         single_factor = event.kind == AUTHENTICATION and event.mfa is False and bool(new)
         if single_factor:
             novelty += self.no_mfa_weight
-        score = novelty * (1.0 + max(0.0, rarity - self.usual_rarity))
+        place = any(f in ("country", "network") for f, _, _ in new)
+        # a new place and a new machine at once: nothing known about where from and on what (a trip
+        # keeps the laptop, a new laptop stays at the office); an odd hour counts only from a new place
+        # (a new laptop used late at the office is still the same person at work)
+        score = novelty * (self.place_and_machine if place else 1.0) * (
+            1.0 + max(0.0, rarity - self.usual_rarity) if place else 1.0)
         if score < self.min_score:
             return None
         hour = local_hour(event.ts, event.tz_offset_s)

@@ -20,7 +20,7 @@ from detectors.compact import EW, restore_slots, slot_state
 from detectors.events import Event
 
 #: _DeniedState's attributes (its ``__slots__``; also what its pickled state names)
-_DENIED_STATE_SLOTS = ("start", "count", "resources", "prev", "flagged", "first_event", "base")
+_DENIED_STATE_SLOTS = ("start", "count", "resources", "prev", "flagged", "first_event", "base", "pending")
 
 
 @mypyc_attr(serializable=True, allow_interpreted_subclasses=True)  # see detectors/native.py
@@ -35,6 +35,7 @@ class _DeniedState:
         self.flagged = False
         self.first_event = ""
         self.base = EW()
+        self.pending = 0  # the last closed window's distinct resources, learned once the next one is quiet
 
     def __getstate__(self) -> dict[str, Any]:
         return slot_state(self, _DENIED_STATE_SLOTS)
@@ -48,6 +49,7 @@ class Denied(Detector):
 
     name = "denied"
     per_principal = ("state_",)
+    state_version = 2  # issue 31's layout (version 1: before it; rebuilt from history)
     event_kinds = frozenset({"access"})
     shift_sensitive = False  # a department does not probe en masse
 
@@ -60,6 +62,7 @@ class Denied(Detector):
         min_ratio: float = 3.0,
         min_z: float = 3.0,
         std_floor: float = 0.4,
+        prior_windows: int = 5,
     ):
         self.window_s = window_s
         self.cap = cap
@@ -68,6 +71,7 @@ class Denied(Detector):
         self.min_ratio = min_ratio
         self.min_z = min_z
         self.std_floor = std_floor
+        self.prior_windows = prior_windows
         self.state_: dict[str, _DeniedState] = {}
         self.peers_: dict[str, EW] = {}
 
@@ -87,11 +91,12 @@ class Denied(Detector):
         if st is None:
             return None
         distinct, count = self._distinct_with(st, event)
-        usual = math.expm1(st.base.upper()) if st.base.n else 0.0
+        mean = self._usual_mean(st.base)
+        usual = math.expm1(mean + 2.0 * math.sqrt(st.base.var))
         if distinct < self.min_resources or distinct < self.min_ratio * max(usual, 1.0):
             return None
         x = math.log1p(distinct)
-        z = st.base.z(x, self.std_floor) if st.base.n else x / self.std_floor
+        z = (x - mean) / max(math.sqrt(st.base.var), self.std_floor)
         peers = self.peers_.get(profile.peer_group)
         peer_usual = math.expm1(peers.upper()) if peers is not None and peers.n else 0.0
         if peers is not None and peers.n >= 10:
@@ -112,10 +117,19 @@ class Denied(Detector):
             ],
             evidence_event_ids=[e for e in (st.first_event, event.event_id) if e],
             baseline={
+                "observed_denied_resources": round(distinct, 1),
                 "usual_denied_resources": round(usual, 1),
                 "peer_denied_resources": round(peer_usual, 1),
             },
         )
+
+    def _usual_mean(self, base: EW) -> float:
+        """The principal's usual ``log1p(distinct denied resources)`` per window with denials, shrunk
+        towards one stray denial with the weight of ``prior_windows`` windows: a principal with little
+        history of denials has no usual of its own yet, and the first window of a probe (cut in two by
+        a window boundary) was learned as its usual."""
+        n = base.n
+        return (n * base.mean + self.prior_windows * math.log1p(1.0)) / (n + self.prior_windows)
 
     def learn_one(self, event: Event, profile: Profile, flagged: bool = False) -> None:
         if event.outcome != "denied":
@@ -134,13 +148,16 @@ class Denied(Detector):
             st.first_event = event.event_id
 
     def _close(self, st: _DeniedState, profile: Profile, ts: float) -> None:
+        """Close the current window. A closed window is learned one window later, once the next is
+        not flagged: a probe cut in two by a window boundary no longer teaches its first part as usual."""
         distinct = len(st.resources)
-        if distinct and not st.flagged:
-            st.base.update(math.log1p(distinct), self.alpha)
+        if st.pending and not st.flagged:
+            st.base.update(math.log1p(st.pending), self.alpha)
             peers = self.peers_.get(profile.peer_group)
             if peers is None:
                 peers = self.peers_[profile.peer_group] = EW()
-            peers.update(math.log1p(distinct), self.alpha / 4)
+            peers.update(math.log1p(st.pending), self.alpha / 4)
+        st.pending = 0 if st.flagged else distinct
         st.prev = distinct if ts < st.start + 2 * self.window_s else 0
         st.start = ts - ts % self.window_s
         st.count, st.flagged, st.first_event = 0, False, ""

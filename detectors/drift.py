@@ -273,7 +273,7 @@ class Drift(Detector):
         dept = dept_key(event.department)
         hour = self.hours_.get(dept)
         active = hour.active.estimate() if hour is not None else 0.0
-        if self.shift_until_.get(dept, 0.0) > event.ts and not self._alone(event, dept):
+        if self.shift_until_.get(dept, 0.0) > event.ts and not self._alone(event, dept, active):
             return True  # (an organisation-wide shift is reported, but damps nothing by itself)
         if self._surging(event, dept, active):
             return True
@@ -292,12 +292,14 @@ class Drift(Detector):
         me = st is not None and st[0] == day and bool(st[4])
         return me, (count - me if d == day else 0)
 
-    def _alone(self, event: Event, dept: str) -> bool:
-        """Whether the principal is elevated today while hardly any other member is: a shift of the
-        department's hourly activity does not explain its finding then, whether the shift is its own
-        doing (a snooper's hundreds of lookups) or an unrelated blip still held."""
+    def _alone(self, event: Event, dept: str, active: float) -> bool:
+        """Whether the principal is elevated today while the department as a whole is not (fewer other
+        members elevated than a surge needs): a shift of the department's hourly activity does not
+        explain its finding then, whether the shift is its own doing (a snooper's hundreds of lookups)
+        or an unrelated blip still held. A share, not a count: in a large team a few members are
+        elevated on any ordinary day."""
         me, others = self._elevated_today(event, dept)
-        return me and others < self.min_peers
+        return me and others < max(self.min_peers, self.surge_share * active)
 
     def _surging(self, event: Event, dept: str, active: float) -> bool:
         """Whether enough *other* members of the department are elevated today."""

@@ -16,14 +16,14 @@ from mypy_extensions import mypyc_attr
 
 from detectors.alerts import build_alert
 from detectors.base import Detector, Finding, Profile
-from detectors.calibrate import PAGING_LEVELS, Calibrator, level_for
+from detectors.calibrate import PAGING_FLOOR, PAGING_LEVELS, Calibrator, level_for
 from detectors.events import KINDS, Event
 from detectors.feedback import FeedbackPolicy
 
 #: the detectors' learned-state layout and scoring: bump it whenever either changes, so that
 #: snapshots of the old state are refused (the partition falls back to an older snapshot or starts
 #: afresh) instead of unpickled into new code, and alerts say which model raised them
-MODEL_VERSION: Final = "0.2.1"
+MODEL_VERSION: Final = "0.3.0"
 
 
 @dataclass
@@ -78,7 +78,8 @@ class Engine:
     1
     """
 
-    def __init__(self, config: EngineConfig | None = None, detectors: list[Detector] | None = None):
+    def __init__(self, config: EngineConfig | None = None, detectors: list[Detector] | None = None,
+                 alert_key: bytes = b""):
         self.config = config or EngineConfig()
         self.detectors = detectors if detectors is not None else default_detectors(self.config)
         prior = self.config.calibration_prior_events
@@ -90,6 +91,8 @@ class Engine:
         self._state_bytes = 0
         #: shared analyst-feedback policy (not part of the engine's own state, see __getstate__)
         self.feedback: FeedbackPolicy | None = None
+        #: key of the alert ids' MAC (detectors/alerts.py): a secret, so never part of a snapshot
+        self.alert_key = alert_key
         self._shift_sensitive = frozenset(d.name for d in self.detectors if d.shift_sensitive)
         #: the detector (drift) that tells whether a peer group is shifting as a whole, if any
         self._shift: Any = next((d for d in self.detectors if hasattr(d, "is_peer_shift")), None)
@@ -142,6 +145,7 @@ class Engine:
         state = dict(getattr(self, "__dict__", {}))
         state.update((name, getattr(self, name)) for name in _STATE)
         state["feedback"] = None  # shared across engines and rebuilt from the feedback topic
+        state.pop("alert_key", None)  # a secret: handed to the engine again after a restore
         for derived in ("_steps", "_all_steps", "_by_kind", "changed", "capture_first", "capture"):
             state.pop(derived, None)
         return state
@@ -153,9 +157,11 @@ class Engine:
         for name in ("recent_ids", "older_ids"):  # snapshots written before de-duplication existed
             state.setdefault(name, set())
         state.setdefault("duplicates", 0)
+        state.pop("alert_key", None)
         for name, value in state.items():
             setattr(self, name, value)
         self.feedback = None
+        self.alert_key = b""
         self._plan()
         self._untracked()
 
@@ -235,7 +241,8 @@ class Engine:
         if finding.needs_history and self._warming_up(profile, finding.event.ts):
             severity = min(severity, 29.0)  # low at most: no page before a baseline exists
         if self._shift is not None and finding.detector != self._shift.name:
-            self._shift.note_finding(finding, profile)
+            if severity >= PAGING_FLOOR:  # peers doing the same means peers' pages, not their noise
+                self._shift.note_finding(finding, profile)
             if not (finding.peer_shift or finding.beyond_shift) and finding.detector in self._shift_sensitive:
                 finding.peer_shift = self._shift.is_peer_shift(finding, profile)
         if finding.peer_shift:
@@ -246,31 +253,33 @@ class Engine:
     def _decide(
         self, finding: Finding, profile: Profile, detected_at: float | None
     ) -> tuple[dict | None, bool]:
-        """Severity, level and cooldown; also whether the event is anomalous (then it is not learned)."""
+        """Severity, level and cooldown; also whether the event is anomalous (then it is not learned).
+
+        A finding an analyst's verdict covers is still reported, at level info and naming the verdict,
+        and its event is not learned as normal (:mod:`detectors.feedback`)."""
         event = finding.event
         severity = self._severity(finding, profile)
-        if self.feedback is not None:
-            adjusted, why = self.feedback.adjust(finding, profile, severity, self._peer_group_of)
-            if adjusted is None:  # allow-listed: not raised, and learned as normal if the policy says so
-                return None, not self.feedback.learn_as_normal
-            if why:
-                finding.reasons.append(why)
-            severity = adjusted
         level = level_for(severity)
         flagged = level in PAGING_LEVELS
+        if flagged:  # how severe, now that it pages: ranked among the detector's findings and rarity
+            calibrator = self.calibrators[finding.detector]
+            severity = calibrator.paging_severity(finding.score, finding.min_severity, finding.max_severity)
+            level = level_for(severity)
+        verdict = self.feedback.match(finding) if self.feedback is not None else None
+        if verdict is not None:
+            finding.reasons.append(f"suppressed by analyst verdict {verdict.verdict_id} ({verdict.verdict}, "
+                                   f"scope {verdict.scope}, by {verdict.analyst or 'an analyst'})")
+            level = "info"  # reported, not paged; a paging finding stays flagged, so it is not learned
         if severity < self.config.min_severity:
             return None, flagged
         key = (finding.detector, event.principal_id)
         if self.cooldown_until.get(key, 0.0) > event.ts:
             return None, flagged  # the same incident already paged: stay quiet, but do not learn it
-        if flagged:
+        if flagged and verdict is None:
             self.cooldown_until[key] = event.ts + self.config.cooldown_s
         when = event.ts if detected_at is None else detected_at
-        return build_alert(finding, severity, level, when, MODEL_VERSION), flagged
-
-    def _peer_group_of(self, principal_id: str) -> str | None:
-        profile = self.profiles.get(principal_id)
-        return profile.peer_group if profile is not None else None
+        suppressed_by = None if verdict is None else verdict.describe()
+        return build_alert(finding, severity, level, when, MODEL_VERSION, self.alert_key, suppressed_by), flagged
 
     def _warming_up(self, profile: Profile, now: float) -> bool:
         return (

@@ -48,8 +48,8 @@ from typing import Any
 COMPILED = (
     *(f"detectors/{name}" for name in (
         "alerts", "base", "calibrate", "compact", "context", "denied", "dormancy", "drift", "engine", "events",
-        "export_mix", "feedback", "multivariate", "novelty", "privilege", "service_misuse", "slow_exfiltration",
-        "stats", "subjects", "volume")),
+        "export_mix", "export_window", "feedback", "multivariate", "novelty", "peers", "privilege", "service_misuse",
+        "slow_exfiltration", "stats", "subjects", "volume")),
     "stream/contract/decode", "stream/service/dispatch", "stream/service/merge",
 )
 #: the directory holding the ``detectors`` and ``stream`` packages

@@ -1,16 +1,26 @@
 """First touch of a sensitive data category or restricted resource, for the principal and its peers.
 
 Per principal: a bounded :class:`~detectors.compact.SeenSet` of the sensitive items (``category``
-and ``resource`` for confidential or restricted resources) it has touched or been granted. Per peer
-group (department/role), per department and organisation-wide: how many distinct principals have
-touched each item. A first touch that peers share (a team adopting a new table, a new joiner doing
-what colleagues do) is unremarkable; a first touch nobody in the peer group or department makes is
-the finding. A table that people touch for the first time (after privwatch's warm-up; the pipeline
-that loaded it does not count) stays *young* for ``young_days``: its first adopters have no peers
-doing it yet, but a table that new is not someone else's data (on twelve simulated seeds, five false
-pages were the first adopters of a department's new table). Special-category data (health, minors,
-biometric, genetic) that no peer touches pages even without history. An admin's ticketed grant of a
-resource counts as a touch: the first access right after it is expected.
+and ``resource`` for confidential or restricted resources) it has touched or been granted, with the
+day of its latest touch. Per peer group (department/role), per department and organisation-wide:
+:class:`~detectors.peers.PeerTouches`, how many distinct members touched each item within the last
+``window_weeks`` weeks and how many members the group has (mergeable aggregates, apart from the
+per-principal state).
+
+Peer normality is a *share*: an item is normal for a peer group when at least ``min_peers`` members
+and ``min_peer_share`` of them touched it within the window (for a department, ``min_dept_share``).
+One peer's single touch does not make a special category normal for a team. A first touch that the
+group shares (a team adopting a new table, a new joiner doing what colleagues do) is unremarkable.
+Special-category data (health, minors, biometric, genetic) that the peer group and the department
+do not use pages even without history. Other sensitive data that at least ``min_departments`` other
+departments use, or ``min_shared_share`` of the organisation outside the team that uses it most, is
+the organisation's shared data: an outsider's first touch of it is ordinary cross-team work
+(reported, not paged), while a first touch of data only its own team uses stands out.
+
+A table that people touch for the first time (after privwatch's warm-up; the pipeline that loaded it
+does not count) stays *young* for ``young_days``: its first adopters have no peers doing it yet, but
+a table that new is not someone else's data. An admin's ticketed grant of a resource counts as a
+touch: the first access right after it is expected.
 """
 
 from __future__ import annotations
@@ -21,6 +31,7 @@ from typing import Final
 from detectors.base import Detector, Finding, Profile
 from detectors.compact import SeenSet, is_admin
 from detectors.events import ACCESS, SPECIAL_CATEGORIES, Event
+from detectors.peers import WEEK_DAYS, PeerTouches
 
 DAY_S: Final = 86_400.0
 #: group key of the items any person has touched (a pipeline loading a new table does not count)
@@ -37,6 +48,7 @@ class Novelty(Detector):
 
     name = "novelty"
     per_principal = ("seen_", "member_")
+    state_version = 2  # issue 31's layout (version 1: before it; rebuilt from history)
 
     def __init__(
         self,
@@ -44,6 +56,10 @@ class Novelty(Detector):
         cap_per_group: int = 256,
         min_peers: int = 2,
         min_peer_share: float = 0.2,
+        min_dept_share: float = 0.1,
+        min_departments: int = 3,
+        min_shared_share: float = 0.05,
+        window_weeks: int = 4,
         min_score: float = 2.5,
         org_warmup_days: float = 3.0,
         young_days: float = 2.0,
@@ -55,6 +71,10 @@ class Novelty(Detector):
         self.cap_per_group = cap_per_group
         self.min_peers = min_peers
         self.min_peer_share = min_peer_share
+        self.min_dept_share = min_dept_share
+        self.min_departments = min_departments
+        self.min_shared_share = min_shared_share
+        self.window_weeks = window_weeks
         self.min_score = min_score
         self.org_warmup_days = org_warmup_days
         self.young_days = young_days
@@ -62,9 +82,8 @@ class Novelty(Detector):
         self.admin_roles = admin_roles
         self.admin_departments = admin_departments
         self.seen_: dict[str, SeenSet] = {}
-        #: group key ("peer:<dept/role>", "dept:<dept>", "org") -> item hash -> distinct principals
-        self.groups_: dict[str, dict[int, int]] = {}
-        self.group_size_: dict[str, int] = {}
+        #: group key ("peer:<dept/role>", "dept:<dept>", "org", "org:humans") -> touches, members
+        self.groups_ = PeerTouches(window_weeks, cap_per_group)
         #: principal -> the group keys it was counted in (to undo on forget)
         self.member_: dict[str, tuple[str, ...]] = {}
         self.origin_: float | None = None
@@ -93,26 +112,30 @@ class Novelty(Detector):
         if not new:
             return None
         peer_key, dept_key, org_key = self._group_keys(event)
-        peer_size = max(self.group_size_.get(peer_key, 1), 1)
+        groups, day = self.groups_, event.day
+        peer_size = max(groups.size(peer_key), 1)
         score, reasons, unpeered_special = 0.0, [], False
         for kind, name, h in new:
-            peers = self.groups_.get(peer_key, {}).get(h, 0)
-            dept = self.groups_.get(dept_key, {}).get(h, 0)
-            org = self.groups_.get(org_key, {}).get(h, 0)
+            peers = groups.recent(peer_key, h, day)
+            dept = groups.recent(dept_key, h, day)
+            org = groups.recent(org_key, h, day)
             weight = self._weight(kind, name, event)
-            if peers >= self.min_peers or peers / peer_size >= self.min_peer_share:
+            special = kind == "category" and name in SPECIAL_CATEGORIES
+            if self._normal(peer_key, peers, self.min_peer_share):
                 weight *= 0.1  # the peer group does this too
-            elif dept >= self.min_peers:
+            elif self._normal(dept_key, dept, self.min_dept_share):
                 weight *= 0.3  # colleagues in the department do
-            elif org == 0 or self._young(h, event.ts):
+            elif not groups.known(_HUMANS, h) or self._young(h, event.ts):
                 weight *= 0.3  # nobody touched it until lately: most likely a newly created table
-            elif kind == "category" and name in SPECIAL_CATEGORIES and peers == 0 and dept == 0:
+            elif special:
                 unpeered_special = True
+            elif self._shared(h, day, dept, org):
+                weight *= 0.3  # data the organisation shares across teams: ordinary cross-team work
             score += weight
             reasons.append(
                 f"first touch of {kind} {name!r} by this principal; {peers} of ~{peer_size} peers "
                 f"({event.peer_group}), {dept} others in the department and {org} in the "
-                "organisation touch it"
+                f"organisation touched it in the last {self.window_weeks} weeks"
             )
         if score < self.min_score:
             return None
@@ -145,25 +168,37 @@ class Novelty(Detector):
             seen = self.seen_[event.principal_id] = SeenSet(self.cap_per_principal)
             keys = self.member_[event.principal_id] = tuple(map(sys.intern, self._group_keys(event)))
             for key in keys:
-                self.group_size_[key] = self.group_size_.get(key, 0) + 1
+                self.groups_.join(key)
         if not items:
             return
         day = event.day
         for _, _, h in items:
-            if seen.add(h, day) and is_access:
-                if event.principal_kind == "human":
-                    if h not in self.groups_.get(_HUMANS, ()):
-                        self._note_young(h, event.ts)
-                    self._count(_HUMANS, h)
-                for key in self._group_keys(event):
-                    self._count(key, h)
+            previous = seen.swap_day(h, day)
+            if not is_access or (previous >= 0 and previous // WEEK_DAYS == day // WEEK_DAYS):
+                continue  # the group counts each member once a week at most
+            if event.principal_kind == "human":
+                if not self.groups_.known(_HUMANS, h):
+                    self._note_young(h, event.ts)
+                self.groups_.touch(_HUMANS, h, day, previous)
+            for key in self._group_keys(event):
+                self.groups_.touch(key, h, day, previous)
+
+    def _shared(self, h: int, day: int, dept: int, org: int) -> bool:
+        """Whether the organisation shares an item across teams: ``min_departments`` other departments
+        touched it lately, or ``min_shared_share`` of the organisation outside the team that uses it
+        most (a share holds when each engine sees only some of the organisation's principals)."""
+        teams, main = self.groups_.spread("dept:", h, day)
+        outside = (org - main) / max(self.groups_.size("org"), 1)
+        return teams - (dept > 0) >= self.min_departments or outside >= self.min_shared_share
+
+    def _normal(self, key: str, members: int, min_share: float) -> bool:
+        """Whether enough of a group's members (a share, and ``min_peers`` at least) touched an item."""
+        return members >= self.min_peers and members >= min_share * self.groups_.size(key)
 
     def _young(self, h: int, ts: float) -> bool:
-        """Whether no person has touched the item yet, or the first did so lately (after the warm-up)."""
+        """Whether the first person to touch the item did so lately (after the warm-up)."""
         first = self.young_.get(h)
-        if first is not None:
-            return ts - first < self.young_days * DAY_S
-        return h not in self.groups_.get(_HUMANS, ())
+        return first is not None and ts - first < self.young_days * DAY_S
 
     def _note_young(self, h: int, ts: float) -> None:
         """Remember an item a person touches for the first time after the warm-up (before it, every
@@ -180,35 +215,16 @@ class Novelty(Detector):
         return is_admin(event.actor_role, event.actor_department, self.admin_roles, self.admin_departments,
                         event.actor_admin)
 
-    def _count(self, key: str, h: int) -> None:
-        counts = self.groups_.get(key)
-        if counts is None:
-            counts = self.groups_[key] = {}
-        if h not in counts and len(counts) >= self.cap_per_group:
-            del counts[min(counts, key=counts.__getitem__)]  # drop the rarest item
-        counts[h] = counts.get(h, 0) + 1
-
     def forget(self, principal_id: str) -> None:
-        """Drop the principal and take it out of its groups' member and item counts."""
+        """Drop the principal and take it out of its groups' member and touch counts."""
         seen = self.seen_.pop(principal_id, None)
         groups = self.member_.pop(principal_id, None)
         if seen is None or groups is None:
             return
         for key in groups:
-            size = self.group_size_.get(key, 0) - 1
-            if size > 0:
-                self.group_size_[key] = size
-            else:
-                self.group_size_.pop(key, None)
-            counts = self.groups_.get(key)
-            if counts is None:
-                continue
-            for h in seen:
-                n = counts.get(h, 0)
-                if n > 1:
-                    counts[h] = n - 1
-                elif n == 1:
-                    del counts[h]
+            self.groups_.leave(key)
+            for h, day in seen.items():
+                self.groups_.untouch(key, h, day)
 
     def n_principals(self) -> int:
         return len(self.seen_)

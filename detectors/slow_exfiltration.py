@@ -1,62 +1,36 @@
 """Slow exfiltration: day after day, a principal exports more than its own work explains.
 
-No single export has to stand out. The signal is the number of exports *relative to the principal's
-other activity that day*: the principal's usual export share (exponentially weighted sums of
-exports and of other accesses per active day) gives today's expected number of exports given how
-much else it did today, and the surplus is scored as a variance-stabilised Poisson deviation
-(Anscombe: ``z = 2·(√(c + 3/8) − √(e + 3/8))``). Normalising by the day's own activity makes a
-busy day, or a quarter-end surge in which everything grows together, unremarkable, while extra
-exports on top of an ordinary day are not. While a day is in progress its other work is assumed
-to be at least a usual day's; once it is closed, its own count is used down to ``closed_floor`` of
-a usual day's, so a weekend day of exports and little else counts against the principal.
+No single export has to stand out. Three channels, each about exports relative to the principal's
+*other* activity, so that a busy day or a quarter-end surge, in which everything grows together,
+is unremarkable:
 
-Days are accumulated with a one-sided CUSUM (Page, 1954): ``S = max(0, S + z − k)``. A finding
-needs the CUSUM, including today so far, over ``threshold``, at least ``min_days`` active days in the
-current run, today's own surplus at least ``min_today_z``, and today's exported records at least
-``min_daily_records`` and above the principal's usual exported records per day. A run (the CUSUM
-staying above 0) yields one finding: a principal is not paged again every day of the same run.
+- **A daily surplus, accumulated.** The usual export share (exponentially weighted exports and other
+  accesses per active day) gives today's expected exports; the surplus, a variance-stabilised Poisson
+  deviation (Anscombe: ``z = 2·(√(c + 3/8) − √(e + 3/8))``), accumulates in a one-sided CUSUM (Page,
+  1954): ``S = max(0, S + z − k)``. A finding needs the CUSUM over ``threshold``, ``min_days`` days in
+  the run, today's surplus ``min_today_z``, ``min_today_exports`` exports today, and today's exported
+  records ``min_daily_records`` and ``min_records_ratio`` times a usual day's. One finding a run.
+- **A moderate exporter's steady extra** (:class:`~detectors.export_window.ExportWindow`): the export
+  share of the last ``window_days`` active days tested against the share of all the days before
+  them (a two-proportion z-test, calibrated however short the history): ``window_z`` and
+  ``window_min_extra`` exports beyond what the history's share predicts, for a principal that
+  exported ``window_min_rate`` times a day before. One or two extra exports a day stay inside each
+  day's noise; over a week they do not.
+- **Days off:** a principal that does not work weekends (active on at most ``off_day_rate`` of the
+  weekend days since first seen) exporting one table and doing nothing else on weekend days,
+  ``off_day_exports`` exports over consecutive such days, pages at ``off_day_severity``.
 
-Today also needs at least ``min_today_exports`` exports. A principal that almost never exports
-(usual share near 0%) gets a surplus z of about 1.9 from 2 exports in a day, so a few days of 2-3
-exports reached the threshold: 8 of the 30 false pages on 15 simulated seeds, while every slow
-exfiltration that paged had at least 4 exports on the day it paged. With the floor at 4, recall on
-19 seeds (4 of them fresh) stayed at 366 of 380, and false pages fell from 37 to 30.
+The first two also need the recent exports to concentrate on one table more than before
+(:class:`~detectors.export_mix.ExportMix`: the top table's share of the last four active days'
+exports ``min_lift`` above its share before): siphoning takes one dataset, a busy stretch keeps the
+usual mix. A principal that only ever exports one table cannot concentrate further: the rule is
+waived when its latest days off held ``off_day_lift_waiver`` exports of the table and nothing else,
+and (steady extra) when the top table already held all but ``min_lift`` of its exports. What was
+measured for each rule is in the runbook (``docs/runbooks/slow_exfiltration.md``).
 
-Counting exported *records* (records over the usual export size) instead of exports was tried: on the
-simulated streams it roughly tripled the false findings for one more incident found, because
-export sizes vary far more from day to day than export counts.
-
-Also tried on six simulated seeds (12 incidents): the same CUSUM per exported resource (usual
-exports of each resource per day) found 11 of 12 but with 115 false findings, because a rarely
-exported resource has a usual of nearly 0; requiring a strictly rising daily count found 5 with 61.
-Counting units of the usual export size: 6 with 146. This version: 8 with 14 (detector alone).
-
-A finding also needs the recent exports to concentrate on one resource more than before
-(:class:`~detectors.export_mix.ExportMix`: the top resource's share of the last four active days'
-exports at least ``min_lift`` above its share of the principal's exports before): siphoning takes
-one dataset, while a busy stretch keeps the usual mix. On nine seeds (18 incidents) this kept all
-11 incidents found and cut the detector's false findings from 20 to 11 (in the full engine).
-
-The concentration rule is waived for a table that the principal's latest days off (within a week)
-held at least ``off_day_lift_waiver`` exports of, and nothing else: a principal that only ever
-exports one table cannot concentrate on it any further, and taking it on days off says the same.
-On 19 seeds this found 2 more slow exfiltrations (both begun with a weekend of 1 and 2 exports,
-below the days-off bar) and added no false page; on 2 fresh seeds it changed nothing.
-
-Days off: a principal that does not work weekends (active on at most ``off_day_rate`` of the
-weekend days since it was first seen) and spends a weekend day exporting one table and doing nothing
-else has no work that could explain those exports. Such days are chained (Saturday's exports count on
-Sunday when both were of the same table), and ``off_day_exports`` of them page at ``off_day_severity``
-(medium). On nine simulated seeds, every slow exfiltration spanned a weekend, and seven of them were
-missed before because their weekday exports sat inside the principal's daily noise. With days off,
-all 18 were found, and there were no new false pages: benign weekend work mixes exports with other
-work. A weekend day that starts with three exports of one table and nothing else does happen in
-benign work. Two seeds had one each, so the bar is four.
-
-State per principal: about fifteen numbers, and an :class:`ExportMix` (at most six resource ids with
-five small counts each).
+State per principal: about fifteen numbers, an :class:`ExportMix` (six resource ids with five small
+counts each at most) and an :class:`ExportWindow` (two counts per recent day, three numbers).
 """
-
 from __future__ import annotations
 
 import math
@@ -67,22 +41,13 @@ from detectors.base import Detector, Finding, Profile
 from detectors.compact import DAY_S, is_weekend_day, weekend_days_between
 from detectors.events import Event
 from detectors.export_mix import ExportMix
-
-
-def anscombe_z(count: float, expected: float) -> float:
-    """Variance-stabilised Poisson deviation of ``count`` from ``expected``.
-
-    >>> round(anscombe_z(4, 1.0), 2), round(anscombe_z(1, 1.0), 2)
-    (1.84, 0.0)
-    """
-    return 2.0 * (math.sqrt(count + 0.375) - math.sqrt(expected + 0.375))
-
+from detectors.export_window import ExportWindow, anscombe_z, steady_extra_finding
 
 #: _DayState's attributes, in the order its pickled state lists them (compiled classes have no ``__slots__``)
 _DAY_STATE = (
     "day", "exports", "others", "records", "first_event",
     "ew_exports", "ew_others", "ew_records", "ew_z2", "days", "cusum", "run", "run_first", "fired_day",
-    "mix", "weekend_days", "off_day", "off_count", "off_resource",
+    "mix", "weekend_days", "off_day", "off_count", "off_resource", "window",
 )
 
 
@@ -90,7 +55,7 @@ _DAY_STATE = (
 class _DayState:
     __slots__ = _DAY_STATE
 
-    def __init__(self, day: int) -> None:
+    def __init__(self, day: int, window_days: int = 5) -> None:
         self.day = day
         self.exports = 0  # today so far
         self.others = 0
@@ -110,6 +75,7 @@ class _DayState:
         self.off_day = -1  # the last closed weekend day with exports of one table and nothing else
         self.off_count = 0  # its exports, plus those of such days straight before it
         self.off_resource = ""
+        self.window = ExportWindow(window_days)
 
     def __getstate__(self) -> tuple:
         return tuple(getattr(self, name) for name in _DAY_STATE)
@@ -135,7 +101,8 @@ class SlowExfiltration(Detector):
     ...     found = None
     ...     for i in range(others + exports):
     ...         action = "export" if i % 3 == 0 and i // 3 < exports else "read"
-    ...         table = "t.usual" if i < 3 or usual_mix else "t.siphoned"  # the extras are of one table
+    ...         usual = ("t.a", "t.b")[(n + i // 3) % 2]  # the usual exports alternate between two tables
+    ...         table = usual if i < 3 or usual_mix else "t.siphoned"  # the extras are of one table
     ...         e = Event(kind="access", event_id=f"e{n}-{i}", ts=n * 86_400 + 30_000 + i * 600, principal_id="u",
     ...                   action=action, resource_id=table, records=800 if action == "export" else 2)
     ...         f = d.score_one(e, p)
@@ -145,7 +112,7 @@ class SlowExfiltration(Detector):
     >>> [day(n, 1) for n in range(14)].count(True)
     0
     >>> [day(14 + n, 2 + n) for n in range(6)]  # one finding for the run, not one a day
-    [False, False, False, False, False, True]
+    [False, False, False, False, True, False]
 
     The same extra exports in the principal's usual mix of tables are a busy stretch:
 
@@ -156,6 +123,7 @@ class SlowExfiltration(Detector):
 
     name = "slow_exfiltration"
     per_principal = ("state_",)
+    state_version = 2  # issue 31's layout (version 1: before it; rebuilt from history)
     event_kinds = frozenset({"access"})
     shift_sensitive = True
 
@@ -178,6 +146,10 @@ class SlowExfiltration(Detector):
         off_day_rate: float = 0.25,
         off_day_severity: float = 60.0,
         off_day_lift_waiver: int = 2,
+        window_days: int = 5,
+        window_z: float = 3.5,
+        window_min_extra: float = 4.0,
+        window_min_rate: float = 0.5,
         page: bool = True,
     ):
         self.alpha = alpha
@@ -197,6 +169,10 @@ class SlowExfiltration(Detector):
         self.off_day_rate = off_day_rate
         self.off_day_severity = off_day_severity
         self.off_day_lift_waiver = off_day_lift_waiver
+        self.window_days = window_days
+        self.window_z = window_z
+        self.window_min_extra = window_min_extra
+        self.window_min_rate = window_min_rate
         self.page = page
         self.state_: dict[str, _DayState] = {}
 
@@ -208,10 +184,14 @@ class SlowExfiltration(Detector):
         if event.action != "export" or event.outcome != "allowed":
             return None
         st = self.state_.get(event.principal_id)
+        if st is None or st.days < self.min_history_days:
+            return None
         day = self._day(event)
         # one finding per run: quiet until the CUSUM has returned to 0
-        if st is None or st.days < self.min_history_days or st.fired_day >= 0:
-            return None
+        found = self._run_finding(event, profile, st, day) if st.fired_day < 0 else None
+        return found if found is not None else self._steady_extra(event, st, day)
+
+    def _run_finding(self, event: Event, profile: Profile, st: _DayState, day: int) -> Finding | None:
         if is_weekend_day(day) and (found := self._off_day(event, profile, st, day)) is not None:
             return found
         if st.day == day:
@@ -260,6 +240,25 @@ class SlowExfiltration(Detector):
             resource_ids=[top],
             max_severity=100.0 if self.page else 45.0,
         )
+
+
+    def _steady_extra(self, event: Event, st: _DayState, day: int) -> Finding | None:
+        """The export share of the last ``window_days`` active days against the history before them."""
+        w = st.window
+        if w.held or w.hist_days < self.min_history_days or w.hist_exports < self.window_min_rate * w.hist_days:
+            return None  # a principal that hardly exported before has no usual share to test against
+        # on a new day the open one has not joined the window yet: its counts go with today's
+        z, extra = w.test(st.exports + 1, st.others)
+        today = st.day == day
+        if z < self.window_z or extra < self.window_min_extra:
+            return None
+        recent, before, top, n_top, n_all = st.mix.concentration(event.resource_id, new_day=not today)
+        if recent - before < self.min_lift and before < 1.0 - self.min_lift \
+                and not self._taken_on_days_off(st, top, day):
+            return None  # the usual mix (a table that held all but min_lift of its exports cannot concentrate)
+        return steady_extra_finding(self.name, event, w, z, extra, (recent, before, top, n_top, n_all),
+                                    [e for e in dict.fromkeys((st.first_event, event.event_id)) if e],
+                                    self.window_z, 100.0 if self.page else 45.0)
 
     def _taken_on_days_off(self, st: _DayState, resource_id: str, day: int) -> bool:
         """Whether the principal's latest days off (within the last week) held at least
@@ -318,7 +317,6 @@ class SlowExfiltration(Detector):
     def _day_z(self, st: _DayState) -> float:
         return self._scaled(st, anscombe_z(st.exports, st.expected(st.others, self.closed_floor)))
 
-
     def _closed(self, st: _DayState) -> tuple[float, int]:
         """(CUSUM, run length) once the open day is closed (without changing ``st``)."""
         if st.exports + st.others == 0 or st.days < self.min_history_days:
@@ -332,7 +330,7 @@ class SlowExfiltration(Detector):
         day = self._day(event)
         st = self.state_.get(event.principal_id)
         if st is None:
-            st = self.state_[event.principal_id] = _DayState(day)
+            st = self.state_[event.principal_id] = _DayState(day, self.window_days)
         if day > st.day:
             if is_weekend_day(st.day) and st.exports + st.others:
                 st.weekend_days += 1
@@ -342,6 +340,7 @@ class SlowExfiltration(Detector):
             st.day, st.exports, st.others, st.records, st.first_event = day, 0, 0, 0.0, ""
         if flagged:
             st.fired_day = day
+            st.window.held = True
         if event.action == "export":
             st.mix.add(event.resource_id)
             st.exports += 1
@@ -366,6 +365,9 @@ class SlowExfiltration(Detector):
     def _close_day(self, st: _DayState) -> None:
         if st.exports + st.others == 0:
             return
+        st.window.close_day(st.exports, st.others)
+        if st.window.held and st.window.test(0, 0)[0] < self.window_z - 1.0:
+            st.window.held = False  # the steady extra is over: the next one is a new finding
         raw = anscombe_z(st.exports, st.expected(st.others, self.closed_floor)) if st.days >= 2 else 0.0
         z = self._day_z(st) if st.days >= self.min_history_days else 0.0
         if st.days >= self.min_history_days:

@@ -1,8 +1,11 @@
-"""Snooping: many distinct data subjects looked up one by one, against the principal's own and its
-peers' usual number per hour and per day.
+"""Snooping: many distinct data subjects looked up one by one, against the principal's own usual
+number per hour and per day (its peers' usual is shown for context, but does not excuse: a heavy
+user's peers do not make a snooper's excess ordinary).
 
-Only *lookups* count (events touching at most ``max_lookup_subjects`` subjects): a bulk export of a
-whole table is the volume detector's business. Distinct subjects are counted in a 64-byte linear
+Only *lookups* count (events touching at most ``max_lookup_subjects`` subjects, a handful): a bulk
+export of a whole table is the volume detector's business, and a query of a dozen rows is not a look
+at individuals; without refs its subjects cannot be told apart either, so counting them overstated
+the distinct subjects of busy principals day after day. Distinct subjects are counted in a 64-byte linear
 counting bitmap per window (hashed ``subject_refs``; events without refs add their ``subjects``
 count). Baselines are kept on the square root of the counts (variance-stabilising for counts,
 so quiet hours do not inflate the spread the way they do on a log scale). The hour window slides
@@ -75,7 +78,7 @@ class _SubjectState:
 
 class Subjects(Detector):
     """Flags a principal whose distinct-subject count in the last hour or day is far above its own
-    and its peers' usual count.
+    usual count (both ``min_ratio`` times the usual top and ``min_typical_ratio`` times the typical).
 
     >>> from detectors.base import Profile
     >>> d, p = Subjects(), Profile(first_ts=0.0, last_ts=0.0)
@@ -98,15 +101,17 @@ class Subjects(Detector):
 
     name = "subjects"
     per_principal = ("state_",)
+    state_version = 2  # issue 31's layout (version 1: before it; rebuilt from history)
     event_kinds = frozenset({"access"})
     shift_sensitive = True
 
     def __init__(
         self,
         alpha: float = 0.05,
-        max_lookup_subjects: int = 20,
+        max_lookup_subjects: int = 5,
         min_z: float = 3.5,
-        min_ratio: float = 2.75,
+        min_ratio: float = 2.0,
+        min_typical_ratio: float = 3.5,
         min_distinct_hour: int = 80,
         min_distinct_day: int = 150,
         min_history: int = 5,
@@ -116,6 +121,7 @@ class Subjects(Detector):
         self.max_lookup_subjects = max_lookup_subjects
         self.min_z = min_z
         self.min_ratio = min_ratio
+        self.min_typical_ratio = min_typical_ratio
         self.min_distinct_hour = min_distinct_hour
         self.min_distinct_day = min_distinct_day
         self.min_history = min_history
@@ -144,16 +150,18 @@ class Subjects(Detector):
         event: Event, profile: Profile,
     ) -> _Candidate | None:
         """The stronger of ``best`` and this window's case (a method called per window: compiled, a
-        loop over a tuple of tuples was generic iteration and unpacking, about 400 instructions)."""
+        loop over a tuple of tuples was generic iteration and unpacking, about 400 instructions).
+
+        Own history first: once it has ``min_history`` windows, the principal is judged against them
+        alone (a heavy user's peers do not make a snooper's excess ordinary; a whole team's surge is
+        the drift detector's to damp), and not before."""
         if base.n < self.min_history:
             return best
         est = self._estimate_with(window, event, span)
-        if est < floor or est < self.min_ratio * base.upper() ** 2:
+        usual, typical = base.upper() ** 2, max(base.mean, 1.0) ** 2
+        if est < floor or est < self.min_ratio * usual or est < self.min_typical_ratio * typical:
             return best
         z = base.z(math.sqrt(est), self.std_floor)
-        peers = self.peers_.get((profile.peer_group, label))
-        if peers is not None and peers.n >= self.min_history:
-            z = min(z, peers.z(math.sqrt(est), self.std_floor))
         if z >= self.min_z and (best is None or z > best[0]):
             return (z, label, est, base, window)
         return best
@@ -161,8 +169,8 @@ class Subjects(Detector):
     def _estimate_with(self, window: _Window, event: Event, span: float) -> float:
         """Sliding estimate (this window plus a decaying share of the previous one) with ``event``."""
         plain = 0 if event.subject_refs else event.subjects
-        if event.ts >= window.start + span:  # the event opens a new window
-            prev = window.estimate() if event.ts < window.start + 2 * span else 0.0
+        if event.ts >= window.start + span:  # the event opens a new window (a window that paged carries nothing)
+            prev = window.estimate() if event.ts < window.start + 2 * span and not window.flagged else 0.0
             elapsed = event.ts % span
             current = _EMPTY.estimate(self._new_ones(_EMPTY, event)) + plain
         else:
@@ -200,6 +208,7 @@ class Subjects(Detector):
             ],
             evidence_event_ids=[e for e in (window.first_event, event.event_id) if e],
             baseline={
+                f"observed_subjects_per_{label}": round(est),
                 f"usual_subjects_per_{label}": round(usual),
                 f"peer_subjects_per_{label}": round(peer_usual),
             },
@@ -236,7 +245,8 @@ class Subjects(Detector):
             if peers is None:
                 peers = self.peers_[peer_key] = EW()
             peers.update(math.sqrt(est), self.alpha / 4)
-        window.prev = est if ts < window.start + 2 * span else 0.0
+        # a window that paged does not carry its count into the next one: that incident is reported
+        window.prev = est if ts < window.start + 2 * span and not window.flagged else 0.0
         window.start = ts - ts % span
         window.counter.clear()
         window.plain = 0

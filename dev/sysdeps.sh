@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Install the system packages privwatch needs (Debian): Java 17, Maven, Prometheus, Alertmanager, and a C
-# compiler with Python's headers for the mypyc build of the detectors (dev/native/build.py).
+# Install the system packages privwatch needs (Debian): Java 17, Maven, Prometheus, Alertmanager, a C
+# compiler with Python's headers for the mypyc build of the detectors (dev/native/build.py), and Chromium
+# with its driver for the triage app's browser test (tests/test_triage_browser.py).
 # Idempotent and silent when everything is already present. Runs as root (no sudo).
 set -euo pipefail
 
@@ -19,6 +20,8 @@ command -v mvn >/dev/null 2>&1 || missing+=(maven)
 if [[ ! -x /usr/bin/prometheus || ! -x /usr/bin/promtool ]]; then missing+=(prometheus); fi
 [[ -x /usr/bin/prometheus-alertmanager ]] || missing+=(prometheus-alertmanager)
 command -v gcc >/dev/null 2>&1 || missing+=(gcc)
+[[ -x /usr/bin/chromium ]] || missing+=(chromium)
+[[ -x /usr/bin/chromedriver ]] || missing+=(chromium-driver)
 # Python.h of the interpreter the venv is made from (a pyenv or python.org build ships its own)
 python_include="$("${PYTHON:-python3}" -c 'import sysconfig; print(sysconfig.get_paths()["include"])' 2>/dev/null || true)"
 [[ -n "$python_include" && -f "$python_include/Python.h" ]] || missing+=(python3-dev)

@@ -1,13 +1,10 @@
-"""Typed settings: flags win, then ``PRIVWATCH_*`` environment variables, then the config file
-(TOML), then defaults. Unknown keys are rejected and every error is reported at start-up."""
+"""Typed settings: every setting of ``privwatch run`` (:class:`Settings`) and the Kafka part every
+command shares (:class:`KafkaSettings`), validated at start-up: unknown keys rejected, units in
+names, secrets hidden in ``repr``. Where their values come from is :mod:`stream.config`."""
 
 from __future__ import annotations
 
-import argparse
-import os
-import tomllib
-from collections.abc import Mapping
-from typing import Annotated, Any, Literal, get_args, get_origin
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -15,12 +12,9 @@ from pydantic import (
     ConfigDict,
     Field,
     SecretStr,
-    ValidationError,
     field_validator,
     model_validator,
 )
-
-from stream.errors import ConfigError
 
 ENV_PREFIX = "PRIVWATCH_"
 
@@ -33,7 +27,62 @@ def _comma_list(value: Any) -> Any:
 Names = Annotated[list[str], BeforeValidator(_comma_list)]
 
 
-class Settings(BaseModel):
+class KafkaSettings(BaseModel):
+    """What every privwatch process that talks to Kafka is told: where the brokers are and how to reach
+    them securely. Secrets are ``SecretStr`` (hidden in ``repr``); each has an ``X_file`` setting read
+    into it, and no command-line flag (``ps`` shows flags)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    bootstrap_servers: str = Field("127.0.0.1:9092", description="Kafka brokers to start from, HOST:PORT[,...]")
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="how clients talk to the brokers")
+    sasl_mechanism: str | None = Field(None, description="SASL mechanism, e.g. PLAIN or SCRAM-SHA-512")
+    sasl_plain_username: str | None = Field(None, description="SASL user name")
+    sasl_plain_password: SecretStr | None = Field(None, description="SASL password (secret: environment, config "
+                                                                    "file or sasl_plain_password_file; never a flag)")
+    sasl_plain_password_file: str | None = Field(None, description="file holding the SASL password")
+    ssl_cafile: str | None = Field(None, description="CA certificate file (PEM) to verify the brokers")
+    ssl_certfile: str | None = Field(None, description="client certificate file (PEM) for mutual TLS")
+    ssl_keyfile: str | None = Field(None, description="client private key file (PEM) for mutual TLS")
+    ssl_password: SecretStr | None = Field(None, description="password of an encrypted ssl_keyfile (secret)")
+    ssl_password_file: str | None = Field(None, description="file holding the ssl_keyfile's password")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _secrets_from_files(cls, data: Any) -> Any:
+        """Read each ``X_file`` setting into the secret ``X`` (one trailing newline dropped)."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        for name in secret_names(cls):
+            path = data.get(f"{name}_file")
+            if not path:
+                continue
+            if data.get(name) is not None:
+                raise ValueError(f"{name} and {name}_file are both set; give one")
+            try:
+                with open(path, encoding="utf-8") as fh:
+                    data[name] = fh.read().removesuffix("\n")
+            except OSError as exc:
+                raise ValueError(f"cannot read {name}_file {path}: {exc.strerror}") from None
+        return data
+
+    def kafka_security(self) -> dict[str, Any]:
+        """Keyword arguments for kafka-python clients (security pass-through)."""
+        options: dict[str, Any] = {"security_protocol": self.security_protocol}
+        for key in ("sasl_mechanism", "sasl_plain_username", "ssl_cafile", "ssl_certfile", "ssl_keyfile"):
+            value = getattr(self, key)
+            if value is not None:
+                options[key] = value
+        if self.sasl_plain_password is not None:
+            options["sasl_plain_password"] = self.sasl_plain_password.get_secret_value()
+        if self.ssl_password is not None:
+            options["ssl_password"] = self.ssl_password.get_secret_value()
+        return options
+
+
+class Settings(KafkaSettings):
     """Everything ``privwatch run`` can be told. Secrets are ``SecretStr`` (hidden in ``repr``).
 
     >>> s = Settings(sasl_plain_password="hunter2")
@@ -41,10 +90,7 @@ class Settings(BaseModel):
     False
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    # -- Kafka -----------------------------------------------------------------------------------
-    bootstrap_servers: str = Field("127.0.0.1:9092", description="Kafka brokers to start from, HOST:PORT[,...]")
+    # -- Kafka (and, from KafkaSettings, the brokers and security) -------------------------------------
     group_id: str = Field("privwatch", description="consumer group of the service's instances")
     client_id: str = Field("privwatch", description="client id the brokers see (logs, quotas)")
     access_topic: str = Field("privwatch.access-events", description="input: access events, keyed by principal.id")
@@ -60,18 +106,6 @@ class Settings(BaseModel):
     state_topic: str = Field("privwatch.state", description="compacted topic of the detectors' signed snapshots")
     auto_offset_reset: Literal["earliest", "latest"] = Field(
         "earliest", description="where a group with no committed offsets starts reading")
-    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
-        "PLAINTEXT", description="how clients talk to the brokers")
-    sasl_mechanism: str | None = Field(None, description="SASL mechanism, e.g. PLAIN or SCRAM-SHA-512")
-    sasl_plain_username: str | None = Field(None, description="SASL user name")
-    sasl_plain_password: SecretStr | None = Field(None, description="SASL password (secret: environment, config "
-                                                                    "file or sasl_plain_password_file; never a flag)")
-    sasl_plain_password_file: str | None = Field(None, description="file holding the SASL password")
-    ssl_cafile: str | None = Field(None, description="CA certificate file (PEM) to verify the brokers")
-    ssl_certfile: str | None = Field(None, description="client certificate file (PEM) for mutual TLS")
-    ssl_keyfile: str | None = Field(None, description="client private key file (PEM) for mutual TLS")
-    ssl_password: SecretStr | None = Field(None, description="password of an encrypted ssl_keyfile (secret)")
-    ssl_password_file: str | None = Field(None, description="file holding the ssl_keyfile's password")
     # -- the loop ----------------------------------------------------------------------------------
     max_poll_records: int = Field(2000, ge=1, le=100_000, description="records handled per poll at most")
     poll_timeout_ms: int = Field(200, ge=1, le=60_000, description="how long a poll waits for records")
@@ -181,6 +215,38 @@ class Settings(BaseModel):
     runbook_base_url: str = Field("https://github.com/privwatch/privwatch/blob/main/docs/runbooks",
                                   description="where the per-detector runbooks live")
 
+    # -- analyst feedback and triage (issue 33: stream/feedback, stream/triage) ----------------------
+    analysts_file: str | None = Field(None, description="TOML file of the analysts: names, own principal ids, "
+                                                        "Ed25519 public keys by key id, sign-in password hashes "
+                                                        "(docs/analyst-guide.md); none: every verdict is refused")
+    alert_id_key: SecretStr | None = Field(None, description="key (>= 32 bytes) of the MAC in alert ids, the same "
+                                                             "on every instance; none: verdicts are refused")
+    alert_id_key_file: str | None = Field(None, description="file holding alert_id_key (instead of the setting)")
+    feedback_max_skew_s: float = Field(300.0, ge=0.0, le=3600.0,
+                                       description="a verdict signed further than this from when it reached the "
+                                                   "feedback topic is refused (backdated or future)")
+    feedback_catch_up_s: float = Field(30.0, ge=0.0, description="longest the start-up reading of the feedback "
+                                                                 "topic may take before processing starts")
+    analyst_key_file: str | None = Field(None, description="privwatch feedback: the analyst's Ed25519 private "
+                                                           "key (PEM); or the PEM itself in PRIVWATCH_ANALYST_KEY")
+    analyst_name: str | None = Field(None, description="privwatch feedback: the analyst signing (as in "
+                                                       "analysts_file)")
+    analyst_key_id: str | None = Field(None, description="privwatch feedback: the id of the analyst's key")
+    triage_host: str = Field("127.0.0.1", description="address the triage web app listens on")
+    triage_port: int = Field(8080, ge=0, le=65535, description="port of the triage web app (0: any free port)")
+    triage_database_url: str = Field("sqlite:///privwatch-triage.sqlite",
+                                     description="SQLAlchemy URL of the triage database (SQLite file by default)")
+    triage_group_id: str = Field("privwatch-triage", description="consumer group of the triage app on the "
+                                                                 "alerts topic")
+    triage_session_key: SecretStr | None = Field(None, description="key (>= 32 bytes) signing triage sign-in "
+                                                                   "sessions; none: a new one at each start")
+    triage_session_key_file: str | None = Field(None, description="file holding triage_session_key")
+    triage_trusted_proxies: int = Field(0, ge=0, le=4, description="reverse proxies in front of the triage app "
+                                                                 "whose X-Forwarded-For gives the client address "
+                                                                 "(sign-in throttling)")
+    triage_url: str | None = Field(None, description="public base URL of the triage app, for links printed by "
+                                                     "the CLI (set evidence_url to TRIAGE_URL/alerts/{alert_id})")
+
     @field_validator("detector_params", mode="before")
     @classmethod
     def _params(cls, value: Any) -> Any:
@@ -195,26 +261,6 @@ class Settings(BaseModel):
 
         return check_detectors(value, info.field_name)
 
-    @model_validator(mode="before")
-    @classmethod
-    def _secrets_from_files(cls, data: Any) -> Any:
-        """Read each ``X_file`` setting into the secret ``X`` (one trailing newline dropped)."""
-        if not isinstance(data, dict):
-            return data
-        data = dict(data)
-        for name in SECRETS:
-            path = data.get(f"{name}_file")
-            if not path:
-                continue
-            if data.get(name) is not None:
-                raise ValueError(f"{name} and {name}_file are both set; give one")
-            try:
-                with open(path, encoding="utf-8") as fh:
-                    data[name] = fh.read().removesuffix("\n")
-            except OSError as exc:
-                raise ValueError(f"cannot read {name}_file {path}: {exc.strerror}") from None
-        return data
-
     @model_validator(mode="after")
     def _pseudonyms_need_a_key(self) -> Settings:
         if self.pseudonymise != "off" and self.pseudonym_key is None:
@@ -224,19 +270,6 @@ class Settings(BaseModel):
     def changed(self) -> dict[str, Any]:
         """The settings that differ from their defaults (secrets hidden), for the start-up log line."""
         return {k: v for k, v in self if v != Settings.model_fields[k].default}
-
-    def kafka_security(self) -> dict[str, Any]:
-        """Keyword arguments for kafka-python clients (security pass-through)."""
-        options: dict[str, Any] = {"security_protocol": self.security_protocol}
-        for key in ("sasl_mechanism", "sasl_plain_username", "ssl_cafile", "ssl_certfile", "ssl_keyfile"):
-            value = getattr(self, key)
-            if value is not None:
-                options[key] = value
-        if self.sasl_plain_password is not None:
-            options["sasl_plain_password"] = self.sasl_plain_password.get_secret_value()
-        if self.ssl_password is not None:
-            options["ssl_password"] = self.ssl_password.get_secret_value()
-        return options
 
     def verify_keys(self) -> dict[str, bytes]:
         """The state keys by id: the signing key and the older ones that still verify."""
@@ -252,113 +285,6 @@ class Settings(BaseModel):
         return keys
 
 
-#: secret settings; each has an ``X_file`` setting and no command-line flag (``ps`` shows flags)
-SECRETS = tuple(name for name, info in Settings.model_fields.items() if info.annotation == SecretStr | None)
-
-
-def _flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
-
-
-def describe(name: str, model: type[BaseModel] | None = None) -> str:
-    """A setting's help: its meaning, allowed values, default and environment variable."""
-    info = (model or Settings).model_fields[name]
-    allowed = get_args(info.annotation) if get_origin(info.annotation) is Literal else ()
-    parts = [info.description or name.replace("_", " ")]
-    if allowed:
-        parts.append("one of " + ", ".join(allowed))
-    default = "none" if info.default is None else repr(info.default) if isinstance(info.default, str) else info.default
-    parts.append(f"default {default}; env {ENV_PREFIX + name.upper()}")
-    return "; ".join(parts)
-
-
-def markdown_table(model: type[BaseModel] | None = None) -> str:
-    """The settings as the Markdown table of ``docs/configuration.md`` (a test keeps them in step:
-    ``python -c 'from stream.settings import markdown_table; print(markdown_table())'``)."""
-    rows = ["| setting | environment | default | meaning |", "|---|---|---|---|"]
-    for name, info in (model or Settings).model_fields.items():
-        default = "unset" if info.default is None else f"`{info.default}`"
-        allowed = get_args(info.annotation) if get_origin(info.annotation) is Literal else ()
-        meaning = (info.description or "").replace("|", "\\|") + (f" ({', '.join(allowed)})" if allowed else "")
-        rows.append(f"| `{name}` | `{ENV_PREFIX + name.upper()}` | {default} | {meaning} |")
-    return "\n".join(rows)
-
-
-def add_flags(parser: argparse.ArgumentParser, model: type[BaseModel] | None = None,
-              skip: frozenset[str] = frozenset()) -> None:
-    """Add ``--config`` and one flag per setting of ``model`` (default :class:`Settings`; none for the
-    names in ``skip``, which the command adds itself), default None so unset flags do not override;
-    a switch (``--x``/``--no-x``) for each true/false setting. Secrets get no flag: the environment,
-    the config file or their ``*_file`` setting."""
-    model = model or Settings
-    parser.add_argument("--config", metavar="FILE", help="TOML config file (keys as the flags, with _)")
-    parser.allow_abbrev = False  # else --state-key would be taken for --state-key-file
-    for name, info in model.model_fields.items():
-        if name in skip or info.annotation == SecretStr | None:
-            continue
-        if info.annotation is bool:
-            parser.add_argument(_flag(name), dest=name, default=None, action=argparse.BooleanOptionalAction,
-                                help=describe(name, model))
-        else:
-            parser.add_argument(_flag(name), dest=name, default=None, metavar=name.split("_")[-1].upper(),
-                                help=describe(name, model))
-
-
-def _from_env(environ: Mapping[str, str], model: type[BaseModel] | None = None,
-              others: frozenset[str] = frozenset()) -> dict[str, str]:
-    """The ``PRIVWATCH_*`` variables naming settings of ``model``; any other is an error unless it names
-    a setting in ``others`` (another command's: one environment serves ``run`` and ``ingest``)."""
-    model = model or Settings
-    known = {ENV_PREFIX + name.upper(): name for name in model.model_fields}
-    others_env = {ENV_PREFIX + name.upper() for name in others}
-    ignored = (ENV_PREFIX + "CONFIG", ENV_PREFIX + "TEST_")  # the config path itself; test-suite knobs
-    not_settings = {ENV_PREFIX + "PURE"}  # read at import by detectors/native.py: run the pure-Python build
-    unknown = [k for k in environ
-               if k.startswith(ENV_PREFIX) and k not in known and k not in not_settings and k not in others_env
-               and not k.startswith(ignored)]
-    if unknown:
-        raise ConfigError(f"unknown environment variable(s): {', '.join(sorted(unknown))}")
-    return {known[k]: v for k, v in environ.items() if k in known}
-
-
-def _from_file(path: str | None, section: str = "privwatch") -> dict[str, Any]:
-    if not path:
-        return {}
-    try:
-        with open(path, "rb") as fh:
-            data = tomllib.load(fh)
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc}") from exc
-    if section != "privwatch":  # another command's table: only it, if the file has one
-        return dict(data.get(section, {}))
-    data = data.get("privwatch", data)
-    return {k: v for k, v in data.items() if k != "ingest" or not isinstance(v, dict)}
-
-
-def _INGEST_NAMES() -> frozenset[str]:  # noqa: N802 - a lazy constant (the ingest settings import this module)
-    from stream.ingest.settings import IngestSettings
-
-    return frozenset(IngestSettings.model_fields)
-
-
-def load_settings(
-    flags: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None,
-    model: type[BaseModel] | None = None, section: str = "privwatch",
-) -> Any:
-    """Merge the sources (flags > env > file > defaults) and validate; raise ConfigError on any problem.
-    ``model`` (default :class:`Settings`) reads the config file's ``[section]`` table (or its top level)."""
-    model = model or Settings
-    flags = dict(flags or {})
-    environ = os.environ if environ is None else environ
-    config_file = flags.pop("config", None) or environ.get(ENV_PREFIX + "CONFIG")
-    merged: dict[str, Any] = _from_file(config_file, section)
-    other = Settings if model is not Settings else None
-    merged.update(_from_env(environ, model, frozenset(other.model_fields) if other else _INGEST_NAMES()))
-    merged.update({k: v for k, v in flags.items() if v is not None and k in model.model_fields})
-    try:
-        return model(**merged)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors(include_url=False)
-        )
-        raise ConfigError(f"invalid settings: {problems}") from None
+def secret_names(model: type[BaseModel]) -> tuple[str, ...]:
+    """``model``'s secret settings (each has an ``X_file`` setting and no command-line flag)."""
+    return tuple(name for name, info in model.model_fields.items() if info.annotation == SecretStr | None)

@@ -13,7 +13,8 @@ def _load(name: str) -> dict:
     return json.loads((CONTRACT / f"{name}.schema.json").read_text())
 
 
-SCHEMAS = {name: _load(name) for name in ("access-event", "permission-event", "authentication-event", "alert")}
+SCHEMAS = {name: _load(name) for name in ("access-event", "permission-event", "authentication-event", "alert",
+                                           "feedback")}
 REGISTRY = Registry().with_resources(
     (schema["$id"], Resource.from_contents(schema)) for schema in SCHEMAS.values()
 )

@@ -36,6 +36,8 @@ from typing import Any, Protocol
 
 import pytest
 
+from stream.kafka.clients import FEEDBACK_TOPIC_CONFIG
+
 log = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,6 +47,8 @@ ENV_BOOTSTRAP = "PRIVWATCH_TEST_BOOTSTRAP"
 TEST_JVM_OPTS = ("-XX:TieredStopAtLevel=1",)
 ROLES = ("access", "permission", "alerts", "dead-letter", "feedback", "state")
 COMPACTED_ROLES = frozenset({"state"})
+#: roles created with a configuration of their own, as ``privwatch run --create-topics`` makes them
+ROLE_CONFIGS = {"feedback": dict(FEEDBACK_TOPIC_CONFIG)}
 
 
 def _load_broker_module() -> ModuleType:
@@ -216,7 +220,8 @@ def fresh_topics(kafka_broker: Broker) -> Iterator[Callable[..., dict[str, str]]
 
         specs = [
             NewTopic(topic, n_partitions, 1,
-                     topic_configs={"cleanup.policy": "compact"} if role in COMPACTED_ROLES else {})
+                     topic_configs={"cleanup.policy": "compact"} if role in COMPACTED_ROLES
+                     else ROLE_CONFIGS.get(role, {}))
             for role, topic in topics.items()
         ]
         admin.create_topics(specs, timeout_ms=30000)

@@ -26,12 +26,13 @@ from kafka import TopicPartition
 from prometheus_client import CollectorRegistry
 
 from detectors.alerts import iso
-from stream.alertmanager import Backoff, incident_key, to_alertmanager
+from stream.alertmanager import incident_key, to_alertmanager
 from stream.alertmanager.client import AlertmanagerError, Connection, post_alerts
 from stream.alertmanager.correlate import Correlator, incident_summary
 from stream.alertmanager.deliver import Delivery
 from stream.alertmanager.pages import Pages
 from stream.alertmanager.pseudonym import pseudonym
+from stream.backoff import Backoff
 from stream.ops.metrics import Metrics
 from stream.settings import Settings
 

@@ -19,8 +19,8 @@ from tls_helpers import make_certificates
 
 from detectors.alerts import iso
 from stream.alertmanager.deliver import Delivery
+from stream.config import load_settings
 from stream.ops.metrics import Metrics
-from stream.settings import load_settings
 
 pytestmark = pytest.mark.integration
 

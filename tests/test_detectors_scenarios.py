@@ -207,10 +207,12 @@ def test_novelty_forgets_a_principal_out_of_its_group_counts() -> None:
     ]
     for e in events:
         d.learn_one(e, Profile(first_ts=e.ts, last_ts=e.ts, peer_group=e.peer_group))  # compiled: a real Profile
-    assert d.group_size_["peer:hr/partner"] == 3
+    assert d.groups_.size("peer:hr/partner") == 3
+    item = events[0].sensitive_items[0][2]
+    assert d.groups_.recent("peer:hr/partner", item, events[0].day) == 3
     d.forget("u0")
-    assert d.group_size_["peer:hr/partner"] == 2
-    assert max(d.groups_["peer:hr/partner"].values()) == 2
+    assert d.groups_.size("peer:hr/partner") == 2
+    assert d.groups_.recent("peer:hr/partner", item, events[0].day) == 2
     assert "u0" not in d.member_
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from detector_streams import DAY, HOUR, T0, access, last_of, pages, routine, run_engine
 
+from detectors.alerts import parse_alert_id
 from detectors.base import Detector, Finding, Profile
 from detectors.engine import Engine, EngineConfig
 from detectors.events import Event
@@ -78,7 +79,7 @@ def test_alert_ids_are_deterministic_and_contract_shaped() -> None:
     first, second = run_engine([*base, bulk]), run_engine([*base, bulk])
     assert first == second
     alert = pages(first, "fi-001")[0]
-    assert alert["alert_id"] == "volume:fi-001:bulk"
+    assert parse_alert_id(alert["alert_id"])[:3] == ("volume", "fi-001", "bulk")
     assert alert["reasons"] and alert["evidence_event_ids"] and 0 <= alert["severity"] <= 100
 
 

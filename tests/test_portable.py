@@ -75,5 +75,5 @@ def test_a_layout_that_cannot_be_migrated_is_named_and_that_detector_starts_afre
     principal.detectors["volume"] = (version + 1, values)
     assert restore_principal(fresh, pid, principal) == ["volume"]
     assert volume.export(pid) is None and fresh.profiles[pid].n_events == engine.profiles[pid].n_events
-    with pytest.raises(StateVersionError, match="no migration from state version 2 to 1"):
-        Volume().migrate(2, (), shared=False)
+    with pytest.raises(StateVersionError, match="no migration from state version 1 to 2"):
+        Volume().migrate(1, (), shared=False)

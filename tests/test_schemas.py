@@ -10,7 +10,7 @@ from contract_schemas import validator
 from factories import example
 from pydantic import ValidationError
 
-from stream.contract.models import INPUT_ADAPTER, Alert
+from stream.contract.models import INPUT_ADAPTER, Alert, Feedback
 
 
 @pytest.mark.parametrize("name", ["access-event", "permission-event", "authentication-event"])
@@ -112,3 +112,37 @@ def test_a_paging_alert_carries_its_incident_in_both():
     assert list(validator("alert").iter_errors(broken))
     with pytest.raises(ValidationError):
         Alert.model_validate(broken)
+
+
+def test_feedback_example_accepted_by_both():
+    doc = example("feedback")
+    assert not list(validator("feedback").iter_errors(doc))
+    assert Feedback.model_validate(doc).verdict_id == doc["verdict_id"]
+
+
+def test_a_suppressed_alert_is_accepted_by_both():
+    doc = example("alert") | {"level": "info", "suppressed_by": {
+        "verdict_id": "5f0c7a2e9b4d4e1f8a3c6b2d1e0f9a8b", "verdict": "benign", "scope": "resource",
+        "analyst": "alice", "until": "2026-12-03T10:02:00.000Z", "resource_id": "customers.payment_methods"}}
+    assert not list(validator("alert").iter_errors(doc))
+    assert Alert.model_validate(doc).suppressed_by is not None
+
+
+FEEDBACK_INVALID = [
+    ("signature", _DELETE), ("signature", "c2ln"), ("verdict_id", "short"), ("verdict", "ignore"),
+    ("scope", "everyone"), ("scope", "resource"), ("verdict", "revoke"), ("ts", "yesterday"),
+    ("ts", "2026-11-26T10:02:00"), ("expires", _DELETE), ("key_id", "bad key id"), ("analyst", ""),
+    ("alert_id", ""), ("note", "n" * 2001), ("resource_id", ""),
+]
+ALERT_INVALID = [("alert_id", "volume:u-4821:01JD8XC1R8VN"), ("alert_id", "volume:u:e:NOTHEX0123456789"),
+                 ("suppressed_by", {"verdict": "benign"})]
+
+
+@pytest.mark.parametrize(("name", "field", "value"), [("feedback", f, v) for f, v in FEEDBACK_INVALID]
+                         + [("alert", f, v) for f, v in ALERT_INVALID],
+                         ids=[f"feedback:{f}" for f, _ in FEEDBACK_INVALID] + [f"alert:{f}" for f, _ in ALERT_INVALID])
+def test_invalid_feedback_and_alerts_rejected_by_both(name, field, value):
+    doc = _mutate(name, (field,), value)
+    assert list(validator(name).iter_errors(doc)), "the JSON Schema should reject this"
+    with pytest.raises(ValidationError):
+        (Feedback if name == "feedback" else Alert).model_validate(doc)

@@ -22,7 +22,7 @@ from kafka_helpers import principal_key
 from tls_helpers import Certificates, make_certificates
 
 from detectors.calibrate import PAGING_LEVELS
-from stream.settings import load_settings
+from stream.config import load_settings
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "dev" / "kafka"))
 from security import SecureListeners, scram_format_args  # noqa: E402

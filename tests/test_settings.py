@@ -2,8 +2,9 @@ from __future__ import annotations
 
 import pytest
 
+from stream.config import load_settings
 from stream.errors import ConfigError
-from stream.settings import Settings, load_settings
+from stream.settings import Settings
 
 
 def test_precedence_flags_env_file_defaults(tmp_path):
@@ -51,11 +52,11 @@ def test_missing_config_file_is_a_config_error(tmp_path):
 def test_the_configuration_page_documents_every_setting():
     from pathlib import Path
 
-    from stream.settings import markdown_table
+    from stream.config import markdown_table
 
     page = (Path(__file__).resolve().parents[1] / "docs" / "configuration.md").read_text()
     assert markdown_table() in page, "docs/configuration.md's table is out of date: regenerate it " \
-        "with python -c 'from stream.settings import markdown_table; print(markdown_table())'"
+        "with python -c 'from stream.config import markdown_table; print(markdown_table())'"
 
 
 def test_catalog_is_checked_when_loaded(tmp_path):

@@ -1,13 +1,11 @@
-"""Alertmanager API v2 delivery: pure mapping, page bookkeeping, backoff, the client, and the
-delivery loop over the alerts topic."""
+"""Alertmanager API v2 delivery: pure mapping, page bookkeeping, the client, and the delivery loop
+over the alerts topic."""
 
-from stream.alertmanager.backoff import Backoff
 from stream.alertmanager.client import AlertmanagerError, Connection, post_alerts
 from stream.alertmanager.mapping import incident_key, severity_bucket, to_alertmanager
 
 __all__ = [
     "AlertmanagerError",
-    "Backoff",
     "Connection",
     "incident_key",
     "post_alerts",

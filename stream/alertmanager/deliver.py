@@ -27,11 +27,11 @@ import orjson
 from kafka.errors import KafkaError
 
 from detectors.calibrate import PAGING_LEVELS
-from stream.alertmanager.backoff import Backoff
 from stream.alertmanager.client import AlertmanagerError, Connection, post_alerts
 from stream.alertmanager.mapping import check_evidence_url, to_alertmanager
 from stream.alertmanager.pages import Pages, Post
 from stream.alertmanager.pseudonym import pseudonymise
+from stream.backoff import Backoff
 from stream.ops.metrics import Metrics
 from stream.ops.ratelog import RateLimitedLog
 from stream.settings import Settings
@@ -204,7 +204,7 @@ def start_thread(settings: Settings, metrics: Metrics) -> tuple[Delivery, thread
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from stream.settings import add_flags
+    from stream.config import add_flags
 
     p = sub.add_parser("deliver", help="deliver pages from the alerts topic to Alertmanager (at least once)")
     add_flags(p)
@@ -217,9 +217,9 @@ def main(args: argparse.Namespace) -> int:
 
     from prometheus_client import CollectorRegistry
 
+    from stream.config import load_settings
     from stream.errors import ConfigError
     from stream.ops.http import Health, serve
-    from stream.settings import load_settings
 
     settings = load_settings(vars(args))
     if not settings.alertmanager_url:

@@ -111,7 +111,8 @@ def probe_event(run_id: str, i: int, ts: str) -> dict[str, Any]:
 
 
 def send_probe(sender: ConsoleSender, run_id: str, i: int, ts: str) -> str:
-    """Send :func:`probe_event` on the permission topic; return the id of the alert it pages with."""
+    """Send :func:`probe_event` on the permission topic; return the id of the alert it pages with, without
+    its MAC tag (the listener drops it too: the bench need not know the service's alert-id key)."""
     probe = probe_event(run_id, i, ts)
     sender.send(1, probe["target"]["id"].encode(), orjson.dumps(probe))
     return f"privilege:{probe['target']['id']}:{probe['event_id']}"
@@ -141,7 +142,8 @@ class _Listener(threading.Thread):
             for records in self.consumer.poll(timeout_ms=20).values():
                 now = time.time()
                 for record in records:
-                    alert_id = record.key.decode() if record.key else ""
+                    # the alert id without its MAC tag (detectors/alerts.py): what send_probe predicts
+                    alert_id = record.key.decode().rpartition(":")[0] if record.key else ""
                     if alert_id.startswith("privilege:bench-probe-") and alert_id not in self.received:
                         self.received[alert_id] = now
                         self.created[alert_id] = record.timestamp / 1000.0

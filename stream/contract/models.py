@@ -15,7 +15,18 @@ import re
 from datetime import datetime
 from typing import Annotated, Any, Literal, NotRequired
 
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictInt, TypeAdapter
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    TypeAdapter,
+    model_validator,
+)
 from typing_extensions import TypedDict
 
 #: Counts above this are treated as corrupt input (2**53: the largest integer every JSON reader keeps exact).
@@ -49,6 +60,20 @@ Text256 = Annotated[str, Field(max_length=256, pattern=PRINTABLE)]
 Text512 = Annotated[str, Field(max_length=512, pattern=PRINTABLE)]
 Count = Annotated[StrictInt, Field(ge=0, le=MAX_COUNT)]
 Timestamp = Annotated[AwareDatetime, BeforeValidator(_rfc3339)]
+#: an alert id: ``detector:principal_id:event_id:tag`` (detectors/alerts.py)
+ALERT_ID_PATTERN = r"^[^:]+:[^:]+:[^:]+:[0-9a-f]{16}$"
+VERDICT_ID_PATTERN = r"^[A-Za-z0-9_-]{16,64}$"
+_AWARE: TypeAdapter[datetime] = TypeAdapter(AwareDatetime)
+
+
+def _kept_rfc3339(value: str) -> str:
+    """A date-time string with its offset, checked (RFC 3339, as input events' ``ts``) and kept as
+    written: it is what was signed."""
+    _rfc3339(value)
+    _AWARE.validate_python(value)
+    return value
+
+
 Sensitivity = Literal["public", "internal", "confidential", "restricted"] | None
 
 
@@ -178,9 +203,20 @@ class Incident(_Doc):
     updates: int = Field(ge=1)
 
 
+class SuppressedBy(_Doc):
+    """The analyst verdict that turned an alert into an ``info`` one (``suppressed_by`` of an alert)."""
+
+    verdict_id: str
+    verdict: Literal["false_positive", "benign"]
+    scope: Literal["alert", "detector", "resource"]
+    analyst: str
+    until: datetime
+    resource_id: str | None = None
+
+
 class Alert(_Doc):
     type: Literal["alert"] = "alert"
-    alert_id: str
+    alert_id: str = Field(pattern=ALERT_ID_PATTERN)
     ts: datetime
     detected_at: datetime
     detector: str
@@ -196,16 +232,32 @@ class Alert(_Doc):
     evidence_event_ids: list[str] = Field(min_length=1, max_length=100)
     model_version: str | None = None
     incident: Incident | None = None
+    suppressed_by: SuppressedBy | None = None
 
 
 class Feedback(_Doc):
-    """An analyst's verdict on an alert, read from the feedback topic (docs/operations.md)."""
+    """An analyst's signed verdict on an alert, or the revoke of one (``feedback.schema.json``).
+
+    The times stay the strings that were signed; :mod:`stream.feedback.verify` parses them."""
 
     type: Literal["feedback"]
-    alert_id: str = Field(min_length=1, max_length=512)
-    verdict: Literal["true_positive", "false_positive", "benign"]
-    ts: AwareDatetime
-    analyst: str | None = Field(default=None, max_length=256)
+    verdict_id: str = Field(pattern=VERDICT_ID_PATTERN)
+    alert_id: str = Field(min_length=1, max_length=2048)
+    verdict: Literal["true_positive", "false_positive", "benign", "revoke"]
+    scope: Literal["alert", "detector", "resource"]
+    resource_id: str | None = Field(default=None, min_length=1, max_length=512)
+    revokes: str | None = Field(default=None, pattern=VERDICT_ID_PATTERN)
+    ts: Annotated[str, AfterValidator(_kept_rfc3339)]
+    expires: Annotated[str, AfterValidator(_kept_rfc3339)]
+    analyst: str = Field(min_length=1, max_length=128)
+    key_id: str = Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")
     note: str | None = Field(default=None, max_length=2000)
-    #: optional: scope a false_positive allow-list to one resource of the alert
-    resource_id: str | None = Field(default=None, max_length=512)
+    signature: str = Field(pattern=r"^[A-Za-z0-9_-]{86}$")
+
+    @model_validator(mode="after")
+    def _scoped(self) -> Feedback:
+        if self.scope == "resource" and self.resource_id is None:
+            raise ValueError("scope resource needs resource_id")
+        if self.verdict == "revoke" and self.revokes is None:
+            raise ValueError("a revoke needs revokes")
+        return self

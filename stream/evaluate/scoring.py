@@ -16,7 +16,7 @@ alerts matching only benign shifts, or nothing, are false.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -106,6 +106,31 @@ def is_true_page(alert: dict[str, Any], index: LabelIndex) -> bool:
     return any(lab.label == "incident" for lab in index.match(alert, parse_ts(alert["ts"])))
 
 
+@dataclass(frozen=True, slots=True)
+class Page:
+    """A paging alert, when it was raised, and the labels it matches."""
+
+    alert: dict[str, Any]
+    t: float
+    matched: list[Label]
+
+    @property
+    def incidents(self) -> list[Label]:
+        return [lab for lab in self.matched if lab.label == "incident"]
+
+    def benign_kinds(self) -> set[str]:
+        """The benign shifts a false page falls on (``unlabelled`` when none)."""
+        return {lab.kind for lab in self.matched} or {"unlabelled"}
+
+
+def match_pages(alerts: Iterable[dict[str, Any]], index: LabelIndex) -> Iterator[Page]:
+    """Each paging alert (level medium or above) with the labels it matches."""
+    for alert in alerts:
+        if alert.get("level") in PAGING_LEVELS:
+            t = parse_ts(alert["ts"])
+            yield Page(alert, t, index.match(alert, t))
+
+
 def _percentile(values: list[float], q: float) -> float | None:
     return round(float(np.percentile(values, q)), 2) if values else None
 
@@ -132,21 +157,16 @@ def score(alerts: Iterable[dict[str, Any]], labels: Iterable[Label], stats: Stre
     first: dict[str, float] = {}
     by_detector: dict[str, dict[str, int]] = defaultdict(lambda: {"true": 0, "false": 0})
     paging = true = false_after = 0
-    for alert in alerts:
-        if alert.get("level") not in PAGING_LEVELS:
-            continue
+    for page in match_pages(alerts, index):
         paging += 1
-        t = parse_ts(alert["ts"])
-        matched = index.match(alert, t)
-        hits = [lab for lab in matched if lab.label == "incident"]
-        by_detector[str(alert.get("detector", "-"))]["true" if hits else "false"] += 1
-        if hits:
+        by_detector[str(page.alert.get("detector", "-"))]["true" if page.incidents else "false"] += 1
+        if page.incidents:
             true += 1
-            for lab in hits:
-                first[lab.label_id] = min(first.get(lab.label_id, t), t)
+            for lab in page.incidents:
+                first[lab.label_id] = min(first.get(lab.label_id, page.t), page.t)
             continue
-        false_after += t >= stats.start + WARMUP_S
-        for kind in {lab.kind for lab in matched} or {"unlabelled"}:
+        false_after += page.t >= stats.start + WARMUP_S
+        for kind in page.benign_kinds():
             benign_pages[kind] += 1
     delays = [max(0.0, first[lab.label_id] - lab.start) / 60 for lab in incidents if lab.label_id in first]
     pdays = stats.principal_days

@@ -98,3 +98,32 @@ def timeline(alerts: dict[str, list[dict[str, Any]]], labels: list[Label], start
                      f'fill="#666">d{d}</text>')
     parts.append("</svg>")
     return "".join(parts)
+
+
+def severity_histograms(results: dict[str, dict[str, Any]], width: int = 960, row_h: int = 70) -> str:
+    """Per system, pages per severity bin from 50 to 100: true pages up (coloured), false pages down (grey)."""
+    left, right = 190, 20
+    height = row_h * len(results) + 24
+    parts = [_open(width, height)]
+    for i, (system, r) in enumerate(results.items()):
+        hist = r.get("severity_histogram", {"true": [], "false": []})
+        bins = max(1, len(hist["true"]))
+        top = max([1, *hist["true"], *hist["false"]])
+        mid = i * row_h + row_h / 2
+        step = (width - left - right) / bins
+        colour = COLOURS[i % len(COLOURS)]
+        parts.append(f'<text x="{left - 6}" y="{mid + 4:.1f}" text-anchor="end" fill="{colour}">'
+                     f'{html.escape(system)}</text><line x1="{left}" x2="{width - right}" y1="{mid:.1f}" '
+                     f'y2="{mid:.1f}" stroke="#999"/>')
+        for b in range(bins):
+            for count, sign, fill in ((hist["true"][b], -1, colour), (hist["false"][b], 1, BENIGN)):
+                h = (row_h / 2 - 4) * count / top
+                y = mid - h if sign < 0 else mid
+                parts.append(f'<rect x="{left + b * step + 1:.1f}" y="{y:.1f}" width="{step - 2:.1f}" '
+                             f'height="{h:.1f}" fill="{fill}"><title>{count} {"true" if sign < 0 else "false"} '
+                             f'pages, severity {50 + 50 * b / bins:.0f}-{50 + 50 * (b + 1) / bins:.0f}</title></rect>')
+    for b in range(0, 11):
+        x = left + (width - left - right) * b / 10
+        parts.append(f'<text x="{x:.1f}" y="{height - 6}" text-anchor="middle" fill="#666">{50 + 5 * b}</text>')
+    parts.append("</svg>")
+    return "".join(parts)

@@ -9,13 +9,13 @@ import sys
 
 import orjson
 
+from stream.config import add_flags, load_settings
 from stream.enrich.enricher import Enricher
 from stream.enrich.reference import Reference
 from stream.errors import ConfigError
 from stream.ingest.formats import FORMATS
 from stream.ingest.pipeline import Pipeline
 from stream.ingest.settings import IngestSettings
-from stream.settings import add_flags, load_settings
 
 log = logging.getLogger(__name__)
 

@@ -23,6 +23,15 @@ log = logging.getLogger(__name__)
 #: connection and refreshed metadata at every such fetch. The frame limit must cover a whole response
 #: (and the broker may exceed fetch_max_bytes by one record batch, at most message.max.bytes, 1 MiB).
 FETCH_MAX_BYTES = 16 << 20
+#: The feedback topic's configuration. Keyed by verdict id and compacted, so a re-sent verdict is kept
+#: once; deleted after 31 days, longer than any verdict lasts (30 days and the signing skew), so what is
+#: in force survives retention while a flood of junk does not stay forever; stamped by the broker on
+#: append, which a verdict's signed time is checked against (a writer cannot choose it).
+FEEDBACK_TOPIC_CONFIG = {
+    "cleanup.policy": "compact,delete",
+    "retention.ms": str(31 * 86_400_000),
+    "message.timestamp.type": "LogAppendTime",
+}
 
 
 @contextlib.contextmanager
@@ -61,6 +70,10 @@ def input_consumer(settings: Settings) -> KafkaConsumer:
     return consumer(settings, fetch_min_bytes=settings.fetch_min_bytes, fetch_max_wait_ms=settings.fetch_max_wait_ms)
 
 
+#: how long the producer keeps trying to deliver a record before its send fails
+DELIVERY_TIMEOUT_S = 45.0
+
+
 def producer(settings: Settings, **overrides: Any) -> KafkaProducer:
     """An idempotence-friendly producer for alerts, dead letters and state (acks=all)."""
     options: dict[str, Any] = {
@@ -73,6 +86,10 @@ def producer(settings: Settings, **overrides: Any) -> KafkaProducer:
         # a send to a topic that is gone waits this long for its metadata, in the loop, then fails (and
         # the outputs hold what follows: stream.kafka.outputs); kafka-python's 60 s default stalled it
         "max_block_ms": 10_000,
+        # a record not acknowledged this long (a topic deleted after its metadata was cached) is
+        # refused, so the outputs hold what follows and the instance reports not ready, instead of
+        # kafka-python's 120 s of consuming on with nothing committable
+        "delivery_timeout_ms": int(DELIVERY_TIMEOUT_S * 1000),
         **settings.kafka_security(),
     }
     options.update(overrides)
@@ -89,7 +106,7 @@ def admin(settings: Settings) -> KafkaAdminClient:
 
 def create_topics(settings: Settings, partitions: int = 6) -> None:
     """Create privwatch's topics if missing (the state topic compacted, the dead-letter topic with its
-    retention); existing ones are left alone."""
+    retention, the feedback topic as :data:`FEEDBACK_TOPIC_CONFIG` says); existing ones are left alone."""
     specs = [
         NewTopic(settings.access_topic, partitions, 1),
         NewTopic(settings.permission_topic, partitions, 1),
@@ -97,7 +114,7 @@ def create_topics(settings: Settings, partitions: int = 6) -> None:
         NewTopic(settings.alerts_topic, partitions, 1),
         NewTopic(settings.dead_letter_topic, 1, 1,
                  topic_configs={"retention.ms": str(settings.dead_letter_retention_ms)}),
-        NewTopic(settings.feedback_topic, 1, 1),
+        NewTopic(settings.feedback_topic, 1, 1, topic_configs=dict(FEEDBACK_TOPIC_CONFIG)),
         NewTopic(settings.state_topic, partitions, 1, topic_configs={"cleanup.policy": "compact"}),
     ]
     client = admin(settings)

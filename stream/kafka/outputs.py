@@ -21,8 +21,9 @@ from typing import Any
 
 from kafka.errors import KafkaError, MessageSizeTooLargeError
 
-from stream.alertmanager.backoff import Backoff
+from stream.backoff import Backoff
 from stream.errors import OutputsUnsent
+from stream.kafka.clients import DELIVERY_TIMEOUT_S
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +87,12 @@ class Outputs:
         return True
 
     def flush(self, timeout: float | None = None) -> None:
-        """Wait for every send; raise :class:`OutputsUnsent` when one is refused or still unacknowledged."""
+        """Wait for every send; raise :class:`OutputsUnsent` when one is refused or still unacknowledged
+        (at once when one is refused already: nothing after it can be committed, whatever the rest do)."""
+        if self.failed:
+            self._collect()
+            raise OutputsUnsent(f"{len(self.failed) + len(self.inflight)} output record(s) not acknowledged "
+                                f"(last error: {self.last_error})")
         for _ in range(MAX_SHRINK_ROUNDS):  # always once: the producer's other records (state) are flushed too
             with contextlib.suppress(KafkaError):  # a flush timeout: the futures tell which records are still out
                 self.producer.flush(timeout)
@@ -142,7 +148,7 @@ class Outputs:
                 if not self._send(output):
                     self.failed.extend(waiting[i + 1:])  # the rest stays behind it, unsent
                     break
-            self.flush(timeout=30)
+            self.flush(timeout=DELIVERY_TIMEOUT_S + 5)  # every re-sent record acknowledged or refused by then
         except OutputsUnsent:
             delay = self.backoff.next_delay()
             self.retry_at = self.clock() + delay

@@ -25,6 +25,10 @@ DEAD_LETTER_REASONS = (
 LEVELS = ("info", "low", "medium", "high", "critical")
 DRIFT_SIGNALS = ("organisation", "department")
 SUPPRESSION_REASONS = ("allow_list", "correlated")
+#: why a feedback record was refused (stream.feedback.verify.REASONS; tests/test_feedback.py keeps them equal)
+FEEDBACK_REFUSALS = ("not_configured", "too_large", "malformed", "unsigned", "unknown_analyst", "unknown_key",
+                     "not_emitted", "own_alert", "future", "backdated", "expired", "bad_expiry", "bad_signature",
+                     "revoked", "capacity")
 LAG_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 21600, 86400)
 
 
@@ -93,7 +97,11 @@ class Metrics:
                                 registry=r)
         self.am_queue = Gauge("privwatch_alertmanager_queue", "Alerts waiting to be sent to Alertmanager",
                               registry=r)
-        self.feedback = Counter("privwatch_feedback", "Analyst verdicts received", ["verdict"], registry=r)
+        self.feedback = Counter("privwatch_feedback", "Analyst verdicts applied (authentic), by verdict",
+                                ["verdict"], registry=r)
+        self.feedback_refused = Counter("privwatch_feedback_refused",
+                                        "Feedback records refused (forged, stale, malformed...), by reason",
+                                        ["reason"], registry=r)
         self.suppressed = Counter("privwatch_alerts_suppressed", "Alerts suppressed, by reason", ["reason"],
                                   registry=r)
         self.last_event_ts = Gauge("privwatch_last_event_timestamp_seconds", "Event time of the newest event",
@@ -144,8 +152,10 @@ class Metrics:
             self.restores.labels(outcome)
         for outcome in ("ok", "failed", "rejected"):
             self.am_sends.labels(outcome)
-        for verdict in ("true_positive", "false_positive", "benign", "invalid"):
+        for verdict in ("true_positive", "false_positive", "benign", "revoke"):
             self.feedback.labels(verdict)
+        for reason in FEEDBACK_REFUSALS:
+            self.feedback_refused.labels(reason)
         for signal in DRIFT_SIGNALS:
             self.drift.labels(signal)
         for reason in SUPPRESSION_REASONS:

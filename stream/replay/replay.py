@@ -10,16 +10,18 @@ import logging
 import os
 import sys
 import time
-from collections import Counter, deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from detectors.engine import Engine, EngineConfig
-from detectors.feedback import FeedbackPolicy, Verdict
 from stream.contract.decode import decode, dumps
 from stream.errors import BadRecord, InputError
 from stream.progress import bar
+
+if TYPE_CHECKING:
+    from stream.feedback.replayed import ReplayFeedback
 
 log = logging.getLogger(__name__)
 
@@ -44,16 +46,17 @@ def replay_lines(
     lines: Iterable[bytes],
     engine: Engine | None = None,
     on_alert: Callable[[dict[str, Any]], object] | None = None,
-    verdicts: Sequence[Verdict] = (),
+    feedback: ReplayFeedback | None = None,
 ) -> ReplayResult:
     """Feed raw JSON lines through one engine; collect alerts (or hand each to ``on_alert``).
 
-    ``verdicts`` (analyst feedback, sorted by ``ts``) take effect when event time reaches them.
+    ``feedback`` (signed analyst verdicts) take effect when event time reaches their signing time;
+    its alert-id key is the engine's, so the alerts' ids are ones the verdicts can name.
     """
     engine = engine or Engine(EngineConfig())
-    if verdicts and engine.feedback is None:
-        engine.feedback = FeedbackPolicy()
-    pending = deque(verdicts)
+    if feedback is not None:
+        engine.feedback = feedback.policy
+        engine.alert_key = feedback.alert_key
     result = ReplayResult()
     now = time.time()
     newest = float("-inf")
@@ -73,8 +76,8 @@ def replay_lines(
             result.out_of_order += 1
         else:
             newest = event.ts
-        while pending and pending[0].ts <= event.ts:
-            engine.feedback.apply(pending.popleft())  # type: ignore[union-attr]
+        if feedback is not None:
+            feedback.advance(event.ts)
         for alert in engine.process(event):
             result.n_alerts += 1
             if on_alert is None:

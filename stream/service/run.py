@@ -10,11 +10,11 @@ from prometheus_client import CollectorRegistry
 from detectors.registry import REGISTRY
 from stream import __version__
 from stream.alertmanager.deliver import start_thread
+from stream.config import add_flags, load_settings
 from stream.kafka import clients
 from stream.ops.http import Health, serve
 from stream.ops.metrics import EngineCollector, Metrics
 from stream.service.service import Service
-from stream.settings import add_flags, load_settings
 
 log = logging.getLogger(__name__)
 

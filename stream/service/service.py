@@ -30,7 +30,9 @@ from stream.detection import engine_config as detection_config
 from stream.enrich.enricher import Enricher
 from stream.enrich.reference import Reference
 from stream.errors import BadRecord, OutputsUnsent
+from stream.feedback.keys import alert_id_key
 from stream.feedback.reader import FeedbackReader
+from stream.feedback.setup import feedback_reader
 from stream.kafka import clients
 from stream.kafka.deadletter import DEFAULT_LIMIT_BYTES, DeadLetter, dead_letter_output
 from stream.kafka.outputs import Output, Outputs
@@ -45,6 +47,8 @@ from stream.service.bootstrap import Bootstrap
 from stream.service.checkpoint import Checkpoint
 from stream.service.dispatch import dispatch
 from stream.service.hooks import Hooks
+from stream.service.lag import EVERY_S as LAG_EVERY_S
+from stream.service.lag import Lag
 from stream.service.merge import Merger
 from stream.service.ownership import PartitionOwnership
 from stream.service.snapshots import Snapshots
@@ -54,7 +58,6 @@ from stream.state.store import StateStore
 
 log = logging.getLogger(__name__)
 
-LAG_EVERY_S = 5.0
 
 
 class Service:
@@ -89,10 +92,11 @@ class Service:
         self.reference: Reference | None = None
         self.enrich: Enricher | None = None
         self.feedback = FeedbackPolicy(on_suppress=lambda reason: metrics.suppressed.labels(reason).inc())
+        self.alert_key = alert_id_key(settings) or b""  # the alert ids' MAC (detectors/alerts.py)
         self.feedback_reader: FeedbackReader | None = None
         self.partitions = Partitions(lambda: self.adopt(Engine(config)))
         self.checkpoint = Checkpoint()
-        self.merger = Merger(self.inputs, settings.merge_wait_ms / 1000.0, lag=self._lag)
+        self.merger = Merger(self.inputs, settings.merge_wait_ms / 1000.0)
         self.correlator = Correlator(window_s=settings.correlation_window_s)
         self.stopping = False
         self.consumer: Any = None
@@ -108,6 +112,8 @@ class Service:
         self.handled_total = 0
         self._next_commit = 0.0
         self._next_lag = 0.0
+        self.lag: Lag | None = None
+        self._idle = False
 
     def load_reference(self) -> None:
         """Load the directory and catalog the settings name (files, or compacted topics read to their end)
@@ -131,6 +137,7 @@ class Service:
     def adopt(self, engine: Engine) -> Engine:
         """Prepare an engine (new or restored) for this service: it shares the feedback policy."""
         engine.feedback = self.feedback
+        engine.alert_key = self.alert_key
         return engine
 
     def attach(self, consumer: Any, producer: Any, store: StateStore | None = None) -> PartitionOwnership:
@@ -150,6 +157,8 @@ class Service:
             consumer, self.inputs, self.partitions, self.checkpoint, self.merger, self.correlator, self.snapshots,
             outputs.flush, self.metrics, self.health, self.clock, self.adopt,
             None if store is None else self.start_bootstrap)
+        self.lag = Lag(consumer, self.checkpoint, metrics, self.ownership.ends)
+        self.merger.lag = self.lag.remaining
         return self.ownership
 
     def start_bootstrap(self, p: int, engine: Engine, until: dict[str, int], detectors: list[str] | None) -> Bootstrap:
@@ -169,8 +178,8 @@ class Service:
                                    lambda reason: self.metrics.restores.labels("refused").inc())
 
     def _feedback_reader(self) -> FeedbackReader:
-        return FeedbackReader(clients.consumer(self.settings, group_id=None), self.settings.feedback_topic,
-                              self.feedback, lambda verdict: self.metrics.feedback.labels(verdict).inc())
+        return feedback_reader(self.settings, clients.consumer(self.settings, group_id=None), self.feedback,
+                               self.metrics)
 
     # -- lifecycle -------------------------------------------------------------------------------
     def request_stop(self, *_: Any) -> None:
@@ -196,7 +205,7 @@ class Service:
         store = None if keys is None else self._state_store(producer, consumer, keys)
         listener = self.attach(consumer, producer, store)
         self.feedback_reader = self._feedback_reader()
-        self.feedback_reader.catch_up()
+        self.feedback_reader.catch_up(self.settings.feedback_catch_up_s)
         try:
             n = clients.check_copartitioned(self.consumer, self.inputs)
             log.info("inputs co-partitioned partitions=%d topics=%s durable_state=%s", n, ",".join(self.inputs),
@@ -212,7 +221,7 @@ class Service:
                         idle_since = self.clock()
                     elif max_idle_s is not None and self.clock() - idle_since > max_idle_s and self.caught_up():
                         break
-            if not self.outputs_stalled():
+            if self.outputs is None or not self.outputs.stalled:  # stalled: exit 7 now, no more retries
                 self.handle_items(drain=True)
             self.commit(snapshot=True)
             if self.outputs is not None and (self.outputs.stalled or self.outputs.inflight):
@@ -260,7 +269,7 @@ class Service:
             self.health.beat()
             return 0
         if self.feedback_reader is not None:
-            self.feedback_reader.poll()
+            self.feedback_reader.poll(idle=self._idle)
         if self.reference is not None:
             self.reference.refresh()
         most = self.settings.max_poll_records
@@ -284,20 +293,12 @@ class Service:
             self.metrics.batch_seconds.observe(time.perf_counter() - started)
         if now >= self._next_commit:
             self.commit()
-        if now >= self._next_lag:
-            self.update_lag()
+        if now >= self._next_lag and self.lag is not None:
+            self._next_lag = now + LAG_EVERY_S
+            self.lag.observe()
         self.hooks.polled(self, n)
+        self._idle = n == 0
         return n
-
-    def _lag(self, topic: str, partition: int) -> int | None:
-        """Records a topic-partition has still to fetch, as of its last fetch's high watermark (no I/O),
-        or before its first fetch as of the end offset read when the partition was restored; None when
-        neither is known. Records fetched but not yet returned by ``poll`` count too."""
-        tp = TopicPartition(topic, partition)
-        highwater = self.consumer.highwater(tp)
-        if highwater is None and self.ownership is not None:
-            highwater = self.ownership.ends.get(tp)
-        return None if highwater is None else max(0, highwater - self.consumer.position(tp))
 
     def handle_items(self, drain: bool = False) -> int:
         """Handle what the merger releases (:func:`stream.service.dispatch.dispatch`, compiled: each event
@@ -396,29 +397,9 @@ class Service:
         oldest = None if snapshots is None else snapshots.oldest()
         if oldest is not None:
             self.metrics.snapshot_age.set(now - oldest)
-
     def caught_up(self) -> bool:
-        """True when every owned partition is restored and handled up to its log end."""
-        owned = list(self.consumer.assignment())
-        if not owned or len(self.merger) or self.partitions.restoring or self.outputs_stalled():
+        """True when every owned partition is restored, handled up to its log end, and its outputs
+        acknowledged."""
+        if len(self.merger) or self.partitions.restoring or self.outputs_stalled() or self.lag is None:
             return False
-        try:
-            ends = self.consumer.end_offsets(owned)
-            positions = {tp: self.consumer.position(tp, timeout_ms=5000) for tp in owned}
-        except KafkaError:
-            return False
-        return all(pos is not None and pos >= ends.get(tp, 0) for tp, pos in positions.items())
-
-    def update_lag(self) -> None:
-        self._next_lag = self.clock() + LAG_EVERY_S
-        owned = list(self.consumer.assignment())
-        if not owned:
-            return
-        try:
-            ends = self.consumer.end_offsets(owned)
-        except KafkaError:
-            return
-        for tp in owned:
-            position = self.checkpoint.handled.get(tp, -1) + 1
-            self.metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(max(0, ends.get(tp, 0) - position))
-
+        return self.lag.caught_up()

@@ -133,6 +133,8 @@ def working_day(rng: random.Random, org: Organisation, p: Principal, day: int, w
     """All routine events of human ``p`` on local ``day`` (weekday 0 = Monday)."""
     if not p.active(day):
         return []
+    if p.day_rate < 1.0 and rng.random() > p.day_rate and day not in p.day_marks:
+        return []  # an occasional user's day without data work
     mult = p.volume.get(day, 1.0)
     if weekday >= 5 and mult == 1.0:
         if rng.random() > p.weekend_prob:
@@ -171,16 +173,22 @@ def night_shift(rng: random.Random, org: Organisation, p: Principal, day: int) -
     return out
 
 
-def service_day(rng: random.Random, org: Organisation, p: Principal, day: int) -> list[dict]:
-    """A service account: steady 24x7 cadence, one host, one agent, narrow record sizes."""
-    if not p.active(day):
+#: (first hour UTC, hours) in which a service of each rhythm works; office-hours services rest at weekends
+RHYTHM_WINDOW = {"steady": (0, 24), "batch": (1, 4), "office": (7, 11)}
+
+
+def service_day(rng: random.Random, org: Organisation, p: Principal, day: int, weekday: int = 0) -> list[dict]:
+    """A service account: a steady cadence in its rhythm's window (24x7 by default), one host, one
+    agent, narrow record sizes."""
+    if not p.active(day) or (p.rhythm == "office" and weekday >= 5):
         return []
     n = max(1, int(p.per_day * rng.uniform(0.95, 1.05)))
-    step = DAY // n
+    first_h, hours = RHYTHM_WINDOW[p.rhythm]
+    step = hours * H // n
     src = p.context(day).sources[0]
     out = []
     for k in range(n):
-        t = day * DAY + k * step + rng.randrange(step)
+        t = day * DAY + first_h * H + k * step + rng.randrange(step)
         res = choose(rng, p.resources, p.resource_cw)
         action = fit_action(choose(rng, ACTIONS, p.action_cw), res.kind)
         median = {"export": 20_000.0, "query": 2_000.0, "write": 500.0}.get(action, 50.0)

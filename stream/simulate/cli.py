@@ -12,6 +12,7 @@ from stream.progress import bar
 
 from .generator import DEFAULT_START, simulate
 from .output import ACCESS_TOPIC, PERMISSION_TOPIC, meta, produce_to_kafka, write_outputs
+from .world import World, draw_world
 
 
 def register(subparsers: Any) -> None:
@@ -21,8 +22,13 @@ def register(subparsers: Any) -> None:
         description="Simulate a realistic organisation's access and permission events with labelled "
                     "privacy incidents and benign shifts: DIR/events.jsonl, DIR/labels.jsonl, DIR/meta.json.")
     p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--principals", type=int, default=500, help="humans and service accounts (>= 20)")
-    p.add_argument("--days", type=int, default=21)
+    p.add_argument("--world", choices=("default", "random"), default="default",
+                   help="default: the organisation's usual shape; random: departments, roles, volumes, sharing, "
+                        "shifts, services, habits, benign twins and incident intensity drawn from wide ranges "
+                        "for --seed (labels then carry each incident's intensity)")
+    p.add_argument("--principals", type=int, default=None,
+                   help="humans and service accounts (>= 20; default 500, or what the random world draws)")
+    p.add_argument("--days", type=int, default=None, help="default 21, or what the random world draws")
     p.add_argument("--output", type=Path, help="output directory (required unless --kafka)")
     p.add_argument("--incidents", type=int, default=None,
                    help="total incidents (default: about 2 of each kind per 500 principals x 21 days)")
@@ -49,20 +55,24 @@ def run(args: argparse.Namespace) -> int:
     if args.format != "contract" and (args.kafka or args.output is None):
         print("simulate: --format cloudtrail writes files only (--output DIR)", file=sys.stderr)
         return 2
+    world = draw_world(args.seed) if args.world == "random" else World()
+    args.principals = args.principals or world.principals
+    args.days = args.days or world.days
     began = time.perf_counter()
     try:
         events, labels = simulate(args.seed, args.principals, args.days, args.incidents,
-                                  args.baseline_days, args.start, args.recurring_jobs)
+                                  args.baseline_days, args.start, args.recurring_jobs, world)
     except (ValueError, LookupError) as exc:
         print(f"simulate: {exc}", file=sys.stderr)
         return 2
     took = time.perf_counter() - began
     print(f"simulate: {len(events):,} events, {len(labels)} labels in {took:.1f} s "
           f"({len(events) / max(took, 1e-9):,.0f} events/s)", file=sys.stderr)
+    info = meta(args.seed, args.principals, args.days, args.start, args.baseline_days, events, labels,
+                world.summary() if world.graded else None)
     if args.output is not None and args.format == "cloudtrail":
         from .cloudtrail import write_cloudtrail
 
-        info = meta(args.seed, args.principals, args.days, args.start, args.baseline_days, events, labels)
         write_cloudtrail(args.output, events, labels, info)
         d = args.output
         print(f"simulate: wrote {d}/cloudtrail.jsonl and its directory, catalog and labels; next: privwatch "
@@ -70,7 +80,6 @@ def run(args: argparse.Namespace) -> int:
               f"{d}/catalog.json {d}/cloudtrail.jsonl --output {d}/events.jsonl && privwatch evaluate {d}",
               file=sys.stderr)
     elif args.output is not None:
-        info = meta(args.seed, args.principals, args.days, args.start, args.baseline_days, events, labels)
         write_outputs(args.output, events, labels, info)
         print(f"simulate: wrote {args.output}/events.jsonl, labels.jsonl, meta.json", file=sys.stderr)
     if args.kafka:

@@ -11,18 +11,23 @@ True
 from __future__ import annotations
 
 import gc
+import logging
 import math
 import random
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from operator import itemgetter
 from typing import Any
 
+from . import graded, shifts, twins
 from . import incidents as inc
-from . import shifts
 from .behaviour import DAY, Marks, admin_day, night_shift, service_day, working_day
 from .incidents import INCIDENT_KINDS
 from .organisation import Principal, build_organisation
 from .plan import Plan, build_labels
+from .world import World
+
+log = logging.getLogger(__name__)
 
 DEFAULT_START = "2026-10-01"
 #: Simulated events per principal per day (measured: 281,037 for 500 principals over 21 days).
@@ -30,10 +35,13 @@ EVENTS_PER_PRINCIPAL_DAY = 26
 
 
 def _plan(seed: int, principals: int, days: int, incidents: int | None, baseline_days: int,
-          start: str, recurring_jobs: int = 0) -> Plan:
+          start: str, recurring_jobs: int = 0, world: World | None = None) -> Plan:
     rng = random.Random(seed)
-    org = build_organisation(rng, principals)
+    org = build_organisation(rng, principals, world)
     plan = Plan(org, rng, days, baseline_days, date.fromisoformat(start).weekday())
+    if org.world.graded:
+        _plan_graded(plan, incidents, principals)
+        return plan
     scale = principals * days / (500 * 21)
     counts = inc.incident_counts(plan, incidents, principals)
     dormant = [inc.plan_dormant(plan) for _ in range(counts["dormant_account"])]
@@ -53,6 +61,34 @@ def _plan(seed: int, principals: int, days: int, incidents: int | None, baseline
     return plan
 
 
+def _attempt(fn: Callable[..., None], plan: Plan, *args: object) -> None:
+    """Run one injector of a random world; one that finds no principal to fit is skipped (a small world
+    may have no agent left, no exporter with two tables...)."""
+    try:
+        fn(plan, *args)
+    except LookupError as exc:
+        log.debug("skipped injector=%s reason=%s", fn.__name__, exc)
+
+
+def _plan_graded(plan: Plan, incidents: int | None, principals: int) -> None:
+    """A random world's benign twins and incidents, each incident at a strength from the world's range."""
+    world = plan.org.world
+    scale = principals * plan.days / (500 * 21)
+    counts = inc.incident_counts(plan, incidents, principals, world.incident_rate)
+    dormant = [graded.plan_dormant(plan) for _ in range(counts["dormant_account"])]
+    for fn in twins.SCHEDULED + twins.DIRECT:
+        rate = twins.RANDOM_BENIGN_RATE.get(fn.__name__, 0) * world.benign_rate(fn.__name__)
+        for _ in range(max(1, round(rate * scale)) if rate else 1):
+            _attempt(fn, plan)
+    for kind in INCIDENT_KINDS:
+        if kind == "dormant_account":
+            for p, wake, strength in dormant:
+                _attempt(graded.dormant_account, plan, p, wake, strength)
+            continue
+        for _ in range(counts[kind]):
+            _attempt(getattr(graded, kind), plan)
+
+
 def _mark(p: Principal, day: int, events: list[dict[str, Any]], marks: Marks) -> None:
     for key in p.day_marks.get(day, ()):
         marks[key].extend(events)
@@ -69,7 +105,7 @@ def _routine(seed: int, plan: Plan) -> list[dict[str, Any]]:
         rng = random.Random(f"{seed}/{p.id}")
         for day in range(plan.days):
             if p.kind == "service":
-                events = service_day(rng, plan.org, p, day)
+                events = service_day(rng, plan.org, p, day, plan.weekday(day))
             else:
                 events = working_day(rng, plan.org, p, day, plan.weekday(day))
                 if day // 7 in p.oncall_weeks:
@@ -101,10 +137,13 @@ def _finalise(events: list[dict[str, Any]], seed: int, days: int, start: str) ->
 
 
 def simulate(seed: int, principals: int, days: int, incidents: int | None = None, baseline_days: int = 8,
-             start: str = DEFAULT_START, recurring_jobs: int = 0) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+             start: str = DEFAULT_START, recurring_jobs: int = 0,
+             world: World | None = None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Simulate ``days`` of an organisation of ``principals``; return ``(events, labels)``.
 
     ``recurring_jobs`` adds that many opt-in ``recurring_bulk_job`` benign shifts (feedback experiments).
+    ``world`` is the organisation's shape (default: the default world; :func:`~.world.draw_world` draws
+    a random one, whose incidents carry an intensity).
 
     Events are contract dicts (access and permission) in event-time order; labels describe every
     injected incident and benign shift with the ids of its events. Same arguments, same output.
@@ -114,7 +153,7 @@ def simulate(seed: int, principals: int, days: int, incidents: int | None = None
     collecting = gc.isenabled()
     gc.disable()  # hundreds of thousands of small dicts and no cycles: collection passes only cost time
     try:
-        plan = _plan(seed, principals, days, incidents, baseline_days, start, recurring_jobs)
+        plan = _plan(seed, principals, days, incidents, baseline_days, start, recurring_jobs, world)
         events = _finalise(plan.events + _routine(seed, plan), seed, days, start)
         return events, build_labels(plan)
     finally:

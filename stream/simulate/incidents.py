@@ -215,10 +215,10 @@ def slow_exfiltration(plan: Plan) -> None:
     plan.emit(key, events)
 
 
-def incident_counts(plan: Plan, total: int | None, principals: int) -> dict[str, int]:
-    """Incidents per kind: about 2 of each per 500 principals x 21 days unless ``total`` is given."""
+def incident_counts(plan: Plan, total: int | None, principals: int, rate: float = 2.0) -> dict[str, int]:
+    """Incidents per kind: about ``rate`` of each per 500 principals x 21 days unless ``total`` is given."""
     if total is None:
-        total = max(len(INCIDENT_KINDS), round(2 * len(INCIDENT_KINDS) * principals * plan.days / (500 * 21)))
+        total = max(len(INCIDENT_KINDS), round(rate * len(INCIDENT_KINDS) * principals * plan.days / (500 * 21)))
     order = list(INCIDENT_KINDS)
     plan.rng.shuffle(order)
     counts = dict.fromkeys(INCIDENT_KINDS, 0)

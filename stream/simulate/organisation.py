@@ -16,15 +16,14 @@ from typing import Any
 from .catalog import (
     ACTIONS,
     BROWSER_AGENTS,
-    DEPARTMENT_WEIGHTS,
     DEPARTMENTS,
-    OFFICE_WEIGHTS,
     OFFICES,
     ROLE_ACTIONS,
     SERVICES,
     SHARED_RESOURCES,
     ResourceSpec,
 )
+from .world import RHYTHMS, World
 
 Source = dict[str, Any]
 
@@ -76,6 +75,10 @@ class Principal:
     resource_marks: dict[tuple[int, str], str] = field(default_factory=dict)
     oncall_weeks: set[int] = field(default_factory=set)
     per_day: int = 0
+    #: odds of working on a given working day (occasional users work on some days only)
+    day_rate: float = 1.0
+    #: a service's rhythm: steady (24x7), batch (a nightly window) or office (weekday office hours)
+    rhythm: str = "steady"
 
     def context(self, day: int) -> Context:
         return self.overrides.get(day, self.home)
@@ -101,6 +104,7 @@ class Organisation:
     resources: dict[str, ResourceSpec]
     resource_doc: dict[str, dict[str, Any]]
     subject_salt: int
+    world: World = field(default_factory=World)
 
     def humans(self, department: str | None = None) -> list[Principal]:
         return [p for p in self.principals
@@ -129,18 +133,19 @@ def _resource_docs() -> tuple[dict[str, ResourceSpec], dict[str, dict[str, Any]]
     return specs, docs
 
 
-def _department_draw(rng: random.Random, n_humans: int) -> list[str]:
-    """Departments for ``n_humans``: every department staffed, two admins and two agents at least."""
-    names = list(DEPARTMENT_WEIGHTS)
+def _department_draw(rng: random.Random, n_humans: int, world: World) -> list[str]:
+    """Departments for ``n_humans``: every department of the world staffed, two admins and two agents
+    at least."""
+    names = list(world.departments)
     fixed = ["it_admin", "it_admin", "support", "support"]
     fixed += [d for d in names if d not in fixed]
     fixed = fixed[:n_humans]
-    rest = rng.choices(names, weights=list(DEPARTMENT_WEIGHTS.values()), k=n_humans - len(fixed))
+    rest = rng.choices(names, weights=list(world.departments.values()), k=n_humans - len(fixed))
     return fixed + rest
 
 
-def _role(rng: random.Random, dept: str, rank: int) -> str:
-    roles = DEPARTMENTS[dept][1]
+def _role(rng: random.Random, dept: str, rank: int, world: World) -> str:
+    roles = world.role_weights(dept)
     if rank < 2 and dept in ("it_admin", "support"):
         return "admin" if dept == "it_admin" else "agent"
     return rng.choices(list(roles), weights=list(roles.values()))[0]
@@ -156,28 +161,57 @@ def _human_sources(rng: random.Random, prefix: str, country: str) -> tuple[list[
     return sources, devices
 
 
-def _mix(rng: random.Random, p: Principal, dept: str) -> None:
+def _cross_shared(rng: random.Random, dept: str, world: World, specs: dict[str, ResourceSpec]
+                  ) -> list[tuple[ResourceSpec, float]]:
+    """Other departments' sensitive tables this person uses a little of (random worlds only)."""
+    own = {r.id for r in DEPARTMENTS[dept][0]}
+    return [(specs[rid], 0.05 * rng.random()) for rid, share in world.cross_share.items()
+            if rid not in own and rng.random() < share]
+
+
+def _mix(rng: random.Random, p: Principal, dept: str, world: World, specs: dict[str, ResourceSpec]) -> None:
     resources = list(DEPARTMENTS[dept][0])
-    weights = [rng.expovariate(1.0) if rng.random() > 0.2 else 0.0 for _ in resources]
+    weights = [rng.expovariate(1.0) if rng.random() > world.share_zero else 0.0 for _ in resources]
     if p.role == "agent":
         weights[0] += 3.0  # support agents live in customers.profile
     if max(weights) == 0.0:
         weights[0] = 1.0
     resources += SHARED_RESOURCES
     weights += [0.15 * rng.random() for _ in SHARED_RESOURCES]
+    if world.cross_share:
+        for r, w in _cross_shared(rng, dept, world, specs):
+            resources.append(r)
+            weights.append(w * sum(weights))
     kept = [(r, w) for r, w in zip(resources, weights, strict=True) if w > 0]
     p.resources = [r for r, _ in kept]
     p.resource_cw = list(accumulate(w for _, w in kept))
     p.scale = {r.id: rng.lognormvariate(0.0, 0.6) for r, _ in kept}
     base = ROLE_ACTIONS[p.role]
-    p.action_cw = list(accumulate(w * rng.uniform(0.6, 1.4) for w in base))
-    p.export_scale = rng.lognormvariate(0.0, 0.8)
+    habit = (1.0, 1.0, world.export_weight, 1.0, 1.0, 1.0, 1.0)
+    p.action_cw = list(accumulate(w * h * rng.uniform(0.6, 1.4) for w, h in zip(base, habit, strict=True)))
+    p.export_scale = rng.lognormvariate(0.0, world.export_sigma)
 
 
-def _human(rng: random.Random, idx: int, number: int, dept: str, rank: int) -> Principal:
+def _hours(rng: random.Random, p: Principal, world: World) -> None:
+    """Office hours, or (random worlds) a night or evening shift, and occasional work."""
+    p.work_start_h = rng.uniform(7.5, 10.0)
+    p.work_len_h = rng.uniform(7.0, 9.5)
+    p.weekend_prob = rng.choice(world.weekend_probs)
+    if world.night_share or world.evening_share:
+        shift = rng.random()
+        if shift < world.night_share:
+            p.work_start_h = rng.uniform(20.0, 23.0)
+        elif shift < world.night_share + world.evening_share:
+            p.work_start_h = rng.uniform(13.0, 16.0)
+    if world.occasional_share and rng.random() < world.occasional_share:
+        p.day_rate = rng.uniform(*world.occasional_rate)
+
+
+def _human(rng: random.Random, idx: int, number: int, dept: str, rank: int, world: World,
+           specs: dict[str, ResourceSpec]) -> Principal:
     pid = f"u-{number:04d}"
-    role = _role(rng, dept, rank)
-    country, tz_min, office = rng.choices(OFFICES, weights=OFFICE_WEIGHTS)[0]
+    role = _role(rng, dept, rank, world)
+    country, tz_min, office = rng.choices(OFFICES, weights=world.offices)[0]
     prefix = f"{office}.{list(DEPARTMENTS).index(dept) * 10 + rng.randrange(10)}"
     sources, devices = _human_sources(rng, prefix, country)
     # the simulated people directory's admin flag (its IT admins), carried on every event
@@ -185,16 +219,15 @@ def _human(rng: random.Random, idx: int, number: int, dept: str, rank: int) -> P
            "admin": role == "admin" or dept == "it_admin"}
     p = Principal(idx, pid, "human", dept, role, country, tz_min, prefix, doc, Context(tz_min, sources))
     p.devices = devices
-    p.activity = min(250.0, max(3.0, rng.lognormvariate(2.9, 0.7)))  # median ~18 events/day, heavy tail
-    p.work_start_h = rng.uniform(7.5, 10.0)
-    p.work_len_h = rng.uniform(7.0, 9.5)
-    p.weekend_prob = rng.choice((0.02, 0.05, 0.1, 0.2))
+    # default world: median ~18 events/day, heavy tail
+    p.activity = min(world.activity_cap, max(3.0, rng.lognormvariate(world.activity_mu, world.activity_sigma)))
+    _hours(rng, p, world)
     p.oncall = DEPARTMENTS[dept][2]
-    _mix(rng, p, dept)
+    _mix(rng, p, dept, world, specs)
     return p
 
 
-def _service(rng: random.Random, idx: int, k: int, specs: dict[str, ResourceSpec]) -> Principal:
+def _service(rng: random.Random, idx: int, k: int, specs: dict[str, ResourceSpec], world: World) -> Principal:
     stem, dept, ua, rids, actions, per_day = SERVICES[k % len(SERVICES)]
     pid = f"svc-{stem}-{k // len(SERVICES) + 1:02d}"
     country, tz_min, office = OFFICES[0]
@@ -208,16 +241,20 @@ def _service(rng: random.Random, idx: int, k: int, specs: dict[str, ResourceSpec
     p.action_cw = list(accumulate(actions))
     p.scale = {r: rng.lognormvariate(0.0, 0.5) for r in rids}
     p.per_day = max(12, int(per_day * rng.uniform(0.7, 1.3)))
+    if world.rhythms != (1.0, 0.0, 0.0):
+        p.rhythm = rng.choices(RHYTHMS, weights=world.rhythms)[0]
     return p
 
 
-def build_organisation(rng: random.Random, n_principals: int) -> Organisation:
-    """Draw an organisation of ``n_principals`` (about 4 % of them service accounts)."""
+def build_organisation(rng: random.Random, n_principals: int, world: World | None = None) -> Organisation:
+    """Draw an organisation of ``n_principals`` in ``world`` (default: the default world, where about
+    4 % of them are service accounts)."""
+    world = world or World()
     if n_principals < 20:
         raise ValueError("the simulator needs at least 20 principals")
     specs, docs = _resource_docs()
-    n_services = max(2, round(n_principals * 0.04))
-    depts = _department_draw(rng, n_principals - n_services)
+    n_services = max(2, round(n_principals * world.service_share))
+    depts = _department_draw(rng, n_principals - n_services, world)
     numbers = list(range(1, len(depts) + 1))
     rng.shuffle(numbers)
     seen: dict[str, int] = {}
@@ -225,7 +262,7 @@ def build_organisation(rng: random.Random, n_principals: int) -> Organisation:
     for number, dept in sorted(zip(numbers, depts, strict=True)):
         rank = seen.get(dept, 0)
         seen[dept] = rank + 1
-        principals.append(_human(rng, len(principals), number, dept, rank))
+        principals.append(_human(rng, len(principals), number, dept, rank, world, specs))
     for k in range(n_services):
-        principals.append(_service(rng, len(principals), k, specs))
-    return Organisation(principals, specs, docs, rng.getrandbits(40))
+        principals.append(_service(rng, len(principals), k, specs, world))
+    return Organisation(principals, specs, docs, rng.getrandbits(40), world)

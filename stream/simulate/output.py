@@ -30,10 +30,12 @@ def write_jsonl(path: Path, records: Iterable[dict[str, Any]]) -> int:
 
 
 def meta(seed: int, principals: int, days: int, start: str, baseline_days: int,
-         events: list[dict[str, Any]], labels: list[dict[str, Any]]) -> dict[str, Any]:
-    """Summary written to ``meta.json``: the arguments and what came out."""
+         events: list[dict[str, Any]], labels: list[dict[str, Any]],
+         world: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Summary written to ``meta.json``: the arguments and what came out (and a random world's shape)."""
     kinds = Counter(f"{lab['label']}:{lab['kind']}" for lab in labels)
-    return {"seed": seed, "principals": principals, "days": days, "start": f"{start}T00:00:00Z",
+    extra = {"world": world} if world is not None else {}
+    return {**extra, "seed": seed, "principals": principals, "days": days, "start": f"{start}T00:00:00Z",
             "baseline_days": baseline_days,
             "counts": {"events": len(events),
                        "access_events": sum(1 for e in events if e["type"] == "access"),

@@ -9,6 +9,7 @@ from typing import Any
 
 from .behaviour import DAY, H, Marks
 from .organisation import Organisation, Principal
+from .world import band
 
 
 @dataclass(slots=True)
@@ -20,6 +21,8 @@ class LabelSpec:
     kind: str
     principal_ids: list[str]
     description: str
+    #: how subtle an incident is (0 blatant ... 1 subtle; random worlds only)
+    strength: float | None = None
 
 
 @dataclass
@@ -68,10 +71,16 @@ class Plan:
     def office_hour(self, p: Principal) -> float:
         return p.work_start_h + self.rng.uniform(0.5, max(1.0, p.work_len_h - 3.0))
 
-    def label(self, label: str, kind: str, principals: Iterable[Principal], description: str) -> str:
+    def strength(self) -> float:
+        """An incident's strength, drawn from the world's intensity range (0 blatant ... 1 subtle)."""
+        lo, hi = self.org.world.intensity or (0.0, 0.0)
+        return self.rng.uniform(lo, hi)
+
+    def label(self, label: str, kind: str, principals: Iterable[Principal], description: str,
+              strength: float | None = None) -> str:
         key = f"{kind}:{len(self.labels)}"
         ids = list(dict.fromkeys(p.id for p in principals))
-        self.labels.append(LabelSpec(key, label, kind, ids, description))
+        self.labels.append(LabelSpec(key, label, kind, ids, description, strength))
         self.marks[key] = []
         return key
 
@@ -95,4 +104,7 @@ def build_labels(plan: Plan) -> list[dict[str, Any]]:
         out.append({"label_id": f"L{len(out) + 1:04d}", "label": spec.label, "kind": spec.kind,
                     "principal_ids": spec.principal_ids, "start": ordered[0][1], "end": ordered[-1][1],
                     "event_ids": [eid for eid, _ in ordered], "description": spec.description})
+        if spec.strength is not None:
+            out[-1]["strength"] = round(spec.strength, 3)
+            out[-1]["intensity"] = band(spec.strength)
     return out

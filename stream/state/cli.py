@@ -13,11 +13,11 @@ import logging
 from kafka import OffsetAndMetadata, TopicPartition
 
 from detectors.engine import Engine
+from stream.config import add_flags, load_settings
 from stream.detection import engine_config
 from stream.errors import TopologyError
 from stream.kafka import clients
 from stream.service import durable
-from stream.settings import add_flags, load_settings
 from stream.state.repartition import repartition
 
 log = logging.getLogger(__name__)

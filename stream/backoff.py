@@ -1,4 +1,4 @@
-"""Capped exponential backoff for retrying Alertmanager posts."""
+"""Capped exponential backoff for retries: Alertmanager posts, refused Kafka sends."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from __future__ import annotations
 class Backoff:
     """Delays of ``initial_s * factor**n``, capped at ``max_s``; :meth:`reset` after a success.
 
-    No jitter: one sink per instance posts at most one batch at a time, and a deterministic
-    schedule keeps the tests exact.
+    No jitter: each instance retries one thing at a time (a batch of pages, the oldest refused
+    send), and a deterministic schedule keeps the tests exact.
 
     >>> b = Backoff(initial_s=0.5, max_s=30.0)
     >>> [b.next_delay() for _ in range(9)]
