@@ -13,6 +13,17 @@ from detectors.compact import restore_slots, slot_state
 from detectors.events import Event
 
 
+class StateVersionError(ValueError):
+    """Learned state written under a layout this version cannot migrate (:meth:`Detector.migrate`)."""
+
+
+def _state_of(obj: object) -> dict[str, Any]:
+    """An object's attributes by name, compiled or not (a compiled class has no ``__dict__``, and both
+    builds give ``__getstate__``)."""
+    state = obj.__getstate__()  # type: ignore[attr-defined]
+    return dict(state) if isinstance(state, dict) else {}
+
+
 @mypyc_attr(serializable=True, allow_interpreted_subclasses=True)  # see detectors/native.py
 @dataclass(slots=True)
 class Profile:
@@ -105,6 +116,13 @@ class Detector:
     #: True when a shift the whole peer group makes can explain this detector's findings
     #: (the engine then asks the drift detector and damps such findings)
     shift_sensitive: ClassVar[bool] = False
+    #: the attributes holding per-principal state, each a dict keyed by principal id: what
+    #: :meth:`export` and :meth:`restore` move one principal at a time (a checkpoint writes only the
+    #: principals that changed), and what :meth:`shared_state` leaves out
+    per_principal: ClassVar[tuple[str, ...]] = ()
+    #: the layout of this detector's learned state (per principal and shared): bump it when the layout
+    #: changes, and teach :meth:`migrate` the old one (stream/state restores by it, docs/state.md)
+    state_version: ClassVar[int] = 1
 
     def score_one(self, event: Event, profile: Profile) -> Finding | None:
         raise NotImplementedError
@@ -117,6 +135,42 @@ class Detector:
 
     def n_principals(self) -> int:
         return 0
+
+    def export(self, principal_id: str) -> tuple[Any, ...] | None:
+        """Everything kept about one principal, one value per :attr:`per_principal` attribute (None where
+        it has nothing), or None when nothing at all. The live objects, not copies: encode them before
+        the principal's next event."""
+        values = tuple([getattr(self, name).get(principal_id) for name in self.per_principal])
+        for value in values:
+            if value is not None:
+                return values
+        return None
+
+    def restore(self, principal_id: str, state: tuple[Any, ...]) -> None:
+        """Take back what :meth:`export` gave for one principal (replacing what is kept about it)."""
+        for name, value in zip(self.per_principal, state, strict=True):
+            table = getattr(self, name)
+            if value is None:
+                table.pop(principal_id, None)
+            else:
+                table[principal_id] = value
+
+    def shared_state(self) -> dict[str, Any]:
+        """The learned state that is no one principal's (peer groups, the organisation, models), by
+        attribute: neither a constructor argument nor one of :attr:`per_principal`."""
+        skip = set(self._get_params()) | set(self.per_principal)
+        return {name: value for name, value in _state_of(self).items() if name not in skip}
+
+    def restore_shared(self, state: dict[str, Any]) -> None:
+        """Take back :meth:`shared_state` (into a detector built with the current parameters)."""
+        for name, value in state.items():
+            setattr(self, name, value)
+
+    def migrate(self, version: int, state: Any, shared: bool) -> Any:
+        """``state`` (one principal's :meth:`export`, or :meth:`shared_state` when ``shared``) written under
+        state layout ``version``, in the current layout; :class:`StateVersionError` when that cannot be
+        done (the state is then rebuilt from the input's retained history)."""
+        raise StateVersionError(f"{self.name}: no migration from state version {version} to {self.state_version}")
 
     def _get_params(self) -> dict[str, Any]:
         # The class's signature, not ``__init__``'s: a class compiled by mypyc carries it as text

@@ -72,6 +72,8 @@ class Context(Detector):
     """Flags an access from new context (several of country, network, device, agent) at once."""
 
     name = "context"
+    per_principal = ("state_",)
+    state_version = 2  # issue 31's layout (version 1: before it; rebuilt from history)
     event_kinds = frozenset({"access", AUTHENTICATION})
 
     def __init__(

@@ -48,6 +48,8 @@ class Denied(Detector):
     """Flags many distinct resources denied within a short window."""
 
     name = "denied"
+    per_principal = ("state_",)
+    state_version = 2  # issue 31's layout (version 1: before it; rebuilt from history)
     event_kinds = frozenset({"access"})
     shift_sensitive = False  # a department does not probe en masse
 

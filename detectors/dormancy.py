@@ -65,6 +65,8 @@ class Dormancy(Detector):
     """Flags the first sensitive access after a silence long for this principal; needs no engine history."""
 
     name = "dormancy"
+    per_principal = ("state_",)
+    state_version = 2  # issue 31's layout (version 1: before it; rebuilt from history)
 
     def __init__(
         self,

@@ -133,6 +133,7 @@ class Drift(Detector):
     """Reports organisation and department shifts; damps findings a whole department shares."""
 
     name = "drift"
+    per_principal = ("days_",)
     event_kinds = frozenset({"access"})
 
     def __init__(

@@ -8,7 +8,7 @@ event time, so replay output is deterministic).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -103,6 +103,30 @@ class Engine:
         #: events ignored as duplicates of a recent event id
         self.duplicates = 0
         self._plan()
+        self._untracked()
+
+    def _untracked(self) -> None:
+        """No change tracking (as replay runs): see :meth:`track_changes`. Not pickled."""
+        #: principals whose state changed since the last checkpoint's cut (None: not tracked)
+        self.changed: set[str] | None = None
+        #: principals a checkpoint in progress has yet to write: each is handed to ``capture`` (which
+        #: encodes its state as of the cut) before its state next changes
+        self.capture_first: set[str] = set()
+        self.capture: Callable[[str], None] | None = None
+
+    def track_changes(self, capture: Callable[[str], None]) -> None:
+        """Note the principals whose state changes (:attr:`changed`), for incremental checkpoints
+        (``stream/state``); ``capture(principal_id)`` is called before a principal of
+        :attr:`capture_first` changes."""
+        self.changed = set()
+        self.capture = capture
+
+    def _changing(self, principal_id: str, changed: set[str]) -> None:
+        if self.capture_first and principal_id in self.capture_first:
+            self.capture_first.discard(principal_id)
+            if self.capture is not None:
+                self.capture(principal_id)
+        changed.add(principal_id)
 
     def _plan(self) -> None:
         """Per event kind, the (detector, calibrator) pairs that look at it, resolved once rather than
@@ -122,7 +146,7 @@ class Engine:
         state.update((name, getattr(self, name)) for name in _STATE)
         state["feedback"] = None  # shared across engines and rebuilt from the feedback topic
         state.pop("alert_key", None)  # a secret: handed to the engine again after a restore
-        for derived in ("_steps", "_all_steps", "_by_kind"):
+        for derived in ("_steps", "_all_steps", "_by_kind", "changed", "capture_first", "capture"):
             state.pop(derived, None)
         return state
 
@@ -139,6 +163,7 @@ class Engine:
         self.feedback = None
         self.alert_key = b""
         self._plan()
+        self._untracked()
 
     def n_principals(self) -> int:
         return len(self.profiles)
@@ -180,6 +205,9 @@ class Engine:
         id was seen recently is a duplicate: ignored, no alert (:meth:`is_duplicate`)."""
         if self.is_duplicate(event.event_id):
             return []
+        changed = self.changed
+        if changed is not None:
+            self._changing(event.principal_id, changed)
         ts = event.ts
         if ts > self.watermark:
             self.watermark = ts
@@ -268,7 +296,10 @@ class Engine:
         if excess > 0:
             kept = [item for item in self.profiles.items() if item[1].last_ts >= horizon]
             idle += [pid for pid, _ in sorted(kept, key=lambda item: item[1].last_ts)[:excess]]
+        changed = self.changed
         for pid in idle:
+            if changed is not None:
+                self._changing(pid, changed)
             del self.profiles[pid]
             for detector in self.detectors:
                 detector.forget(pid)

@@ -120,6 +120,7 @@ class Multivariate(Detector):
     """Half-space trees over hourly window features, scored at growth checkpoints."""
 
     name = "multivariate"
+    per_principal = ("state_",)
     event_kinds = frozenset({"access"})
     shift_sensitive = True
 

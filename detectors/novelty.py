@@ -47,6 +47,8 @@ class Novelty(Detector):
     """Flags the first touch of a sensitive item that neither the principal nor its peers touch."""
 
     name = "novelty"
+    per_principal = ("seen_", "member_")
+    state_version = 2  # issue 31's layout (version 1: before it; rebuilt from history)
 
     def __init__(
         self,

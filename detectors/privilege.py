@@ -59,6 +59,7 @@ class Privilege(Detector):
     """Rule-like findings on permission events, and grant-then-bulk-read sequences."""
 
     name = "privilege"
+    per_principal = ("pending_", "used_")
 
     def __init__(
         self,

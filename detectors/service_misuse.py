@@ -72,6 +72,7 @@ class ServiceMisuse(Detector):
     """Flags a service principal acting like a human (scored only for ``principal_kind == "service"``)."""
 
     name = "service_misuse"
+    per_principal = ("state_",)
     event_kinds = frozenset({"access"})
 
     def __init__(self, cap: int = 24, min_history: int = 50, min_score: float = 2.5):

@@ -124,6 +124,8 @@ class SlowExfiltration(Detector):
     """
 
     name = "slow_exfiltration"
+    per_principal = ("state_",)
+    state_version = 2  # issue 31's layout (version 1: before it; rebuilt from history)
     event_kinds = frozenset({"access"})
     shift_sensitive = True
 

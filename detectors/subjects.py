@@ -100,6 +100,8 @@ class Subjects(Detector):
     """
 
     name = "subjects"
+    per_principal = ("state_",)
+    state_version = 2  # issue 31's layout (version 1: before it; rebuilt from history)
     event_kinds = frozenset({"access"})
     shift_sensitive = True
 

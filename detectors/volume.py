@@ -69,6 +69,8 @@ class Volume(Detector):
     """
 
     name = "volume"
+    per_principal = ("own_", "exported_")
+    state_version = 2  # issue 31's layout (version 1: before it; rebuilt from history)
     event_kinds = frozenset({"access"})
     shift_sensitive = True
 

@@ -166,9 +166,15 @@ class Settings(KafkaSettings):
     state_verify_keys: SecretStr | None = Field(None, description="older keys that still verify (never sign) "
                                                                   "snapshots, as ID=KEY,ID=KEY (secret)")
     state_verify_keys_file: str | None = Field(None, description="file holding state_verify_keys")
-    snapshot_interval_s: float = Field(30.0, ge=0.0, description="how often changed partitions are snapshotted")
-    snapshot_in_background: bool = Field(True, description="encode periodic snapshots in a forked child "
-                                                           "(copy-on-write) instead of stalling the loop")
+    snapshot_interval_s: float = Field(30.0, ge=0.0, description="how often a checkpoint of the partitions' changed "
+                                                                 "state is cut")
+    checkpoint_budget_ms: int = Field(20, ge=1, le=10_000,
+                                      description="poll-loop time per poll spent writing a checkpoint's changed "
+                                                  "principals to the state topic (the rest waits for the next poll)")
+    checkpoint_poll_records: int = Field(200, ge=1, le=100_000,
+                                         description="records handled per poll at most while a checkpoint is being "
+                                                     "written (a principal's first event since the cut writes its "
+                                                     "record first: smaller polls bound that stall)")
     # -- operations --------------------------------------------------------------------------------
     metrics_host: str = Field("127.0.0.1", description="address of the /metrics, /healthz and /readyz endpoint "
                                                        "(0.0.0.0 to be scraped from other hosts)")

@@ -160,6 +160,77 @@ class FakeProducer:
         pass
 
 
+class MemoryTopic:
+    """A topic in memory: an append-only log per partition, with a producer's ``send`` and readers
+    (:meth:`reader`) that assign, seek and poll as kafka-python's do. What the state store uses of the
+    clients: the state tests and ``python -m stream.bench.state`` run it without a broker."""
+
+    def __init__(self, name: str = "state", partitions: int = 3) -> None:
+        self.name = name
+        self.logs: dict[int, list[Record]] = {p: [] for p in range(partitions)}
+
+    def send(self, topic: str, key: bytes | None = None, value: bytes | None = None, partition: int = 0) -> Acked:
+        log = self.logs[partition]
+        log.append(Record(value, key, len(log)))  # type: ignore[arg-type]  # None: a tombstone
+        return Acked()
+
+    def partitions_for(self, topic: str) -> set[int]:
+        return set(self.logs)
+
+    def flush(self, timeout: float | None = None) -> None:
+        pass
+
+    def reader(self) -> MemoryReader:
+        return MemoryReader(self)
+
+    def latest(self, partition: int) -> dict[bytes | None, bytes | None]:
+        """Each key's latest value, as compaction keeps it (None: a tombstone)."""
+        return {r.key: r.value for r in self.logs[partition]}
+
+
+class MemoryReader:
+    """A consumer of a :class:`MemoryTopic`, assigned one partition."""
+
+    def __init__(self, topic: MemoryTopic, max_records: int = 500) -> None:
+        self.t = topic
+        self.pos = 0
+        self.tp: TopicPartition | None = None
+        self.max_records = max_records
+
+    def topics(self) -> set[str]:
+        return {self.t.name}
+
+    def partitions_for_topic(self, name: str) -> set[int] | None:
+        return set(self.t.logs) if name == self.t.name else None
+
+    def assign(self, tps: list[TopicPartition]) -> None:
+        self.tp = tps[0]
+
+    def seek_to_beginning(self, tp: TopicPartition) -> None:
+        self.pos = 0
+
+    def seek(self, tp: TopicPartition, offset: int) -> None:
+        self.pos = offset
+
+    def beginning_offsets(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+        return {tp: 0 for tp in tps}
+
+    def end_offsets(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+        return {tp: len(self.t.logs[tp.partition]) for tp in tps}
+
+    def position(self, tp: TopicPartition) -> int:
+        return self.pos
+
+    def poll(self, timeout_ms: int = 0) -> dict[TopicPartition, list[Record]]:
+        assert self.tp is not None
+        records = self.t.logs[self.tp.partition][self.pos:self.pos + self.max_records]
+        self.pos += len(records)
+        return {self.tp: records}
+
+    def close(self) -> None:
+        pass
+
+
 class Clock:
     """The injected wall clock: reads ``now``, which the harness moves."""
 

@@ -22,7 +22,10 @@ from kafka_helpers import read_all
 from prometheus_client import CollectorRegistry
 from state_runner import fast_group_timeouts
 
+from detectors.engine import Engine
+from stream.kafka import clients
 from stream.ops.metrics import Metrics
+from stream.service.durable import committed_anchors
 from stream.service.service import Service
 from stream.settings import Settings
 from stream.state.store import StateStore
@@ -161,17 +164,22 @@ def alerts_by_detector(bootstrap: str, topic: str) -> dict[str, dict[str, Any]]:
 
 
 def snapshot_counts(bootstrap: str, topics: dict[str, str], group: str, partitions: int = 3) -> dict[str, int]:
-    """Per-principal ``n_events`` in the newest snapshot of every partition."""
-    store = StateStore(None, lambda: KafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
-                                                   enable_auto_commit=False, auto_offset_reset="earliest"),
-                       topics["state"], group, KEY.encode())
-    counts: dict[str, int] = {}
-    for p in range(partitions):
-        restored = store.restore(p)
-        assert restored is not None, f"no snapshot for partition {p}"
-        for pid, profile in restored.engine.profiles.items():
-            assert pid not in counts, "a principal in two partitions"
-            counts[pid] = profile.n_events
+    """Per-principal ``n_events`` in the state the group's commits name, for every partition."""
+    group_consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    try:
+        anchors = committed_anchors(group_consumer, [topics["access"], topics["permission"]])
+        reader = Settings(bootstrap_servers=bootstrap, metrics_port=0)
+        store = StateStore(None, lambda: clients.consumer(reader, group_id=None), topics["state"], group,
+                           KEY.encode(), committed=anchors, partitions=partitions)
+        counts: dict[str, int] = {}
+        for p in range(partitions):
+            restored = store.restore(p, Engine)
+            assert restored is not None, f"no state for partition {p}"
+            for pid, profile in restored.engine.profiles.items():
+                assert pid not in counts, "a principal in two partitions"
+                counts[pid] = profile.n_events
+    finally:
+        group_consumer.close()
     return counts
 
 

@@ -81,8 +81,8 @@ def test_quick_bench_writes_a_complete_result(kafka_bootstrap: str, tmp_path, ca
     assert lat["alerts"] >= lat["probe_alerts_received"]  # every alert of the phase, the probes' among them
     kept_up = lat["achieved_rate_events_per_s"] >= 0.95 * lat["rate_events_per_s"]
     assert lat["generator_kept_up"] is kept_up
-    assert r["state"]["principals"] > 0 and r["state"]["bytes_per_principal"] > 0
-    assert r["state"]["background_payload_identical"] and r["state"]["child_s"] > 0
+    assert r["state"]["principals"] > 0 and r["state"]["state_bytes_per_principal"] > 0 and r["state"]["restored_ok"]
+    assert r["state"]["stall_p99_ms"] > 0 and r["state"]["restore_s"] >= 0
     assert r["peak_rss_mb"] > 0 and r["service_peak_rss_mb"] > 0  # the bench's process, the service's
     assert len(r["load_average"]["before"]) == 3
     printed = capsys.readouterr().out

@@ -111,7 +111,7 @@ def test_help_explains_every_setting_with_its_values() -> None:
     for name in Settings.model_fields:
         assert f"PRIVWATCH_{name.upper()}" in text.replace("- ", "-")
     assert "one of earliest, latest" in text
-    assert "--snapshot-in-background, --no-snapshot-in-background" in text
+    assert "--durable-state, --no-durable-state" in text
     assert "exit codes" in privwatch("--help").stdout
 
 

@@ -178,3 +178,49 @@ def test_a_topic_whose_first_fetch_comes_late_is_waited_for_as_replay_would() ->
     assert seen == [e["event_id"] for e in events]
     assert live == replayed and live
     assert harness.registry.get_sample_value("privwatch_merge_timeouts_total") == 0
+
+
+class _Writing:
+    """A checkpoint being written, as the loop sees it (stream.service.snapshots.Snapshots)."""
+
+    busy = True
+    times: dict[int, float] = {}
+
+    def step(self) -> bool:
+        return False
+
+    def persist(self, now: float, force: bool = False) -> None:
+        pass
+
+    def committed(self, anchors: Any) -> None:
+        pass
+
+    def oldest(self) -> None:
+        return None
+
+
+def test_polls_are_capped_while_a_checkpoint_is_being_written() -> None:
+    """Each polled event of a principal the checkpoint has not written yet writes its record first, so
+    while one is in progress the loop polls at most ``checkpoint_poll_records``."""
+    from factories import lines, routine_then_bulk
+
+    from stream.settings import Settings
+    from stream.testing import in_memory
+
+    records = lines(routine_then_bulk("u-1", days=3) + routine_then_bulk("u-2", days=3))
+    settings = Settings(metrics_port=0, max_poll_records=2000, checkpoint_poll_records=7)
+    service, harness = in_memory(records, 1, settings)
+    asked: list[int] = []
+    poll = harness.consumer.poll
+
+    def spy(timeout_ms: int = 0, max_records: int = 500) -> Any:
+        asked.append(max_records)
+        return poll(timeout_ms=timeout_ms, max_records=max_records)
+
+    harness.consumer.poll = spy  # type: ignore[method-assign]
+    service.poll_once()
+    service.snapshots = _Writing()  # type: ignore[assignment]
+    service.poll_once()
+    service.snapshots = None
+    service.poll_once()
+    assert asked == [2000, 7, 2000]

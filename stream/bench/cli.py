@@ -153,7 +153,7 @@ def delete_topics(bootstrap: str, topics: dict[str, str]) -> None:
 
 
 def settings_for(bootstrap: str, topics: dict[str, str], group: str) -> Settings:
-    """The service as deployed: snapshots on (every 30 s, encoded by a forked child), a random key."""
+    """The service as deployed: durable state on (a checkpoint every 30 s), a random key."""
     return Settings(bootstrap_servers=bootstrap, group_id=group, client_id="privwatch-bench",
                     access_topic=topics["access"], permission_topic=topics["permission"],
                     alerts_topic=topics["alerts"], dead_letter_topic=topics["dead-letter"],

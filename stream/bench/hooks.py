@@ -1,6 +1,6 @@
 """What ``privwatch bench`` observes of the real :class:`~stream.service.service.Service`, through its
 hooks (:class:`stream.service.hooks.Hooks`): it times (b), starts the latency phase (c), and notes
-what (c) needs to explain its latency (alerts, merge waits and holds, background snapshots)."""
+what (c) needs to explain its latency (alerts, merge waits and holds, checkpoints of the state)."""
 
 from __future__ import annotations
 
@@ -30,16 +30,16 @@ class BenchHooks(Hooks):
         self.alerts_before_latency = 0
         self.merge_timeouts_before_latency = 0.0
         self.merge_hold_before_latency: dict[str, float] = {}
-        #: each background snapshot's child: when it was forked and when collected or cancelled (wall
-        #: clock; None: neither yet), and its CPU seconds (None: not collected)
+        #: each checkpoint of the state: when it was cut and when it was durable (wall clock; None: not
+        #: yet), and the loop's time it took (None: failed)
         self.snapshot_runs: list[tuple[float, float | None, float | None]] = []
 
-    def snapshot_forked(self) -> None:
+    def checkpoint_started(self) -> None:
         self.snapshot_runs.append((time.time(), None, None))
 
-    def snapshot_ended(self, child_cpu_s: float | None) -> None:
+    def checkpoint_ended(self, loop_s: float | None) -> None:
         if self.snapshot_runs and self.snapshot_runs[-1][1] is None:
-            self.snapshot_runs[-1] = (self.snapshot_runs[-1][0], time.time(), child_cpu_s)
+            self.snapshot_runs[-1] = (self.snapshot_runs[-1][0], time.time(), loop_s)
 
     def published(self, alert: dict[str, Any]) -> None:
         self.alerts_published += 1

@@ -150,11 +150,12 @@ def table(r: dict[str, Any]) -> str:
         ("    where the time went", _stages_row(lat.get("stages_ms") or {})),
         ("    slowest second", _slowest_row(lat.get("slowest_second") or {})),
         *_caution_row(lat),
-        ("(d) state per principal", f"{state['bytes_per_principal']:,.0f} bytes at {state['principals']:,} "
-                                    f"principals ({state['source']}; target <= 2048)"),
-        ("    snapshot of them", f"{state['write_s']:.2f} s of stalled loop if encoded in it; "
-                             f"{state['fork_s'] * 1000:.0f} ms forked (child {state['child_s']:.2f} s, "
-                             f"copied {state['child_copied_mb']:,.0f} MB)"),
+        ("(d) state per principal", f"{state['state_bytes_per_principal']:,.0f} bytes at {state['principals']:,} "
+                                    f"principals ({state['source']}; target <= 4096)"),
+        ("    checkpoint of them", f"loop time per poll p99 {state['stall_p99_ms']:.0f} ms (max "
+                                 f"{state['stall_max_ms']:.0f} ms, target p99 <= 50 ms) over "
+                                 f"{state['checkpoint_polls']:,} polls; restore {state['restore_s']:.1f} s "
+                                 f"({state['restore_cpu_s']:.1f} CPU s)"),
         ("(e) peak RSS", f"{r['service_peak_rss_mb']:,.0f} MB the service in (b) and (c); {r['peak_rss_mb']:,.0f} MB "
                          "the bench's own process, with (d)"),
         ("load average", " ".join(f"{x:.2f}" for x in r["load_average"]["before"]) + " -> "

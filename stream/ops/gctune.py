@@ -88,3 +88,36 @@ def paused_gc() -> Iterator[None]:
             _paused -= 1
             if not _paused and _was_enabled:
                 gc.enable()
+
+
+class HeldGc:
+    """:func:`paused_gc` held across polls: from a checkpoint's cut until it is durable.
+
+    While a checkpoint is written, every principal record sent stays referenced (the producer's
+    batches and futures) until the broker acknowledges it, so young collections find tens of
+    thousands of survivors each time and older ones walk them again: at 50k principals, 59 young
+    collections of 22 ms on average and 4 older ones of 113 ms, the loop's worst polls. Paused for
+    the checkpoint's few seconds, then what survived is frozen (it is the engines' state and lives
+    on; reference counting still frees it), so the collections after it do not walk it either.
+
+    >>> held = HeldGc()
+    >>> held.hold(); held.hold(); gc.isenabled()
+    False
+    >>> held.release(); gc.isenabled(), gc.get_freeze_count() > 0
+    (True, True)
+    >>> gc.unfreeze()
+    """
+
+    def __init__(self) -> None:
+        self._stack: contextlib.ExitStack | None = None
+
+    def hold(self) -> None:
+        if self._stack is None:
+            self._stack = contextlib.ExitStack()
+            self._stack.enter_context(paused_gc())
+
+    def release(self) -> None:
+        if self._stack is not None:
+            gc.freeze()  # first: it also zeroes the allocation count, so enabling collects nothing at once
+            self._stack.close()
+            self._stack = None

@@ -78,9 +78,18 @@ class Metrics:
         self.snapshot_bytes = Gauge("privwatch_snapshot_bytes", "Size of the last snapshot written", registry=r)
         self.snapshot_blocked = Histogram(
             "privwatch_snapshot_blocked_seconds",
-            "Poll-loop time spent per snapshot, by how it was encoded (loop: in it; fork: by a forked child)",
-            ["how"], buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30), registry=r)
-        self.restores = Counter("privwatch_state_restores", "Partition state restores, by outcome", ["outcome"],
+            "Poll-loop time spent on checkpoints of the state, by step (cut: the shared state encoded; slice: "
+            "changed principals written within a poll's budget; final: a whole checkpoint at shutdown or revoke)",
+            ["how"], buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30), registry=r)
+        self.state_records = Counter("privwatch_state_records", "Principal records written to the state topic "
+                                     "(principals changed since the previous checkpoint)", registry=r)
+        self.restores = Counter("privwatch_state_restores",
+                                "Partition state restores, by outcome (restored; refused: tampered, rolled back or "
+                                "unreadable; bootstrap: rebuilt from the input's retained history, all of it or the "
+                                "detectors whose state could not be migrated; cold: no state and nothing to "
+                                "rebuild from)", ["outcome"], registry=r)
+        self.rebuilding = Gauge("privwatch_state_rebuilding_partitions",
+                                "Partitions whose state is being rebuilt from the input's history (paused meanwhile)",
                                 registry=r)
         self.drift = Counter("privwatch_drift_detections", "Organisation-wide drift detections, by signal",
                              ["signal"], registry=r)
@@ -137,9 +146,9 @@ class Metrics:
             self.rebalances.labels(change)
         for outcome in ("ok", "failed"):
             self.snapshots.labels(outcome)
-        for how in ("loop", "fork"):
+        for how in ("cut", "slice", "final"):
             self.snapshot_blocked.labels(how)
-        for outcome in ("restored", "refused", "cold"):
+        for outcome in ("restored", "refused", "bootstrap", "cold"):
             self.restores.labels(outcome)
         for outcome in ("ok", "failed", "rejected"):
             self.am_sends.labels(outcome)

@@ -1,6 +1,6 @@
 """Points where a caller observes the service without subclassing it (``privwatch bench`` does:
 :mod:`stream.bench.hooks`). The service calls them at rare moments only: after each poll, for each
-alert, when a background snapshot starts and ends."""
+alert, when a checkpoint of the state is cut and when it is durable."""
 
 from __future__ import annotations
 
@@ -26,8 +26,8 @@ class Hooks:
     def published(self, alert: dict[str, Any]) -> None:
         """An alert was handed to the producer."""
 
-    def snapshot_forked(self) -> None:
-        """A background snapshot's child was forked."""
+    def checkpoint_started(self) -> None:
+        """A checkpoint of the state was cut (its principals are written a slice per poll from now on)."""
 
-    def snapshot_ended(self, child_cpu_s: float | None) -> None:
-        """The background snapshot's child was collected (its CPU seconds), or cancelled or failed (None)."""
+    def checkpoint_ended(self, loop_s: float | None) -> None:
+        """The checkpoint is written (the loop time it took, cut and slices), or failed (None)."""

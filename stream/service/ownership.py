@@ -10,38 +10,64 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from kafka import ConsumerRebalanceListener, TopicPartition
 from kafka.errors import KafkaError
 
 from detectors.engine import Engine
+from detectors.portable import replace_detector
 from stream.alertmanager.correlate import Correlator
 from stream.ops.http import Health
 from stream.ops.metrics import Metrics
+from stream.service.bootstrap import Bootstrap
 from stream.service.checkpoint import Checkpoint
 from stream.service.merge import Merger
 from stream.service.snapshots import Snapshots
 from stream.state.partitions import Partitions
+from stream.state.store import Restored
+
+#: start rebuilding partition ``p``'s state (``detectors``: those only; None: all) into a fresh engine
+#: from its input's history up to ``until`` (next offset per topic)
+StartBootstrap = Callable[[int, Engine, dict[str, int], list[str] | None], Bootstrap]
 
 log = logging.getLogger(__name__)
 
 #: how long a failed restore waits before it is tried again (the partitions stay paused meanwhile)
 RESTORE_RETRY_S = 2.0
+#: poll-loop time per poll given to rebuilding a partition's state from history (the other partitions
+#: flow in between)
+BOOTSTRAP_SLICE_S = 0.25
+
+
+@dataclass
+class _Rebuilding:
+    """A partition whose state is being rebuilt from history, and what it resumes with then."""
+
+    bootstrap: Bootstrap
+    restored: Restored | None
+    positions: dict[TopicPartition, int | None]
+    ends: dict[TopicPartition, int]
 
 
 class PartitionOwnership(ConsumerRebalanceListener):
     """The consumer's rebalance listener, and the restores it leaves to the loop.
 
     ``adopt`` prepares a restored engine for use (the service gives it the shared feedback policy);
-    ``snapshots`` is None when durable state is off.
+    ``snapshots`` is None when durable state is off; ``bootstrap`` starts rebuilding a partition's
+    state from its input's history (None: state that cannot be restored starts cold).
     """
 
     def __init__(self, consumer: Any, inputs: list[str], partitions: Partitions, checkpoint: Checkpoint,
                  merger: Merger, correlator: Correlator, snapshots: Snapshots | None, flush: Callable[..., Any],
                  metrics: Metrics, health: Health, clock: Callable[[], float],
-                 adopt: Callable[[Engine], Engine]) -> None:
+                 adopt: Callable[[Engine], Engine], bootstrap: StartBootstrap | None = None) -> None:
+        self.bootstrap = bootstrap
+        #: partitions whose state is being rebuilt from history (paused meanwhile)
+        self.rebuilding: dict[int, _Rebuilding] = {}
         self.consumer = consumer
         self.inputs = inputs
         self.partitions = partitions
@@ -90,14 +116,17 @@ class PartitionOwnership(ConsumerRebalanceListener):
         self.health.ready = not self.restoring
 
     def _restore(self, p: int) -> bool:
+        rebuilding = self.rebuilding.get(p)
+        if rebuilding is not None:
+            return self._rebuild_step(p, rebuilding)
         tps = [TopicPartition(topic, p) for topic in self.inputs]
         store = self.snapshots.store if self.snapshots is not None else None
         try:
-            restored = store.restore(p) if store is not None else None
+            restored = store.restore(p, self.partitions.make_engine) if store is not None else None
             known = {} if restored is None else restored.offsets
             positions = {tp: known.get(tp.topic) for tp in tps}
             for tp, offset in positions.items():
-                if offset is None:  # no snapshot, or a topic it does not know: from the committed offset
+                if offset is None:  # no state, or a topic it does not know: from the committed offset
                     positions[tp] = self.consumer.position(tp, timeout_ms=10_000)
             ends = self.consumer.end_offsets(tps)
         except (KafkaError, OSError) as exc:
@@ -107,27 +136,66 @@ class PartitionOwnership(ConsumerRebalanceListener):
         if not positions or any(offset is None for offset in positions.values()):
             log.warning("state restore failed partition=%d error=%s; retrying", p, error)
             return False
+        refused = store is not None and p in store.refusals
+        if store is not None:
+            store.refusals.discard(p)
+        until = {tp.topic: offset for tp, offset in positions.items() if offset}
+        lost = None if restored is None else restored.rebuild
+        if self.bootstrap is not None and until and (refused if restored is None else lost):
+            fresh = self.partitions.make_engine()
+            self.rebuilding[p] = _Rebuilding(self.bootstrap(p, fresh, until, lost), restored, positions, ends)
+            self.metrics.restores.labels("bootstrap").inc()
+            log.warning("partition state rebuilt from the input's history partition=%d detectors=%s", p,
+                        ",".join(lost) if lost else "all")
+            return True
         if restored is None:
-            self.partitions.engines[p] = self.partitions.make_engine()
             self.metrics.restores.labels("cold").inc()
             log.info("partition cold start partition=%d", p)
-        else:
-            self.partitions.engines[p] = self.adopt(restored.engine)
+        self._activate(p, restored, None, positions, ends)
+        return True
+
+    def _rebuild_step(self, p: int, rebuilding: _Rebuilding) -> bool:
+        """Replay a slice of history into the rebuilt state; once done, the partition goes on."""
+        if rebuilding.bootstrap.step(time.perf_counter() + BOOTSTRAP_SLICE_S):
+            del self.rebuilding[p]
+            self._activate(p, rebuilding.restored, rebuilding.bootstrap, rebuilding.positions, rebuilding.ends)
+        return True
+
+    def _activate(self, p: int, restored: Restored | None, rebuilt: Bootstrap | None,
+                  positions: dict[TopicPartition, int | None], ends: dict[TopicPartition, int]) -> None:
+        """Install the partition's engine (restored, rebuilt, both, or new), seek where its state resumes
+        and resume it."""
+        engine = self.partitions.make_engine() if restored is None else self.adopt(restored.engine)
+        if rebuilt is not None and rebuilt.detectors is None:
+            engine = rebuilt.engine
+        elif rebuilt is not None:
+            names = set(rebuilt.detectors or ())
+            for detector in rebuilt.engine.detectors:
+                if detector.name in names:
+                    replace_detector(engine, detector, rebuilt.engine.calibrators[detector.name])
+        self.partitions.engines[p] = engine
+        if restored is not None:
             self.correlator.restore(p, restored.incidents)
-            restored.engine.note_state_bytes(restored.snapshot_bytes)
-            self.metrics.restores.labels("restored").inc()
+            engine.note_state_bytes(restored.snapshot_bytes)
+            if rebuilt is None:
+                self.metrics.restores.labels("restored").inc()
             assert self.snapshots is not None
             self.snapshots.times[p] = self.clock()
-        generation = None if store is None else store.seq.get(p)  # the next commits keep naming it
+        store = self.snapshots.store if self.snapshots is not None else None
+        if self.snapshots is not None:
+            self.snapshots.track(p, rewrite_all=rebuilt is not None or (restored is not None and restored.rewrite_all),
+                                 also=() if restored is None else restored.resign)
+        anchor = None if store is None else store.anchor(p)  # the next commits keep naming it
+        tps = list(positions)
         for tp in tps:
             offset = positions[tp]
             assert offset is not None
             self.consumer.seek(tp, offset)
-            self.checkpoint.resume(tp, offset, generation)
+            self.checkpoint.resume(tp, offset, anchor)
             self.ends[tp] = ends.get(tp, offset)
         self.consumer.resume(*tps)
         self.restoring.discard(p)
-        return True
+        self.metrics.rebuilding.set(len(self.rebuilding))
 
     def revoke(self, revoked: set[TopicPartition], lost: bool = False) -> None:
         """Rebalance callback (inside poll(): quick, no blocking consumer calls, so it also works on
@@ -138,19 +206,19 @@ class PartitionOwnership(ConsumerRebalanceListener):
         dropped (the new owner reads them again). Lost partitions are dropped without writing.
         """
         self.metrics.rebalances.labels("revoked").inc()
-        if self.snapshots is not None:
-            self.snapshots.cancel_forked()  # it may hold a revoked partition; the rest is snapshotted later
         numbers = {tp.partition for tp in revoked}
         if not lost:
             try:
                 if self.snapshots is not None:
-                    self.snapshots.snapshot_all(self.clock(), only=numbers)
+                    self.snapshots.finish(numbers, self.clock())
                 else:
                     self.flush(timeout=30)
                 self.checkpoint.commit_async(self.consumer, revoked)
             except Exception as exc:  # the snapshot or commit is best effort here: the last one stands
                 log.warning("hand-off on revoke failed error=%s", type(exc).__name__)
         self.merger.drop(numbers)
+        for p in numbers & set(self.rebuilding):
+            self.rebuilding.pop(p).bootstrap.cancel()
         self.partitions.revoke(numbers)
         self.correlator.drop(numbers)
         if self.snapshots is not None:

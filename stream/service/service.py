@@ -43,6 +43,7 @@ from stream.ops.http import Health
 from stream.ops.metrics import Metrics
 from stream.ops.ratelog import RateLimitedLog
 from stream.service import durable
+from stream.service.bootstrap import Bootstrap
 from stream.service.checkpoint import Checkpoint
 from stream.service.dispatch import dispatch
 from stream.service.hooks import Hooks
@@ -152,13 +153,26 @@ class Service:
         self.checkpoint.covered_only = store is not None
         self.snapshots = None if store is None else Snapshots(
             store, self.partitions, self.correlator, self.checkpoint, outputs.flush, self.metrics, self.inputs,
-            self.settings.snapshot_interval_s, self.settings.snapshot_in_background, self.hooks)
+            self.settings.snapshot_interval_s, self.settings.checkpoint_budget_ms / 1000.0, self.hooks)
         self.ownership = PartitionOwnership(
             consumer, self.inputs, self.partitions, self.checkpoint, self.merger, self.correlator, self.snapshots,
-            outputs.flush, self.metrics, self.health, self.clock, self.adopt)
+            outputs.flush, self.metrics, self.health, self.clock, self.adopt,
+            None if store is None else self.start_bootstrap)
         self.lag = Lag(consumer, self.checkpoint, metrics, self.ownership.ends)
         self.merger.lag = self.lag.remaining
         return self.ownership
+
+    def start_bootstrap(self, p: int, engine: Engine, until: dict[str, int], detectors: list[str] | None) -> Bootstrap:
+        """Rebuild partition ``p``'s state (``detectors``' only; None: all) into ``engine`` from the input's
+        retained history, read by a consumer of its own and decoded as the loop decodes."""
+        reader = clients.consumer(self.settings, group_id=None, max_poll_records=5000,
+                                  max_partition_fetch_bytes=8 << 20)
+
+        def decode(records: list[Any], topic: str, partition: int) -> list[Item]:
+            return decode_records(records, topic, partition, self.clock(), self.catalog, self.enrich,
+                                  self.settings.max_clock_skew_s)
+
+        return Bootstrap(p, engine, until, reader, decode, detectors)
 
     def _state_store(self, producer: Any, consumer: Any, keys: dict[str, bytes]) -> StateStore:
         return durable.state_store(self.settings, producer, keys, consumer,
@@ -199,6 +213,7 @@ class Service:
                      "on" if self.snapshots is not None else "off (every restart starts cold)")
             if self.snapshots is not None:
                 self.snapshots.store.check()
+                durable.check_partitioning(self.snapshots.store, n)
             self.consumer.subscribe(self.inputs, listener=listener)
             idle_since = self.clock()
             with loop_gc():
@@ -219,8 +234,6 @@ class Service:
             self.close()
 
     def close(self) -> None:
-        if self.snapshots is not None:
-            self.snapshots.cancel_forked()
         # The consumer first: leaving the group runs on_revoked, which still needs the producer.
         if self.consumer is not None:
             self.consumer.close(autocommit=False)
@@ -260,8 +273,10 @@ class Service:
             self.feedback_reader.poll(idle=self._idle)
         if self.reference is not None:
             self.reference.refresh()
-        batch = self.consumer.poll(timeout_ms=self.settings.poll_timeout_ms,
-                                   max_records=self.settings.max_poll_records)
+        most = self.settings.max_poll_records
+        if self.snapshots is not None and self.snapshots.busy:  # each poll's records may each write a principal
+            most = min(most, self.settings.checkpoint_poll_records)
+        batch = self.consumer.poll(timeout_ms=self.settings.poll_timeout_ms, max_records=most)
         self.health.beat()
         started = time.perf_counter()
         n = 0
@@ -271,6 +286,8 @@ class Service:
             self.merger.extend(tp.topic, tp.partition, decode_records(
                 records, tp.topic, tp.partition, now, self.catalog, self.enrich, self.settings.max_clock_skew_s))
         handled = self.handle_items()
+        if self.snapshots is not None and self.snapshots.busy and self.snapshots.step():
+            self.commit()  # a checkpoint became durable: commit what it covers now
         if n:
             self.metrics.batch_records.observe(n)
         if handled:
@@ -304,8 +321,6 @@ class Service:
         for topic, offsets in handled_to.items():
             for partition, offset in offsets.items():
                 self.checkpoint.store(TopicPartition(topic, partition), offset)
-            if self.snapshots is not None:
-                self.snapshots.dirty.update(offsets)
         for kind, n in processed.items():
             if n:
                 self.metrics.events.labels(kind, "processed").inc(n)
@@ -359,20 +374,21 @@ class Service:
 
     # -- offsets, rebalances, lag ----------------------------------------------------------------
     def commit(self, snapshot: bool = False) -> None:
-        """Commit in the checkpoint's order (flush outputs, persist state, commit offsets). Periodic
-        snapshots are encoded by a forked child and written by the first commit after it is done;
-        ``snapshot`` takes one in the loop now (shutdown).
+        """Commit in the checkpoint's order (flush outputs, persist state, commit offsets). A periodic
+        checkpoint of the state is cut here and written a slice per poll (:meth:`poll_once`);
+        ``snapshot`` writes one whole in the loop now (shutdown).
 
-        With snapshots on, what is committed is what a durable snapshot records (see Checkpoint),
-        so offsets only move when a snapshot is written.
+        With durable state on, what is committed is what a durable checkpoint records (see Checkpoint),
+        so offsets only move when a checkpoint is written.
         """
         now = self.clock()
         self._next_commit = now + self.settings.commit_interval_ms / 1000.0
         snapshots = self.snapshots
         persist = None if snapshots is None else (lambda: snapshots.persist(now, force=snapshot))
+        committed = None if snapshots is None else snapshots.committed
         assert self.outputs is not None
         try:
-            if self.checkpoint.commit(self.consumer, self.outputs.flush, persist):
+            if self.checkpoint.commit(self.consumer, self.outputs.flush, persist, committed):
                 self.metrics.commits.inc()
         except OutputsUnsent as exc:
             log.warning("commit held back: %s", exc)

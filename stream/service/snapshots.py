@@ -1,47 +1,45 @@
-"""When the owned partitions' state is written to the state topic, and what that lets be committed.
+"""When the owned partitions' state goes to the state topic, and what that lets be committed.
 
 A partition's state is its engine and its principals' open correlated incidents
-(:mod:`stream.alertmanager.correlate`). :class:`Snapshots` knows which partitions changed since
-their last snapshot, when the next periodic one is due, and the forked child encoding one in the
-background (:mod:`stream.state.forked`, copy-on-write like Redis's background saves). A snapshot
-records the input offsets its state reflects; once it is acknowledged, those offsets are covered
-(:meth:`stream.service.checkpoint.Checkpoint.cover`), and only covered offsets are committed.
+(:mod:`stream.alertmanager.correlate`). Every ``snapshot_interval_s``, :class:`Snapshots` cuts a
+checkpoint of the partitions that changed (:mod:`stream.state.changelog`): the outputs are flushed,
+the offsets handled so far taken, and each engine's shared state encoded. The principals that changed
+since the previous cut are then written a slice at a time, within ``checkpoint_budget_ms`` of each
+poll, while the loop goes on (a principal whose next event comes first is written just before it is
+handled). Once every record, chunk and manifest is acknowledged, the cut's offsets are covered
+(:meth:`stream.service.checkpoint.Checkpoint.cover`) and the next commit commits them; once it has,
+that generation is the one a restore goes back to. So a checkpoint costs the loop what changed, a
+slice at a time, never a copy of all the state.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from kafka import TopicPartition
-from kafka.errors import KafkaError
 
+from detectors.portable import principal_ids
 from stream.alertmanager.correlate import Correlator
-from stream.errors import OutputsUnsent, SnapshotError
-from stream.ops.gctune import paused_gc
+from stream.ops.gctune import HeldGc
 from stream.ops.metrics import Metrics
 from stream.service.checkpoint import Checkpoint
 from stream.service.hooks import Hooks
-from stream.state import snapshot
-from stream.state.forked import Forked
 from stream.state.partitions import Partitions
 from stream.state.store import StateStore
 
 log = logging.getLogger(__name__)
 
-#: a snapshot child still running after this long is killed, and the next snapshot runs in the loop
-FORK_TIMEOUT_S = 600.0
-
 
 class Snapshots:
-    """Snapshots of the owned partitions: periodic (in a forked child unless ``in_background`` is
-    off), and in the loop on shutdown and for revoked partitions."""
+    """Incremental checkpoints of the owned partitions: periodic, a slice per poll; whole, in the loop,
+    on shutdown and for revoked partitions."""
 
     def __init__(self, store: StateStore, partitions: Partitions, correlator: Correlator, checkpoint: Checkpoint,
                  flush: Callable[..., Any], metrics: Metrics, inputs: list[str], interval_s: float,
-                 in_background: bool = True, hooks: Hooks | None = None) -> None:
+                 budget_s: float = 0.02, hooks: Hooks | None = None) -> None:
         self.store = store
         self.partitions = partitions
         self.correlator = correlator
@@ -50,162 +48,162 @@ class Snapshots:
         self.metrics = metrics
         self.inputs = inputs
         self.interval_s = interval_s
-        self.in_background = in_background
+        self.budget_s = budget_s
         self.hooks = hooks or Hooks()
-        #: owned partitions changed since their last snapshot
-        self.dirty: set[int] = set()
-        #: when each partition's last durable snapshot was taken (or its state restored)
+        #: when each partition's last durable checkpoint was cut (or its state restored)
         self.times: dict[int, float] = {}
-        #: a periodic snapshot being encoded by a forked child, if any
-        self.forked: Forked | None = None
-        #: the last forked child failed (killed for memory, say): take the next snapshot in the loop
-        self._fork_failed = False
+        #: partitions of the checkpoint in progress, and when it was cut (wall clock)
+        self.writing: set[int] = set()
+        self._taken_at = 0.0
+        self._loop_s = 0.0
+        self._gc = HeldGc()
         self._next = 0.0
 
+    @property
+    def busy(self) -> bool:
+        return bool(self.writing)
+
+    def track(self, p: int, rewrite_all: bool = False, also: Iterable[str] = ()) -> None:
+        """Start noting partition ``p``'s changed principals (its engine is new or restored); with
+        ``rewrite_all`` every principal counts as changed (a whole engine restored, or rebuilt), and
+        so do those of ``also`` (records signed with a key being rotated out)."""
+        engine = self.partitions.engines[p]
+        partition_log = self.store.log(p)
+        engine.track_changes(partition_log.write)
+        if rewrite_all and engine.changed is not None:
+            engine.changed.update(principal_ids(engine))
+        if engine.changed is not None:
+            engine.changed.update(also)
+
     def persist(self, now: float, force: bool = False) -> None:
-        """Write a finished background snapshot, then start the next one when due (``force``: now, in
-        the loop, as on shutdown)."""
-        self.collect_forked()
-        if force or (now >= self._next and self.forked is None):
+        """Go on with the checkpoint in progress, or cut the next one when due (``force``: now, and finish
+        it in the loop, as on shutdown). Called between the outputs' flush and the offsets' commit."""
+        if force:
+            self.finish(None, now)
+            return
+        if not self.writing and now >= self._next:
             self._next = now + self.interval_s
-            if force or not self.in_background:
-                self.snapshot_all(now)
-            else:
-                self.snapshot_in_background(now)
+            self._cut(self._due(None), now)
+        self.step()
+
+    def step(self) -> bool:
+        """Write the checkpoint in progress for up to the budget; True when it became durable (its
+        offsets are covered: the caller commits)."""
+        if not self.writing:
+            return False
+        started = time.perf_counter()
+        deadline = started + self.budget_s
+        for p in sorted(self.writing):
+            partition_log = self.store.logs[p]
+            if partition_log.cut is not None and not partition_log.cut.sealed:
+                if not partition_log.drain(deadline):
+                    break
+                self.store.seal(p)
+        spent = time.perf_counter() - started
+        self._loop_s += spent
+        self.metrics.snapshot_blocked.labels("slice").observe(spent)
+        return self._collect()
+
+    def finish(self, only: set[int] | None, now: float) -> None:
+        """Cut (if anything changed) and write a checkpoint of the owned partitions (those of ``only``)
+        in the loop, and wait for it: shutdown, and revoked partitions."""
+        if self.writing and (only is None or self.writing & only):
+            self._complete()
+        self._cut(self._due(only), now)
+        self._complete()
+
+    def _complete(self) -> None:
+        started = time.perf_counter()
+        for p in sorted(self.writing):
+            partition_log = self.store.logs[p]
+            if partition_log.cut is not None and not partition_log.cut.sealed:
+                partition_log.drain(float("inf"))
+                self.store.seal(p)
+        self.flush(timeout=30)
+        self._loop_s += time.perf_counter() - started
+        self.metrics.snapshot_blocked.labels("final").observe(time.perf_counter() - started)
+        self._collect(final=True)
 
     def oldest(self) -> float | None:
-        """When the oldest of the owned partitions' snapshots was taken (None: none yet)."""
+        """When the oldest of the owned partitions' checkpoints was cut (None: none yet)."""
         return min(self.times.values()) if self.times else None
 
     def forget(self, partitions: set[int]) -> None:
-        """Partitions no longer owned: nothing of theirs is due."""
-        self.dirty -= partitions
+        """Partitions no longer owned: nothing of theirs is due, and their changelogs go."""
         for p in partitions:
             self.times.pop(p, None)
+            if p in self.writing:
+                self.store.logs[p].abandon()
+                self.writing.discard(p)
+            self.store.forget(p)
+        if not self.writing:
+            self._gc.release()
+
+    def committed(self, anchors: dict[TopicPartition, str]) -> None:
+        """The offsets of these anchors are committed (Checkpoint.commit's ``committed``)."""
+        for tp, anchor in anchors.items():
+            generation = int(anchor.split(";", 1)[0][2:])
+            self.store.committed_at(tp.partition, generation)
 
     def _due(self, only: set[int] | None) -> set[int]:
-        """Owned, restored partitions that changed since their last snapshot (those of ``only``)."""
-        due = self.dirty & self.partitions.ready()
-        return due if only is None else due & only
+        """Owned, restored partitions whose state changed since their last cut (those of ``only``)."""
+        ready = self.partitions.ready() if only is None else self.partitions.ready() & only
+        return {p for p in ready if self.partitions.engines[p].changed}
 
-    def _take(self, due: set[int]) -> dict[int, dict[str, int]]:
-        """Start a snapshot of ``due``: flush the alerts and dead letters of the handled records first,
-        and return the offsets each partition's state reflects. Events handled from now on mark their
-        partition changed again; a failed snapshot marks it changed too (see :meth:`_write`)."""
+    def _cut(self, due: set[int], now: float) -> None:
+        """Cut a checkpoint of ``due``: flush the alerts and dead letters of the handled records, take the
+        offsets, encode each shared state. Principals changed from now on belong to the next cut."""
+        if not due:
+            return
+        started = time.perf_counter()
         self.flush()
-        self.dirty -= due
-        return {p: {topic: self.checkpoint.next_offset(TopicPartition(topic, p)) for topic in self.inputs}
-                for p in due}
+        for p in sorted(due):
+            offsets = {topic: self.checkpoint.next_offset(TopicPartition(topic, p)) for topic in self.inputs}
+            try:
+                self.store.start(p, self.partitions.engines[p], offsets, self.correlator.export(p))
+            except Exception as exc:  # a failed checkpoint must not stop processing; the next one retries
+                self._failed(p, "encode", exc)
+                continue
+            self.writing.add(p)
+        if self.writing:
+            self._gc.hold()
+        self._taken_at = now
+        self._loop_s = time.perf_counter() - started
+        self.metrics.snapshot_blocked.labels("cut").observe(self._loop_s)
+        self.hooks.checkpoint_started()
 
-    def snapshot_all(self, now: float, only: set[int] | None = None) -> None:
-        """Snapshot, in the loop, every owned, restored partition that changed (or those of ``only``),
-        with the offsets it reflects; once flushed and acknowledged, mark those offsets safe to commit.
-        A background snapshot still running is dropped: this one is newer."""
-        self.cancel_forked()
-        due = self._due(only)
-        if not due:
-            return
-        started = time.perf_counter()
-        self._encode_in_loop(self._take(due), now, started)
-
-    def _encode_in_loop(self, offsets: dict[int, dict[str, int]], now: float, started: float) -> None:
-        """Encode and write the partitions of ``offsets`` (already taken), then observe the loop's time."""
-        payloads = {}
-        with paused_gc():  # not inside encode_payload: a forked child must not take gctune's lock
-            for p in sorted(offsets):
-                try:
-                    payloads[p] = snapshot.encode_payload(self.partitions.engines[p], self.correlator.export(p))
-                except Exception as exc:  # a failed snapshot must not stop processing; the next one retries
-                    self._failed(p, "encode", exc)
-        self._write(payloads, offsets, now)
-        self.metrics.snapshot_blocked.labels("loop").observe(time.perf_counter() - started)
-
-    def snapshot_in_background(self, now: float) -> None:
-        """Start a periodic snapshot of the changed partitions in a forked child, and go on; the next
-        :meth:`collect_forked` after the child is done writes it. In the loop instead when the last
-        child failed or the fork does."""
-        if self.forked is not None:
-            return
-        if self._fork_failed:
-            self._fork_failed = False
-            self.snapshot_all(now)
-            return
-        due = self._due(None)
-        if not due:
-            return
-        started = time.perf_counter()
-        states = {p: (self.partitions.engines[p], self.correlator.export(p)) for p in due}
-        offsets = self._take(due)
-        try:
-            self.forked = Forked(states, offsets, now)
-            self.forked.blocked_s = time.perf_counter() - started
-        except OSError as exc:  # offsets are taken and outputs flushed: encode the same state here
-            log.warning("snapshot fork failed error=%s; snapshotting in the loop", type(exc).__name__)
-            self._encode_in_loop(offsets, now, started)
-            return
-        self.hooks.snapshot_forked()
-
-    def collect_forked(self) -> None:
-        """Write the background snapshot if its child is done (or give up on a child that hangs)."""
-        forked = self.forked
-        if forked is None:
-            return
-        if not forked.done():
-            if time.monotonic() - forked.started < FORK_TIMEOUT_S:
-                return
-            forked.cancel()
-        self.forked = None
-        try:
-            payloads = forked.payloads()
-        except SnapshotError as exc:
-            self._fork_failed = True
-            self.hooks.snapshot_ended(None)
-            for p in forked.partitions:
-                self._failed(p, "background", exc)
-            return
-        self.hooks.snapshot_ended(forked.child_cpu_s)
-        log.info("background snapshot encoded partitions=%d seconds=%.2f child_cpu_s=%.3f child_peak_rss_mb=%.0f",
-                 len(payloads), forked.seconds, forked.child_cpu_s, forked.child_max_rss_mb)
-        started = time.perf_counter()
-        self._write(payloads, forked.offsets, forked.taken_at)
-        self.metrics.snapshot_blocked.labels("fork").observe(forked.blocked_s + time.perf_counter() - started)
-
-    def cancel_forked(self) -> None:
-        """Drop a background snapshot still running (its partitions count as changed again)."""
-        if self.forked is not None:
-            self.forked.cancel()
-            self.dirty.update(self.forked.partitions)
-            self.forked = None
-            self.hooks.snapshot_ended(None)
+    def _collect(self, final: bool = False) -> bool:
+        """Cover the offsets of every sealed, acknowledged partition of the checkpoint; True when it is
+        all done. A partition whose sends failed goes back to the next checkpoint."""
+        covered = False
+        for p in sorted(self.writing):
+            partition_log = self.store.logs[p]
+            durable = partition_log.durable()
+            if durable is None and not final:
+                continue
+            if not durable:
+                partition_log.abandon()
+                self.writing.discard(p)
+                self._failed(p, "acknowledge", RuntimeError("records not acknowledged"))
+                continue
+            cut = partition_log.finish()
+            anchor = partition_log.anchor(cut.generation)
+            for topic, offset in cut.offsets.items():
+                self.checkpoint.cover(TopicPartition(topic, p), offset, anchor)
+            self.writing.discard(p)
+            self.times[p] = self._taken_at
+            engine = self.partitions.engines.get(p)
+            if engine is not None:
+                engine.note_state_bytes(len(cut.shared))
+            self.metrics.snapshots.labels("ok").inc()
+            self.metrics.state_records.inc(len(cut.written))
+            self.metrics.snapshot_bytes.set(len(cut.shared))
+            covered = True
+        if not self.writing:
+            self._gc.release()
+            self.hooks.checkpoint_ended(self._loop_s)
+        return covered and not self.writing
 
     def _failed(self, p: int, step: str, exc: BaseException) -> None:
-        self.dirty.add(p)
         self.metrics.snapshots.labels("failed").inc()
-        # our own messages in full; others by type only (a pickling error names the object it met)
-        why = str(exc) if isinstance(exc, SnapshotError) else type(exc).__name__
-        log.error("snapshot failed partition=%d step=%s error=%s; will retry", p, step, why)
-
-    def _write(self, payloads: dict[int, bytes], offsets: dict[int, dict[str, int]], taken_at: float) -> None:
-        """Send the payloads, flush, and cover the offsets of those acknowledged."""
-        written = []
-        for p, payload in sorted(payloads.items()):
-            try:
-                written.append(self.store.write_payload(p, payload, offsets[p]))
-            except Exception as exc:  # a failed snapshot must not stop processing; the next one retries
-                self._failed(p, "send", exc)
-        try:
-            self.flush(timeout=30)
-        except (KafkaError, OutputsUnsent) as exc:  # the state records' own futures decide below
-            log.warning("snapshot flush failed error=%s; will retry", type(exc).__name__)
-        for w in written:
-            if not w.durable():
-                self._failed(w.partition, "acknowledge", SnapshotError(f"generation {w.seq} not acknowledged"))
-                continue
-            for topic, offset in offsets[w.partition].items():
-                self.checkpoint.cover(TopicPartition(topic, w.partition), offset, w.seq)
-            engine = self.partitions.engines.get(w.partition)
-            if engine is not None:
-                engine.note_state_bytes(w.payload_bytes)
-            self.metrics.snapshots.labels("ok").inc()
-            self.metrics.snapshot_bytes.set(w.payload_bytes)
-            self.times[w.partition] = taken_at
+        log.error("checkpoint failed partition=%d step=%s error=%s; will retry", p, step, type(exc).__name__)

@@ -1,2 +1,2 @@
-"""Detector state per input partition: the engines, their signed snapshots on the compacted state
-topic, and background encoding in a forked child."""
+"""Detector state per input partition: the engines, and their principal records, shared state and signed
+manifests on the compacted state topic."""

@@ -29,6 +29,15 @@ from them when a score asks: ``Multivariate._trees``); a detector from an earlie
 with the trees it restored until its features cover a complete window of theirs. Format 8 keeps the
 multivariate detector's per-window resource hashes in ``bytes`` instead of an ``array``. A version that
 cannot read a newer format refuses it by number instead of failing inside unpickling.
+
+Format 9 (incremental state): the chunks hold only what is no one principal's (the engine's shared
+state, :func:`detectors.portable.export_shared`, and the open incidents); each principal's state is a
+record of its own (:mod:`stream.state.records`). The manifest adds how many input partitions there
+were (``partitions``), the first generation of that partitioning (``lineage``), and the digest and
+count of the live principal records it covers. Its compatibility is no longer all or nothing on the
+model and River versions: each detector's state carries its own version, migrated on restore
+(:mod:`detectors.portable`); only formats 2 to 8, whole pickled engines, still need the same model
+and River versions.
 """
 
 from __future__ import annotations
@@ -49,11 +58,15 @@ from stream import __version__
 from stream.errors import SnapshotError
 from stream.ops.gctune import paused_gc
 
-FORMAT = 8
+FORMAT = 9
 #: formats this version restores (2: the pickled engine alone; 2 and 3: seen-sets in four parts;
 #: 4: seen-sets in ``array`` objects; 2 to 5: no batch of unlearned windows; 2 to 6: live trees;
-#: 2 to 7: multivariate windows' resources in an ``array``)
-READABLE = (2, 3, 4, 5, 6, 7, 8)
+#: 2 to 7: multivariate windows' resources in an ``array``; 2 to 8: whole engines; 9: incremental)
+READABLE = (2, 3, 4, 5, 6, 7, 8, 9)
+#: the first format with principal records (the chunks hold the shared state only)
+INCREMENTAL = 9
+#: the last format that held a whole engine
+WHOLE_ENGINE = 8
 MAGIC = b"privwatch-snapshot\n"
 #: manifests naming their key id (since key rotation)
 MAGIC_KEYED = b"privwatch-snapshot/2\n"
@@ -92,9 +105,11 @@ def _minor(version: Any) -> str:
 
 def _incompatible(body: dict[str, Any]) -> dict[str, Any]:
     ours = versions()
-    bad = {k: (body.get(k), ours[k]) for k in ("model", "river") if body.get(k) != ours[k]}
     if body.get("format") not in READABLE:
-        bad["format"] = (body.get("format"), ours["format"])
+        return {"format": (body.get("format"), ours["format"])}
+    if body.get("format") == INCREMENTAL:
+        return {}  # each detector's state says its own version (detectors.portable)
+    bad = {k: (body.get(k), ours[k]) for k in ("model", "river") if body.get(k) != ours[k]}
     if _minor(body.get("privwatch")) != _minor(ours["privwatch"]):
         bad["privwatch"] = (body.get("privwatch"), ours["privwatch"])
     return bad
@@ -108,19 +123,40 @@ def encode_payload(engine: Engine, incidents: Sequence[Any] = ()) -> bytes:
 def encode(engine: Engine, offsets: dict[str, int], partition: int, generation: int, key: bytes,
            group: str = "", chunk_bytes: int = CHUNK_BYTES, incidents: Sequence[Any] = (),
            key_id: str = "1") -> Snapshot:
-    """Serialise ``engine`` and the partition's open ``incidents`` (:mod:`stream.alertmanager.correlate`) with the
-    input ``offsets`` (next offset per topic) they reflect."""
-    return seal(encode_payload(engine, incidents), offsets, partition, generation, key, group, chunk_bytes, key_id)
+    """A whole-engine snapshot (format 8, what versions before incremental state wrote: kept to test
+    that their snapshots still restore): ``engine`` and the partition's open ``incidents``
+    (:mod:`stream.alertmanager.correlate`) with the input ``offsets`` (next offset per topic) they reflect."""
+    return seal(encode_payload(engine, incidents), offsets, partition, generation, key, group, chunk_bytes, key_id,
+                format=WHOLE_ENGINE)
+
+
+def encode_shared(shared: dict[str, Any], incidents: Sequence[Any] = ()) -> bytes:
+    """A format-9 payload: the engine's shared state (:func:`detectors.portable.export_shared`) and the
+    partition's open incidents."""
+    state = {"shared": shared, "incidents": list(incidents)}
+    return zlib.compress(pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL), 1)
+
+
+def decode_shared(manifest: dict[str, Any], chunks: list[bytes | None]) -> tuple[dict[str, Any], list[Any]]:
+    """The shared state and the open incidents of a *verified* format-9 manifest and its chunks."""
+    state = _load(manifest, chunks)
+    if not isinstance(state, dict) or not isinstance(state.get("shared"), dict):
+        raise SnapshotError("snapshot does not hold shared state")
+    incidents = state.get("incidents")
+    return state["shared"], list(incidents) if isinstance(incidents, list) else []
 
 
 def seal(payload: bytes, offsets: dict[str, int], partition: int, generation: int, key: bytes, group: str = "",
-         chunk_bytes: int = CHUNK_BYTES, key_id: str = "1") -> Snapshot:
-    """Cut an :func:`encode_payload` payload into chunks and sign the manifest that names them with
-    ``key`` (whose id is ``key_id``)."""
+         chunk_bytes: int = CHUNK_BYTES, key_id: str = "1", extra: dict[str, Any] | None = None,
+         format: int = FORMAT) -> Snapshot:
+    """Cut a payload into chunks and sign the manifest that names them with ``key`` (whose id is
+    ``key_id``); ``extra`` adds fields to the manifest's body (format 9's partitioning and digest)."""
     _check_key(key)
     chunks = [payload[i:i + chunk_bytes] for i in range(0, len(payload), chunk_bytes)] or [b""]
     body = {
         **versions(),
+        **(extra or {}),
+        "format": format,
         "group": group,
         "partition": partition,
         "generation": generation,
@@ -209,7 +245,19 @@ def decode(manifest: dict[str, Any], chunks: list[bytes | None]) -> Engine:
 
 
 def decode_state(manifest: dict[str, Any], chunks: list[bytes | None]) -> tuple[Engine, list[Any]]:
-    """The engine and the open incidents of a *verified* manifest and its chunks (in order)."""
+    """The engine and the open incidents of a *verified* manifest of formats 2 to 8 (a whole engine)
+    and its chunks (in order)."""
+    state = _load(manifest, chunks)
+    if manifest.get("format") == 2:  # the engine alone
+        state = {"engine": state, "incidents": []}
+    if not isinstance(state, dict) or not isinstance(state.get("engine"), Engine):
+        raise SnapshotError("snapshot does not hold an engine")
+    incidents = state.get("incidents")
+    return state["engine"], list(incidents) if isinstance(incidents, list) else []
+
+
+def _load(manifest: dict[str, Any], chunks: list[bytes | None]) -> Any:
+    """The unpickled payload of a verified manifest, once every chunk matches its hash."""
     if len(chunks) != len(manifest["chunks"]) or any(c is None for c in chunks):
         raise SnapshotError("snapshot incomplete: chunks missing")
     for i, (chunk, digest) in enumerate(zip(chunks, manifest["chunks"], strict=True)):
@@ -221,9 +269,4 @@ def decode_state(manifest: dict[str, Any], chunks: list[bytes | None]) -> tuple[
             state = pickle.loads(raw)
     except Exception as exc:  # verified bytes that still fail to load: a bug, refuse loudly
         raise SnapshotError(f"snapshot does not load ({type(exc).__name__})") from None
-    if manifest.get("format") == 2:  # the engine alone
-        state = {"engine": state, "incidents": []}
-    if not isinstance(state, dict) or not isinstance(state.get("engine"), Engine):
-        raise SnapshotError("snapshot does not hold an engine")
-    incidents = state.get("incidents")
-    return state["engine"], list(incidents) if isinstance(incidents, list) else []
+    return state
