@@ -48,8 +48,16 @@ class Running:
 
     def wait(self, timeout_s: float = 120.0) -> int | BaseException | None:
         self.thread.join(timeout_s)
-        assert not self.thread.is_alive(), "service did not stop"
+        assert not self.thread.is_alive(), f"service did not stop: {self.describe()}"
         return self.result
+
+    def describe(self) -> str:
+        """What the service was waiting for (local reads only: the loop's thread owns the clients)."""
+        s = self.service
+        assigned = sorted(f"{tp.topic}-{tp.partition}" for tp in s.consumer.assignment()) if s.consumer else None
+        return (f"assigned={assigned} restoring={sorted(s.partitions.restoring)} merger={len(s.merger)} "
+                f"stalled={s.outputs.stalled if s.outputs else None} handled={s.handled_total} "
+                f"ready={s.health.ready} blocked={s.health.blocked}")
 
     def stop(self, timeout_s: float = 120.0) -> int | BaseException | None:
         self.service.request_stop()
