@@ -78,16 +78,17 @@ def restore_principal(engine: Engine, principal_id: str, state: PrincipalState) 
         entry = state.detectors.get(detector.name)
         if entry is None:
             continue
-        version, values = entry
         try:
-            if version != detector.state_version:
-                values = detector.migrate(version, values, shared=False)
-            detector.restore(principal_id, tuple(values))
-        except (StateVersionError, ValueError, TypeError) as exc:
-            if not isinstance(exc, StateVersionError):  # a layout that does not fit: the same as no migration
-                exc = StateVersionError(f"{detector.name}: {type(exc).__name__}")
+            detector.restore(principal_id, tuple(_current(detector, entry, shared=False)))
+        except (StateVersionError, ValueError, TypeError):  # a layout that does not fit: as no migration
             failed.append(detector.name)
     return failed
+
+
+def _current(detector: Detector, entry: tuple[int, Any], shared: bool) -> Any:
+    """A detector's stored state (version, values) in the layout of this version (migrated if older)."""
+    version, values = entry
+    return values if version == detector.state_version else detector.migrate(version, values, shared=shared)
 
 
 def export_shared(engine: Engine) -> dict[str, Any]:
@@ -115,11 +116,8 @@ def restore_shared(engine: Engine, shared: dict[str, Any]) -> list[str]:
         entry = shared.get("detectors", {}).get(detector.name)
         if entry is None:
             continue
-        version, state = entry
         try:
-            if version != detector.state_version:
-                state = detector.migrate(version, state, shared=True)
-            detector.restore_shared(state)
+            detector.restore_shared(_current(detector, entry, shared=True))
         except (StateVersionError, AttributeError, TypeError, ValueError):
             failed.append(detector.name)
     for name in failed:  # half-restored: start afresh (its principals' state goes too: it is rebuilt)
