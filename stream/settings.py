@@ -245,7 +245,7 @@ class Settings(KafkaSettings):
                                                                  "whose X-Forwarded-For gives the client address "
                                                                  "(sign-in throttling)")
     triage_url: str | None = Field(None, description="public base URL of the triage app, for links printed by "
-                                                     "the CLI (set evidence_url to TRIAGE_URL/alerts/{alert_id})")
+                                                     "the CLI (set evidence_url to TRIAGE_URL/incidents/{incident_id})")
 
     @field_validator("detector_params", mode="before")
     @classmethod

@@ -210,3 +210,20 @@ def test_behind_a_trusted_proxy_the_forwarded_address_is_throttled(tmp_path):
     assert {via_proxy("nope", "192.0.2.7") for _ in range(10)} == {200}
     assert via_proxy(PASSWORDS["alice"], "192.0.2.7") == 429
     assert via_proxy(PASSWORDS["alice"], "192.0.2.8") == 302  # the proxy's other clients are not
+
+
+def test_alertmanagers_id_of_a_page_that_joined_an_earlier_incident_opens_it(app):
+    """A low alert opens u-7's incident in triage; the page 20 minutes later carries the service's
+    incident id (counted from its first page), which is what Alertmanager links to."""
+    store = app.extensions["privwatch.store"]
+    low = _alert(20, principal="u-7", minutes=600, level="low")
+    page = _alert(21, principal="u-7", minutes=620)
+    page["incident"] = {"incident_id": incident_key(page["alert_id"])}
+    store.add_alerts([low, page])
+    opened = incident_key(low["alert_id"])
+    assert store.incident_of(page["alert_id"]) == opened != page["incident"]["incident_id"]
+    client = app.test_client()
+    _sign_in(client)
+    answer = client.get(f"/incidents/{page['incident']['incident_id']}")
+    assert answer.status_code == 302 and answer.headers["Location"].endswith(f"/incidents/{opened}")
+    assert client.get("/incidents/0123456789abcdef").status_code == 404

@@ -57,6 +57,14 @@ alerts = Table(
     Index("ix_alerts_detector", "detector", "incident_id"),
 )
 
+#: the id Alertmanager shows for a paging incident (the service's, counted from its first page) when
+#: the triage incident it joined opened earlier, with a non-paging alert: links name either
+incident_aliases = Table(
+    "incident_aliases", metadata,
+    Column("alias", String(32), primary_key=True),
+    Column("incident_id", String(32), ForeignKey("incidents.incident_id"), nullable=False),
+)
+
 verdicts = Table(
     "verdicts", metadata,
     Column("verdict_id", String(64), primary_key=True),

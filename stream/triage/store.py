@@ -21,7 +21,7 @@ from sqlalchemy import Engine, and_, exists, func, insert, select, update
 
 from stream.alertmanager.correlate import LEVEL_RANK
 from stream.alertmanager.mapping import event_time, incident_key
-from stream.triage.schema import alerts, audit, incidents, verdicts
+from stream.triage.schema import alerts, audit, incident_aliases, incidents, verdicts
 
 STATUSES = ("open", "assigned", "closed")
 LEVELS = tuple(LEVEL_RANK)
@@ -96,6 +96,11 @@ class TriageStore:
         db.execute(insert(alerts).values(alert_id=alert_id, incident_id=incident_id, ts=ts,
                                          detector=str(doc["detector"]), level=level, severity=severity,
                                          doc=orjson.dumps(doc).decode()))
+        paged = doc.get("incident")
+        alias = str(paged.get("incident_id") or "") if isinstance(paged, dict) else ""
+        if alias and alias != incident_id and not db.execute(
+                select(incident_aliases.c.alias).where(incident_aliases.c.alias == alias)).first():
+            db.execute(insert(incident_aliases).values(alias=alias, incident_id=incident_id))
         return 1
 
     # -- reading -------------------------------------------------------------------------------------
@@ -120,6 +125,12 @@ class TriageStore:
         with self.engine.connect() as db:
             row = db.execute(select(incidents).where(incidents.c.incident_id == incident_id)).mappings().first()
         return None if row is None else dict(row)
+
+    def aliased(self, alias: str) -> str | None:
+        """The incident Alertmanager's id ``alias`` of a page names, when it is not the incident's own."""
+        with self.engine.connect() as db:
+            return db.execute(select(incident_aliases.c.incident_id)
+                              .where(incident_aliases.c.alias == alias)).scalar()
 
     def incident_of(self, alert_id: str) -> str | None:
         """The incident an alert belongs to (None: not seen)."""

@@ -47,7 +47,10 @@ def queue() -> Any:
 def incident(incident_id: str) -> Any:
     found = store().incident(incident_id)
     if found is None:
-        abort(404)
+        target = store().aliased(incident_id)  # Alertmanager's id of a page that joined an earlier incident
+        if target is None:
+            abort(404)
+        return redirect(url_for("views.incident", incident_id=target))
     alerts = store().alerts_of(incident_id)
     analysts = current_app.extensions["privwatch.analysts"]
     return render_template(
