@@ -12,6 +12,8 @@ import orjson
 import pytest
 from kafka_helpers import read_all
 
+from stream.bench.catchup import ROUNDS
+from stream.bench.cli import QUICK_CATCHUP_EVENTS
 from stream.bench.latency import probe_every
 from stream.bench.stages import STAGES
 from stream.cli import build_parser
@@ -85,10 +87,18 @@ def test_quick_bench_writes_a_complete_result(kafka_bootstrap: str, tmp_path, ca
     assert r["state"]["stall_p99_ms"] > 0 and r["state"]["restore_s"] >= 0
     assert r["peak_rss_mb"] > 0 and r["service_peak_rss_mb"] > 0  # the bench's process, the service's
     assert len(r["load_average"]["before"]) == 3
+    c = r["catchup"]  # (f): the cold service and the tuned bare consumer over one backlog, start-up included
+    assert c["events"] == QUICK_CATCHUP_EVENTS and c["partitions"] == 2 and c["target"] == 0.5
+    assert c["bare"]["records"] == c["service"]["records"] == c["service"]["committed_offsets"] == c["events"]
+    for side in ("bare", "service"):  # each side's fastest run counts
+        assert len(c[side]["runs_seconds"]) == ROUNDS and 0 < c[side]["start_s"] < c[side]["seconds"]
+        assert c[side]["events_per_s"] == round(c["events"] / min(c[side]["runs_seconds"]), 1) > 0
+    assert c["ratio"] == round(c["service"]["events_per_s"] / c["bare"]["events_per_s"], 3) > 0
     printed = capsys.readouterr().out
     assert "ratio (b)/(a)" in printed and "(b0) privwatch, no detectors" in printed
     assert "in memory, no Kafka" in printed and "CPU per event (busy)" in printed
     assert f"probes up to {worst['probe_max_ms']:.0f} ms" in printed
+    assert f"ratio {c['ratio']:.3f} (target >= 0.5) over 20,000 events" in printed
     assert ("the load generator sent only" in printed) is not kept_up
 
 

@@ -11,6 +11,7 @@ included), the yardstick and the service in turn, :data:`ROUNDS` times:
   record is handled and its offsets committed.
 
 The fastest run of each counts; the ratio service/bare is the catch-up target's measure.
+``privwatch bench`` runs the same as its phase (f) (:func:`phase`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import multiprocessing
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
@@ -27,6 +29,11 @@ import orjson
 
 #: rounds of (bare, service); the fastest run of each counts
 ROUNDS = 2
+#: the simulated organisation's size and seed (issue 32 measured 2,000 principals, seed 11)
+PRINCIPALS = 2000
+SEED = 11
+#: the catch-up target: the service reaches at least this share of the yardstick's rate
+TARGET = 0.5
 #: the yardstick's consumer settings: throughput first
 TUNED = {"max_poll_records": 5000, "max_partition_fetch_bytes": 10 << 20, "fetch_min_bytes": 1 << 20,
          "fetch_max_wait_ms": 100}
@@ -101,27 +108,50 @@ def measure(settings_for: Any, n: int, rounds: int = ROUNDS) -> dict[str, Any]:
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    from stream.bench.cli import create_topics, delete_topics, settings_for
+def prefill(bootstrap: str, partitions: int, events: int, principals: int, seed: int) -> dict[str, str]:
+    """Fresh topics (:func:`stream.bench.cli.create_topics`) holding the first ``events`` of a simulated
+    history; deleted again if filling them fails."""
+    from stream.bench.cli import create_topics, delete_topics
     from stream.simulate import produce_to_kafka, recent_history
 
+    topics = create_topics(bootstrap, partitions)
+    try:
+        produce_to_kafka(recent_history(events, principals, seed), bootstrap, topics["access"], topics["permission"])
+    except BaseException:
+        delete_topics(bootstrap, topics)
+        raise
+    return topics
+
+
+def phase(bootstrap: str, events: int, partitions: int, principals: int = PRINCIPALS, seed: int = SEED,
+          rounds: int = ROUNDS, prefill_with: Callable[..., dict[str, str]] | None = None) -> dict[str, Any]:
+    """The whole measure on topics of its own: pre-fill them, time the rounds, delete them.
+
+    ``prefill_with(prefill, *args)`` runs :func:`prefill` (``privwatch bench`` runs it in a process of
+    its own, so that the history's dicts do not stay in the bench's heap); by default, in this one.
+    """
+    from stream.bench.cli import delete_topics, settings_for
+
+    args = (bootstrap, partitions, events, principals, seed)
+    topics = prefill_with(prefill, *args) if prefill_with else prefill(*args)
+    try:
+        result = measure(lambda group: settings_for(bootstrap, topics, f"{group}-{uuid.uuid4().hex[:8]}"),
+                         events, rounds)
+    finally:
+        delete_topics(bootstrap, topics)
+    return {**result, "partitions": partitions, "principals": principals, "target": TARGET}
+
+
+def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m stream.bench.catchup", description=__doc__.split("\n")[0])
     p.add_argument("--bootstrap-servers", default="127.0.0.1:9092")
     p.add_argument("--events", type=int, default=500_000)
     p.add_argument("--partitions", type=int, default=2)
-    p.add_argument("--principals", type=int, default=2000)
-    p.add_argument("--seed", type=int, default=11)
+    p.add_argument("--principals", type=int, default=PRINCIPALS)
+    p.add_argument("--seed", type=int, default=SEED)
     p.add_argument("--rounds", type=int, default=ROUNDS)
     args = p.parse_args(argv)
-    events = recent_history(args.events, args.principals, args.seed)
-    topics = create_topics(args.bootstrap_servers, args.partitions)
-    try:
-        produce_to_kafka(events, args.bootstrap_servers, topics["access"], topics["permission"])
-        del events
-        result = measure(lambda group: settings_for(args.bootstrap_servers, topics, f"{group}-{uuid.uuid4().hex[:8]}"),
-                         args.events, args.rounds)
-    finally:
-        delete_topics(args.bootstrap_servers, topics)
+    result = phase(args.bootstrap_servers, args.events, args.partitions, args.principals, args.seed, args.rounds)
     print(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())
     return 0
 

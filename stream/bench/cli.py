@@ -28,6 +28,9 @@
    Kafka client does, split into decoding, the engines and the loop.
 5. (d) state bytes per principal at 100k principals; (e) peak RSS (``ru_maxrss``) of the service's
    process in (b) and (c), and of this one (which ran (d)).
+6. (f) catch-up (:func:`stream.bench.catchup.phase`): on topics of its own, the service started cold on
+   a backlog against a bare consumer tuned for throughput, start-up included; issue 32's target is a
+   ratio of at least 0.5 on at least 500k events.
 
 (a), (a'), (b0), (b) with (c), and (b) in memory each run in a fresh spawned process (:func:`spawned`).
 """
@@ -53,6 +56,7 @@ from typing import Any, TypeVar
 import orjson
 
 from detectors import native
+from stream.bench import catchup as bench_catchup
 from stream.bench import latency as bench_latency
 from stream.bench import loop as bench_loop
 from stream.bench import sender as bench_sender
@@ -76,6 +80,9 @@ QUICK_STATE_PRINCIPALS = 10_000
 MAX_LATENCY_RATE = 50_000
 #: Share of the asked rate the latency phase's load generator must reach for its result to stand alone.
 KEPT_UP = 0.95
+#: (f)'s backlog: the catch-up target asks for at least 500k events; quick mode's stays quick.
+CATCHUP_EVENTS = 500_000
+QUICK_CATCHUP_EVENTS = 20_000
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -93,6 +100,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--state-principals", type=int, default=None,
                    help=f"principals for state bytes (default {STATE_PRINCIPALS:,}; {QUICK_STATE_PRINCIPALS:,} "
                         f"when --events <= {QUICK_EVENTS:,}, so the quick mode stays under two minutes)")
+    p.add_argument("--catchup-events", type=int, default=None,
+                   help=f"backlog of the catch-up phase (f) (default {CATCHUP_EVENTS:,}; {QUICK_CATCHUP_EVENTS:,} "
+                        f"when --events <= {QUICK_EVENTS:,})")
+    p.add_argument("--catchup-partitions", type=int, default=2, help="partitions of the catch-up phase's topics")
     p.add_argument("--seed", type=int, default=1)
     p.set_defaults(func=run)
 
@@ -292,7 +303,7 @@ def run(args: argparse.Namespace) -> int:
                               "crc32c": crc32c_check(), "detectors": native.status}
     weeks = weeks_for_latency(args.events, args.principals, args.latency_seconds)
     events = recent_history(args.events, args.principals, args.seed, weeks_before=weeks)
-    steps = bar(5 + 4 * RUNS - 1, "bench", unit="step")
+    steps = bar(6 + 4 * RUNS - 1, "bench", unit="step")
     step = Steps(steps)
     topics = create_topics(args.bootstrap_servers, args.partitions)
     try:
@@ -333,6 +344,10 @@ def run(args: argparse.Namespace) -> int:
     finally:
         delete_topics(args.bootstrap_servers, topics)
     result.update(ratios(result))
+    catchup_events = args.catchup_events or (QUICK_CATCHUP_EVENTS if args.events <= QUICK_EVENTS else CATCHUP_EVENTS)
+    step(f"(f) catch-up on {catchup_events:,} events")
+    result["catchup"] = bench_catchup.phase(args.bootstrap_servers, catchup_events, args.catchup_partitions,
+                                            prefill_with=spawned)
     step("in memory, no Kafka")
     result["in_memory"] = spawned(in_memory, args.events, args.principals, args.seed, weeks, args.partitions)
     state_principals = args.state_principals or (

@@ -116,6 +116,25 @@ def _caution_row(lat: dict[str, Any]) -> list[tuple[str, str]]:
                            "core, or the machine's), so this latency is not the service's alone")]
 
 
+def _catchup_rows(c: dict[str, Any]) -> list[tuple[str, str]]:
+    """The table's lines for (f): the cold service against the tuned bare consumer, start-up included.
+
+    >>> c = {"events": 500_000, "partitions": 2, "ratio": 0.309, "target": 0.5,
+    ...      "service": {"events_per_s": 20_100.0, "start_s": 2.8, "runs_seconds": [24.9, 26.0]},
+    ...      "bare": {"events_per_s": 64_900.0, "start_s": 1.1, "runs_seconds": [7.7, 8.1]}}
+    >>> for row in _catchup_rows(c):
+    ...     print(row[1])
+    ratio 0.309 (target >= 0.5) over 500,000 events on 2 partitions, start-up included
+    20,100 / 64,900 events/s (first event after 2.8 / 1.1 s; fastest of 2 runs each)
+    """
+    service, bare = c["service"], c["bare"]
+    return [("(f) catch-up from cold", f"ratio {c['ratio']:.3f} (target >= {c['target']}) over {c['events']:,} "
+                                       f"events on {c['partitions']} partitions, start-up included"),
+            ("    service / tuned bare", f"{service['events_per_s']:,.0f} / {bare['events_per_s']:,.0f} events/s "
+                                         f"(first event after {service['start_s']:.1f} / {bare['start_s']:.1f} s; "
+                                         f"fastest of {len(service['runs_seconds'])} runs each)")]
+
+
 def table(r: dict[str, Any]) -> str:
     lat, state = r["latency"], r["state"]
     rows = [
@@ -158,6 +177,7 @@ def table(r: dict[str, Any]) -> str:
                                  f"({state['restore_cpu_s']:.1f} CPU s)"),
         ("(e) peak RSS", f"{r['service_peak_rss_mb']:,.0f} MB the service in (b) and (c); {r['peak_rss_mb']:,.0f} MB "
                          "the bench's own process, with (d)"),
+        *_catchup_rows(r["catchup"]),
         ("load average", " ".join(f"{x:.2f}" for x in r["load_average"]["before"]) + " -> "
                          + " ".join(f"{x:.2f}" for x in r["load_average"]["after"])
                          + f" on {r['load_average']['cpus']} CPUs"),
