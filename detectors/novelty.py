@@ -28,8 +28,9 @@ from __future__ import annotations
 import sys
 from typing import Final
 
+from detectors.admins import is_admin
 from detectors.base import Detector, Finding, Profile
-from detectors.compact import SeenSet, is_admin
+from detectors.compact import SeenSet
 from detectors.events import ACCESS, SPECIAL_CATEGORIES, Event
 from detectors.peers import WEEK_DAYS, PeerTouches
 

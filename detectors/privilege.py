@@ -19,8 +19,9 @@ from typing import Any, Final
 
 from mypy_extensions import mypyc_attr
 
+from detectors.admins import admin_status, is_admin
 from detectors.base import Detector, Finding, Profile
-from detectors.compact import SeenSet, admin_status, is_admin, restore_slots, slot_state
+from detectors.compact import SeenSet, restore_slots, slot_state
 from detectors.events import ACCESS, Event
 from detectors.volume import EXPORT_ACTIONS
 

@@ -25,10 +25,9 @@ The first two also need the recent exports to concentrate on one table more than
 exports ``min_lift`` above its share before): siphoning takes one dataset, a busy stretch keeps the
 usual mix. A principal that only ever exports one table cannot concentrate further: the rule is
 waived when its latest days off held ``off_day_lift_waiver`` exports of the table and nothing else,
-and (steady extra) when the top table already held all but ``min_lift`` of its exports. What pages:
-days off; a run from a cumulative surplus of ``run_page_score`` (from ``threshold`` to that, low); a
-steady extra at most at ``window_severity`` (low): ordinary habits pass those as often. What was
-measured for each rule is in the runbook (``docs/runbooks/slow_exfiltration.md``).
+and (steady extra) when the top table already held all but ``min_lift`` of its exports. Days off page,
+runs from a cumulative surplus of ``run_page_score``, steady extras never (``window_severity``): what
+was measured for each rule is in the runbook (``docs/runbooks/slow_exfiltration.md``).
 
 State per principal: about fifteen numbers, an :class:`ExportMix` (six resource ids with five small
 counts each at most) and an :class:`ExportWindow` (two counts per recent day, three numbers).
@@ -46,11 +45,9 @@ from detectors.export_mix import ExportMix
 from detectors.export_window import ExportWindow, anscombe_z, steady_extra_finding
 
 #: _DayState's attributes, in the order its pickled state lists them (compiled classes have no ``__slots__``)
-_DAY_STATE = (
-    "day", "exports", "others", "records", "first_event",
-    "ew_exports", "ew_others", "ew_records", "ew_z2", "days", "cusum", "run", "run_first", "fired_day",
-    "mix", "weekend_days", "off_day", "off_count", "off_resource", "window",
-)
+_DAY_STATE = ("day", "exports", "others", "records", "first_event", "ew_exports", "ew_others", "ew_records",
+              "ew_z2", "days", "cusum", "run", "run_first", "fired_day", "mix", "weekend_days", "off_day",
+              "off_count", "off_resource", "window")
 
 
 @mypyc_attr(serializable=True, allow_interpreted_subclasses=True)  # see detectors/native.py

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from kafka.admin import ConfigResource, ConfigResourceType
 from kafka.errors import KafkaConnectionError
@@ -90,3 +91,11 @@ def check_topics(settings: Settings, durable_state: bool = True) -> TopicFacts:
         log.warning("dead-letter topic keeps records forever (retention.ms=-1); they hold producers' raw records, "
                     "personal data included: give it a retention (docs/operations.md)")
     return TopicFacts(dead_letter_max_bytes=int(dead.get("max.message.bytes") or DEFAULT_LIMIT_BYTES))
+
+
+def prune_inputs(consumer: Any, inputs: list[str], authentication_topic: str) -> None:
+    """Leave the authentication topic out of ``inputs`` (in place) while it does not exist (deployments
+    from before it), with a warning; the other inputs must exist (the co-partitioning check says so)."""
+    if authentication_topic in inputs and authentication_topic not in consumer.topics():
+        log.warning("authentication topic missing topic=%s; running without sign-ins", authentication_topic)
+        inputs.remove(authentication_topic)

@@ -24,9 +24,16 @@ from kafka import TopicPartition
 from detectors.engine import Engine
 from stream.contract.decode import Item
 from stream.errors import BadRecord
+from stream.kafka import clients
 from stream.service.merge import Merger
+from stream.settings import Settings
 
 log = logging.getLogger(__name__)
+
+
+def history_reader(settings: Settings) -> Any:
+    """A consumer of its own (no group) for the input's retained history, tuned for throughput."""
+    return clients.consumer(settings, group_id=None, max_poll_records=5000, max_partition_fetch_bytes=8 << 20)
 
 #: decode one topic-partition's records into merger items (the service's decode_records, with its
 #: catalog, enrichment and clock-skew bound)

@@ -36,14 +36,14 @@ from stream.feedback.setup import feedback_reader
 from stream.kafka import clients
 from stream.kafka.deadletter import DEFAULT_LIMIT_BYTES, DeadLetter, dead_letter_output
 from stream.kafka.outputs import Output, Outputs
-from stream.kafka.topics import check_topics
+from stream.kafka.topics import check_topics, prune_inputs
 from stream.ops import heap
 from stream.ops.gctune import loop_gc
 from stream.ops.http import Health
 from stream.ops.metrics import Metrics
 from stream.ops.ratelog import RateLimitedLog
 from stream.service import durable
-from stream.service.bootstrap import Bootstrap
+from stream.service.bootstrap import Bootstrap, history_reader
 from stream.service.checkpoint import Checkpoint
 from stream.service.dispatch import dispatch
 from stream.service.hooks import Hooks
@@ -127,14 +127,6 @@ class Service:
         self.enrich = Enricher(self.reference.directory, self.reference.catalog, s.admin_roles, s.admin_groups,
                                resolve=False, on_gap=lambda gap: self.metrics.identity_gaps.labels(gap).inc())
 
-    def prune_inputs(self, consumer: Any) -> None:
-        """Leave out the authentication topic while it does not exist (deployments from before it), with
-        a warning; the other inputs must exist (the co-partitioning check says so)."""
-        topic = self.settings.authentication_topic
-        if topic in self.inputs and topic not in consumer.topics():
-            log.warning("authentication topic missing topic=%s; running without sign-ins", topic)
-            self.inputs.remove(topic)  # in place: the merger holds this list
-
     def adopt(self, engine: Engine) -> Engine:
         """Prepare an engine (new or restored) for this service: it shares the feedback policy."""
         engine.feedback = self.feedback
@@ -165,14 +157,11 @@ class Service:
     def start_bootstrap(self, p: int, engine: Engine, until: dict[str, int], detectors: list[str] | None) -> Bootstrap:
         """Rebuild partition ``p``'s state (``detectors``' only; None: all) into ``engine`` from the input's
         retained history, read by a consumer of its own and decoded as the loop decodes."""
-        reader = clients.consumer(self.settings, group_id=None, max_poll_records=5000,
-                                  max_partition_fetch_bytes=8 << 20)
-
         def decode(records: list[Any], topic: str, partition: int) -> list[Item]:
             return decode_records(records, topic, partition, self.clock(), self.catalog, self.enrich,
                                   self.settings.max_clock_skew_s)
 
-        return Bootstrap(p, engine, until, reader, decode, detectors)
+        return Bootstrap(p, engine, until, history_reader(self.settings), decode, detectors)
 
     def _state_store(self, producer: Any, consumer: Any, keys: dict[str, bytes]) -> StateStore:
         return durable.state_store(self.settings, producer, keys, consumer,
@@ -201,7 +190,7 @@ class Service:
         self.dead_letter_limit = facts.dead_letter_max_bytes
         consumer = clients.input_consumer(self.settings)
         producer = clients.producer(self.settings)
-        self.prune_inputs(consumer)
+        prune_inputs(consumer, self.inputs, self.settings.authentication_topic)  # in place: the merger holds it
         self.load_reference()
         store = None if keys is None else self._state_store(producer, consumer, keys)
         listener = self.attach(consumer, producer, store)
