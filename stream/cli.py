@@ -22,7 +22,7 @@ log = logging.getLogger("privwatch")
 PLUGINS = ("stream.service.run", "stream.replay.cli", "stream.simulate.cli", "stream.evaluate.cli",
            "stream.evaluate.feedback", "stream.bench.cli", "stream.demo", "stream.ingest.cli",
            "stream.alertmanager.deliver", "stream.triage.cli", "stream.triage.alerts_cli", "stream.feedback.cli",
-           "stream.state.cli")
+           "stream.service.state_cli")
 
 EXIT_CODES = """exit codes: 0 done, 1 unexpected failure, 2 usage or configuration, 3 input file,
 4 Kafka unreachable, 5 topics missing, misconfigured or not co-partitioned, 6 port busy,

@@ -109,9 +109,9 @@ def measure(settings_for: Any, n: int, rounds: int = ROUNDS) -> dict[str, Any]:
 
 
 def prefill(bootstrap: str, partitions: int, events: int, principals: int, seed: int) -> dict[str, str]:
-    """Fresh topics (:func:`stream.bench.cli.create_topics`) holding the first ``events`` of a simulated
+    """Fresh topics (:func:`stream.bench.topics.create_topics`) holding the first ``events`` of a simulated
     history; deleted again if filling them fails."""
-    from stream.bench.cli import create_topics, delete_topics
+    from stream.bench.topics import create_topics, delete_topics
     from stream.simulate import produce_to_kafka, recent_history
 
     topics = create_topics(bootstrap, partitions)
@@ -130,7 +130,7 @@ def phase(bootstrap: str, events: int, partitions: int, principals: int = PRINCI
     ``prefill_with(prefill, *args)`` runs :func:`prefill` (``privwatch bench`` runs it in a process of
     its own, so that the history's dicts do not stay in the bench's heap); by default, in this one.
     """
-    from stream.bench.cli import delete_topics, settings_for
+    from stream.bench.topics import delete_topics, settings_for
 
     args = (bootstrap, partitions, events, principals, seed)
     topics = prefill_with(prefill, *args) if prefill_with else prefill(*args)

@@ -43,7 +43,6 @@ import math
 import multiprocessing
 import os
 import resource
-import secrets
 import statistics
 import sys
 import time
@@ -65,6 +64,7 @@ from stream.bench.bare import RUNS, bare_consumer, fastest, tuned_bare_consumer
 from stream.bench.hooks import BenchHooks, bench_service, detector_count, merge_hold, merge_timeouts
 from stream.bench.state import state_bytes_per_principal
 from stream.bench.table import table
+from stream.bench.topics import create_topics, delete_topics, settings_for
 from stream.progress import bar
 from stream.settings import Settings
 from stream.simulate import EVENTS_PER_PRINCIPAL_DAY, recent_history
@@ -134,42 +134,6 @@ def weeks_for_latency(events: int, principals: int, seconds: float) -> int:
     """
     per_replay = min(events, principals * EVENTS_PER_PRINCIPAL_DAY * 7)
     return math.ceil(1.25 * MAX_LATENCY_RATE * (bench_latency.WARMUP_S + seconds) / per_replay) + 1
-
-
-def create_topics(bootstrap: str, partitions: int) -> dict[str, str]:
-    from kafka.admin import KafkaAdminClient, NewTopic
-
-    prefix = f"pwbench-{uuid.uuid4().hex[:8]}"
-    topics = {role: f"{prefix}.{role}" for role in ("access", "permission", "alerts", "dead-letter", "feedback",
-                                                    "state")}
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="privwatch-bench")
-    try:
-        admin.create_topics([NewTopic(t, partitions if role in ("access", "permission", "alerts") else 1, 1,
-                                      topic_configs={"cleanup.policy": "compact"} if role == "state" else {})
-                             for role, t in topics.items()])
-    finally:
-        admin.close()
-    return topics
-
-
-def delete_topics(bootstrap: str, topics: dict[str, str]) -> None:
-    from kafka.admin import KafkaAdminClient
-
-    try:
-        admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="privwatch-bench")
-        admin.delete_topics(list(topics.values()))
-        admin.close()
-    except Exception as exc:  # noqa: BLE001 - cleanup must not hide the result
-        log.warning("could not delete bench topics: %s", exc)
-
-
-def settings_for(bootstrap: str, topics: dict[str, str], group: str) -> Settings:
-    """The service as deployed: durable state on (a checkpoint every 30 s), a random key."""
-    return Settings(bootstrap_servers=bootstrap, group_id=group, client_id="privwatch-bench",
-                    access_topic=topics["access"], permission_topic=topics["permission"],
-                    alerts_topic=topics["alerts"], dead_letter_topic=topics["dead-letter"],
-                    feedback_topic=topics["feedback"], state_topic=topics["state"], metrics_port=0,
-                    state_key=secrets.token_hex(16))
 
 
 def spawned(fn: Callable[..., T], *args: Any) -> T:
