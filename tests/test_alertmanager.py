@@ -257,3 +257,41 @@ def test_an_alertmanager_restart_gets_its_pages_back_from_the_resends(alertmanag
     alertmanager.stop()  # loses its in-memory alerts
     alertmanager.start()
     wait_for(lambda: deliver.step() >= 0 and len(alertmanager.alerts()) == 1, timeout_s=15)
+
+
+class _NewGroupConsumer:
+    """What place() asks of a consumer for a partition its group never committed."""
+
+    def __init__(self, end: int, found: int | None) -> None:
+        self.end, self.found, self.seeks = end, found, []
+
+    def committed(self, tp: TopicPartition) -> None:
+        return None
+
+    def end_offsets(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+        return {tp: self.end for tp in tps}
+
+    def offsets_for_times(self, times: dict[TopicPartition, int]) -> dict[TopicPartition, Any]:
+        from kafka.structs import OffsetAndTimestamp
+
+        return {tp: None if self.found is None else OffsetAndTimestamp(self.found, ms, None)
+                for tp, ms in times.items()}
+
+    def pause(self, *tps: TopicPartition) -> None:
+        pass
+
+    def seek(self, tp: TopicPartition, offset: int) -> None:
+        self.seeks.append((tp.partition, offset))
+
+
+@pytest.mark.parametrize(("end", "found", "start"), [(0, None, 0), (40, None, 40), (40, 12, 12), (40, 55, 40)])
+def test_a_new_group_starts_at_a_number_so_no_page_written_meanwhile_is_skipped(end, found, start) -> None:
+    """With no page in the active window the start is the end offset as read, not seek_to_end (which
+    resolves later, past pages the service writes meanwhile); with one, the earliest such page."""
+    from stream.alertmanager.deliver import NewPartitions
+
+    deliver, _ = delivery(FakeAlertmanager(), [1_000_000.0])
+    deliver.consumer = consumer = _NewGroupConsumer(end, found)
+    deliver.new_partitions = NewPartitions(consumer)
+    deliver.new_partitions.on_partitions_assigned([TopicPartition("alerts", 0)])
+    assert deliver.place() == set() and consumer.seeks == [(0, start)]

@@ -197,11 +197,11 @@ class Delivery:
         for tp in sorted(pending):
             try:
                 if self.consumer.committed(tp) is None:
+                    # the end first, as a number: a page written after it is read whatever happens next
+                    # (seek_to_end would resolve later, past pages written meanwhile)
+                    end = self.consumer.end_offsets([tp])[tp]
                     found = self.consumer.offsets_for_times({tp: since_ms}).get(tp)
-                    if found is None:
-                        self.consumer.seek_to_end(tp)
-                    else:
-                        self.consumer.seek(tp, found.offset)
+                    self.consumer.seek(tp, end if found is None else min(found.offset, end))
                     log.info("page delivery: no committed offset partition=%d; starting from the pages of the "
                              "last %.0f s", tp.partition, self.settings.alertmanager_active_s)
             except KafkaError as exc:
