@@ -17,7 +17,6 @@ import time
 from typing import Any, cast
 
 from kafka import TopicPartition
-from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 from prometheus_client import CollectorRegistry
 
@@ -120,14 +119,7 @@ class Ingestor:
 
     def caught_up(self) -> bool:
         """True when partitions are assigned and every one is read to its end (for ``max_idle_s``)."""
-        owned = list(self.consumer.assignment())
-        if not owned:
-            return False
-        try:
-            ends = self.consumer.end_offsets(owned)
-            return all(self.consumer.position(tp) >= ends.get(tp, 0) for tp in owned)
-        except KafkaError:
-            return False
+        return clients.read_to_end(self.consumer)
 
     def request_stop(self, *_: Any) -> None:
         self.stopping = True

@@ -10,7 +10,7 @@ from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
-from kafka.errors import NoBrokersAvailable, TopicAlreadyExistsError
+from kafka.errors import KafkaError, NoBrokersAvailable, TopicAlreadyExistsError
 
 from stream.errors import KafkaUnavailable, TopologyError
 from stream.settings import Settings
@@ -124,6 +124,20 @@ def create_topics(settings: Settings, partitions: int = 6) -> None:
                 client.create_topics([spec])
     finally:
         client.close()
+
+
+def read_to_end(kafka: KafkaConsumer) -> bool:
+    """True when partitions are assigned and every one is read up to its log end (what is read may
+    still be buffered); False too when the broker does not answer."""
+    owned = list(kafka.assignment())
+    if not owned:
+        return False
+    try:
+        ends = kafka.end_offsets(owned)
+        positions = {tp: kafka.position(tp, timeout_ms=5000) for tp in owned}
+    except KafkaError:
+        return False
+    return all(pos is not None and pos >= ends.get(tp, 0) for tp, pos in positions.items())
 
 
 def check_copartitioned(kafka: KafkaConsumer, topics: list[str]) -> int:

@@ -8,6 +8,7 @@ from typing import Any
 from kafka import TopicPartition
 from kafka.errors import KafkaError
 
+from stream.kafka import clients
 from stream.ops.metrics import Metrics
 from stream.service.checkpoint import Checkpoint
 
@@ -38,15 +39,7 @@ class Lag:
 
     def caught_up(self) -> bool:
         """True when every owned partition is read up to its log end (what is read may still be buffered)."""
-        owned = list(self.consumer.assignment())
-        if not owned:
-            return False
-        try:
-            ends = self.consumer.end_offsets(owned)
-            positions = {tp: self.consumer.position(tp, timeout_ms=5000) for tp in owned}
-        except KafkaError:
-            return False
-        return all(pos is not None and pos >= ends.get(tp, 0) for tp, pos in positions.items())
+        return clients.read_to_end(self.consumer)
 
     def observe(self) -> None:
         """Set the consumer-lag metric of every owned partition from the brokers' end offsets."""
