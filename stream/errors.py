@@ -18,6 +18,8 @@ code  meaning
 ====  ==================================================================
 """
 
+from typing import Any
+
 
 class PrivwatchError(Exception):
     """Root of every error privwatch raises on purpose; ``exit_code`` is what the command returns."""
@@ -77,3 +79,10 @@ class BadRecord(PrivwatchError):
 
 class SnapshotError(PrivwatchError):
     """A state snapshot is corrupt, foreign or unauthenticated and was refused."""
+
+
+def first_error(exc: Any, whole: str) -> tuple[str, str]:
+    """(where, message) of a pydantic ValidationError's first error; ``whole`` names the document
+    when the error is about all of it."""
+    first = exc.errors(include_url=False, include_input=False)[0]
+    return ".".join(map(str, first["loc"])) or whole, first["msg"]

@@ -17,7 +17,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from stream.contract.models import Sensitivity
-from stream.errors import ConfigError
+from stream.errors import ConfigError, first_error
 
 #: resource id -> its (sensitivity, categories): a cache (cleared when full), not state
 _MEMO_CAP = 65_536
@@ -102,9 +102,8 @@ def parse_rules(raw: bytes, name: str) -> list[Rule]:
         try:
             rules.append(Rule.model_validate(item))
         except ValidationError as exc:
-            first = exc.errors(include_url=False, include_input=False)[0]
-            where = ".".join(map(str, first["loc"])) or "rule"
-            raise ConfigError(f"catalog {name} rule {number} is not valid at {where}: {first['msg']}") from None
+            where, msg = first_error(exc, "rule")
+            raise ConfigError(f"catalog {name} rule {number} is not valid at {where}: {msg}") from None
     return rules
 
 

@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal
 import orjson
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
-from stream.errors import InputError
+from stream.errors import InputError, first_error
 
 log = logging.getLogger(__name__)
 
@@ -136,9 +136,8 @@ def parse_people(raw: bytes, name: str) -> list[Person]:
         try:
             people.append(Person.model_validate(row))
         except ValidationError as exc:
-            first = exc.errors(include_url=False, include_input=False)[0]
-            where = ".".join(map(str, first["loc"])) or "record"
-            raise InputError(f"directory {name} record {number}: {where}: {first['msg']}") from None
+            field, msg = first_error(exc, "record")
+            raise InputError(f"directory {name} record {number}: {field}: {msg}") from None
     return people
 
 

@@ -22,7 +22,7 @@ from typing import Annotated
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from stream.errors import ConfigError
+from stream.errors import ConfigError, first_error
 from stream.feedback.signing import load_public
 
 
@@ -91,8 +91,8 @@ def parse_analysts(text: str, where: str = "analysts file") -> Analysts:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{where}: {exc}") from None
     except ValidationError as exc:
-        first = exc.errors(include_url=False, include_input=False)[0]
-        raise ConfigError(f"{where}: {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+        field, msg = first_error(exc, "")
+        raise ConfigError(f"{where}: {field}: {msg}") from None
     out = Analysts()
     for entry in doc.analyst:
         if entry.name in out.by_name:
