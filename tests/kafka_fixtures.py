@@ -45,8 +45,8 @@ BROKER_PY = ROOT / "dev" / "kafka" / "broker.py"
 ENV_BOOTSTRAP = "PRIVWATCH_TEST_BOOTSTRAP"
 # C1-only JIT halves the broker's start-up CPU (about 10 -> 5 CPU-seconds); plenty fast for tests.
 TEST_JVM_OPTS = ("-XX:TieredStopAtLevel=1",)
-ROLES = ("access", "permission", "alerts", "dead-letter", "feedback", "state")
-COMPACTED_ROLES = frozenset({"state"})
+ROLES = ("access", "permission", "alerts", "dead-letter", "feedback", "state", "commons")
+COMPACTED_ROLES = frozenset({"state", "commons"})
 #: roles created with a configuration of their own, as ``privwatch run --create-topics`` makes them
 ROLE_CONFIGS = {"feedback": dict(FEEDBACK_TOPIC_CONFIG)}
 
