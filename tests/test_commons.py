@@ -14,7 +14,8 @@ from prometheus_client import CollectorRegistry
 from detectors.commons import link
 from detectors.engine import Engine, EngineConfig
 from detectors.peers import PeerTouches
-from stream.service.commons import Commons, CommonsMetrics, Publisher
+from stream.ops.metrics import COMMONS_REFUSALS, Metrics
+from stream.service.commons import Commons, Publisher
 from stream.service.commons_reader import CommonsReader
 from stream.settings import Settings
 from stream.state import commons as records
@@ -83,6 +84,10 @@ def test_refused_records_are_never_unpickled(case: str, reason: str) -> None:
         records.open_partial(value, rkey, KEYS, 4, VERSIONS)
     assert refused.value.reason == reason
     assert UNPICKLED == []
+
+
+def test_the_refusal_reasons_are_the_metrics_labels() -> None:
+    assert records.REASONS == COMMONS_REFUSALS
 
 
 def test_a_detector_part_of_another_state_version_is_left_out() -> None:
@@ -158,7 +163,7 @@ def commons_with(engines: dict[int, Engine], **settings: Any) -> tuple[Commons, 
     partitions = Partitions(Engine)
     partitions.engines.update(engines)
     registry = CollectorRegistry()
-    commons = Commons(partitions, CommonsMetrics(registry), Settings(metrics_port=0, **settings))
+    commons = Commons(partitions, Metrics(registry), Settings(metrics_port=0, **settings))
     reader = FakeReader()
     commons.reader = reader  # type: ignore[assignment]
     return commons, reader, registry

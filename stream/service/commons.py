@@ -18,10 +18,10 @@ from collections.abc import Callable, Hashable, Mapping
 from typing import Any, cast
 
 from kafka.errors import KafkaError
-from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from detectors.commons import link
 from stream.kafka import clients
+from stream.ops.metrics import Metrics
 from stream.service.commons_reader import CommonsReader
 from stream.settings import Settings
 from stream.state import commons as records
@@ -30,36 +30,12 @@ from stream.state.partitions import Partitions
 
 log = logging.getLogger(__name__)
 
-STATES = ("local", "remote", "stale")
-
-
-class CommonsMetrics:
-    """The commons' metrics (no personal labels: partition states and refusal reasons only)."""
-
-    def __init__(self, registry: CollectorRegistry) -> None:
-        r = registry
-        self.partitions = Gauge("privwatch_commons_partitions", "Input partitions whose partial aggregates the "
-                                "engines see, by state: local (owned here), remote (another instance's, fresh), "
-                                "stale (older than commons_max_age_s: left out)", ["state"], registry=r)
-        self.published = Counter("privwatch_commons_published", "Partials published to the commons topic "
-                                 "(acknowledged)", registry=r)
-        self.publish_failures = Counter("privwatch_commons_publish_failures", "Partials the commons topic did not "
-                                        "take (the next interval sends again)", registry=r)
-        self.refused = Counter("privwatch_commons_refused", "Commons records refused, by reason (never unpickled "
-                               "unless signed)", ["reason"], registry=r)
-        self.oldest_age = Gauge("privwatch_commons_oldest_age_seconds", "Age of the oldest remote partial in use "
-                                "(0: none)", registry=r)
-        for state in STATES:
-            self.partitions.labels(state)
-        for reason in records.REASONS:
-            self.refused.labels(reason)
-
 
 class Publisher:
     """Sends partials to the commons topic, signed like the durable state's records."""
 
     def __init__(self, producer: Any, topic: str, group: str, key: bytes, key_id: str, partitions: int,
-                 versions: Mapping[str, int], metrics: CommonsMetrics) -> None:
+                 versions: Mapping[str, int], metrics: Metrics) -> None:
         self.producer = producer
         self.topic = topic
         self.group = group
@@ -79,18 +55,18 @@ class Publisher:
         except KafkaError as exc:
             self._failed(exc)
             return
-        future.add_callback(lambda _: self.metrics.published.inc())
+        future.add_callback(lambda _: self.metrics.commons_published.inc())
         future.add_errback(self._failed)
 
     def _failed(self, exc: BaseException) -> None:
-        self.metrics.publish_failures.inc()
+        self.metrics.commons_publish_failures.inc()
         log.warning("commons partial not published error=%s", type(exc).__name__)
 
 
 class Commons:
     """Keeps the owned engines linked with each other and with the fresh remote partials; publishes."""
 
-    def __init__(self, partitions: Partitions, metrics: CommonsMetrics, settings: Settings) -> None:
+    def __init__(self, partitions: Partitions, metrics: Metrics, settings: Settings) -> None:
         self.partitions = partitions
         self.metrics = metrics
         self.settings = settings
@@ -115,8 +91,9 @@ class Commons:
         versions = engine_versions(self.partitions.make_engine)
         self.publisher = Publisher(producer, s.commons_topic, s.group_id, keys[s.state_key_id], s.state_key_id,
                                    partitions, versions, self.metrics)
+        refused = self.metrics.commons_refused
         self.reader = CommonsReader(lambda: clients.consumer(s, group_id=None), s.commons_topic, s.group_id, keys,
-                                    partitions, versions, lambda reason: self.metrics.refused.labels(reason).inc())
+                                    partitions, versions, lambda reason: refused.labels(reason).inc())
         self.reader.start()
         log.info("commons shared across instances topic=%s interval_s=%s max_age_s=%s", s.commons_topic,
                  s.commons_interval_s, s.commons_max_age_s)
@@ -140,10 +117,10 @@ class Commons:
             for p, engine in sorted(engines.items()):
                 self.publisher.publish(p, engine.partial(), now)
         m = self.metrics
-        m.partitions.labels("local").set(len(engines))
-        m.partitions.labels("remote").set(len(fresh))
-        m.partitions.labels("stale").set(stale)
-        m.oldest_age.set(max((now - partial.published_at for partial in fresh.values()), default=0.0))
+        m.commons_partitions.labels("local").set(len(engines))
+        m.commons_partitions.labels("remote").set(len(fresh))
+        m.commons_partitions.labels("stale").set(stale)
+        m.commons_oldest_age.set(max((now - partial.published_at for partial in fresh.values()), default=0.0))
 
     def _remote(self, engines: Mapping[int, Any], now: float) -> tuple[dict[int, Partial], int]:
         """(the fresh remote partials, how many are stale); tells the reader which partitions are owned."""

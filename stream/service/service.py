@@ -45,7 +45,7 @@ from stream.ops.ratelog import RateLimitedLog
 from stream.service import durable
 from stream.service.bootstrap import Bootstrap, history_reader
 from stream.service.checkpoint import Checkpoint
-from stream.service.commons import Commons, CommonsMetrics
+from stream.service.commons import Commons
 from stream.service.dispatch import dispatch
 from stream.service.hooks import Hooks
 from stream.service.lag import EVERY_S as LAG_EVERY_S
@@ -96,7 +96,7 @@ class Service:
         self.alert_key = alert_id_key(settings) or b""  # the alert ids' MAC (detectors/alerts.py)
         self.feedback_reader: FeedbackReader | None = None
         self.partitions = Partitions(lambda: self.adopt(Engine(config)))
-        self.commons = Commons(self.partitions, CommonsMetrics(metrics.registry), settings)  # docs/commons.md
+        self.commons = Commons(self.partitions, metrics, settings)  # docs/commons.md
         self.checkpoint = Checkpoint()
         self.merger = Merger(self.inputs, settings.merge_wait_ms / 1000.0)
         self.correlator = Correlator(window_s=settings.correlation_window_s)
