@@ -78,6 +78,8 @@ class Commons:
         self._linked: tuple[Any, ...] | None = None
         #: what the engines see from other instances now, by input partition
         self.remote: dict[int, Partial] = {}
+        #: the engines linked last
+        self.linked_to: dict[int, Any] = {}
 
     def connect(self, producer: Any, keys: dict[str, bytes] | None, partitions: int) -> None:
         """Share with other instances too, through the commons topic (``keys``: the state keys by id;
@@ -106,11 +108,12 @@ class Commons:
         """Relink when the owned engines or the usable remote partials changed; publish when due."""
         engines = dict(self.partitions.engines)
         fresh, stale = self._remote(engines, now)
+        # by identity; the objects themselves are kept (self.linked_to), so no id is reused meanwhile
         state = (tuple((p, id(e)) for p, e in sorted(engines.items())),
                  tuple((p, id(partial)) for p, partial in sorted(fresh.items())))
         if state != self._linked:
             link(cast(dict[Hashable, Any], engines), {p: partial.aggregates for p, partial in fresh.items()})
-            self._linked, self.remote = state, fresh
+            self._linked, self.remote, self.linked_to = state, fresh, engines
             log.debug("commons relinked local=%d remote=%d stale=%d", len(engines), len(fresh), stale)
         if self.publisher is not None and now >= self._next_publish:
             self._next_publish = now + self.interval_s
