@@ -180,8 +180,9 @@ class Settings(KafkaSettings):
                                                                  "every instance (docs/commons.md)")
     commons_interval_s: float = Field(5.0, ge=0.0, le=3600.0,
                                       description="how often (wall clock) each owned partition's partial "
-                                                  "aggregates are published to the commons topic; 0: not "
-                                                  "shared across instances (needs durable_state's key)")
+                                                  "aggregates are published to the commons topic (shared across "
+                                                  "instances with durable_state's key, else within each "
+                                                  "instance); 0: not shared at all")
     commons_max_age_s: float = Field(120.0, gt=0.0,
                                      description="another instance's partial older than this is left out of "
                                                  "the shared baselines (its instance died)")

@@ -84,6 +84,11 @@ def commons_settings(topics: dict[str, str]) -> dict[str, Any]:
     return {"commons_topic": topics["commons"]} if "commons" in topics else {"commons_interval_s": 0.0}
 
 
+#: each partition's baselines its own (docs/commons.md): alerts then do not depend on where partitions
+#: run or when other partitions' partials arrive, for tests that compare alert ids between runs
+UNSHARED = {"commons_interval_s": 0.0}
+
+
 def cli_args(s: Settings) -> list[str]:
     args = ["run"]
     for name in ("bootstrap_servers", "group_id", "access_topic", "permission_topic", "alerts_topic",
@@ -147,10 +152,10 @@ def run_to_end(s: Settings, max_idle_s: float = 3.0, timeout_s: float = 240.0) -
     return running
 
 
-def reference_alert_ids(bootstrap: str, topics: dict[str, str], alerts_topic: str) -> set[str]:
+def reference_alert_ids(bootstrap: str, topics: dict[str, str], alerts_topic: str, **extra: Any) -> set[str]:
     """Alert ids of one uninterrupted run over the same input, with a fresh group and no state."""
     s = settings(bootstrap, topics, f"ref-{uuid.uuid4().hex[:8]}", alerts_topic=alerts_topic, state_key=None,
-                 durable_state=False, snapshot_interval_s=30.0)
+                 durable_state=False, snapshot_interval_s=30.0, **extra)
     run_to_end(s)
     return alert_ids(bootstrap, alerts_topic)
 

@@ -83,12 +83,13 @@ class Commons:
 
     def connect(self, producer: Any, keys: dict[str, bytes] | None, partitions: int) -> None:
         """Share with other instances too, through the commons topic (``keys``: the state keys by id;
-        None, or ``commons_interval_s`` 0: the engines of this instance only). ``partitions``: the input
-        topics' partition count."""
+        None: the engines of this instance only). ``partitions``: the input topics' partition count."""
         s = self.settings
-        if keys is None or not s.commons_interval_s:
-            log.info("commons shared within this instance only (%s)",
-                     "durable state off: no key" if keys is None else "commons_interval_s=0")
+        if not s.commons_interval_s:
+            log.info("commons off (commons_interval_s=0): each partition's baselines are its own")
+            return
+        if keys is None:
+            log.info("commons shared within this instance only (durable state off: no key to sign them)")
             return
         versions = engine_versions(self.partitions.make_engine)
         self.publisher = Publisher(producer, s.commons_topic, s.group_id, keys[s.state_key_id], s.state_key_id,
@@ -105,7 +106,10 @@ class Commons:
             self.reader.stop()
 
     def tick(self, now: float) -> None:
-        """Relink when the owned engines or the usable remote partials changed; publish when due."""
+        """Relink when the owned engines or the usable remote partials changed; publish when due.
+        Nothing with ``commons_interval_s`` 0: each partition's baselines are its own."""
+        if not self.interval_s:
+            return
         engines = dict(self.partitions.engines)
         fresh, stale = self._remote(engines, now)
         # by identity; the objects themselves are kept (self.linked_to), so no id is reused meanwhile
