@@ -206,8 +206,8 @@ def _wait_for_leaders(bootstrap: str, topics: list[str], n_partitions: int, time
 def fresh_topics(kafka_broker: Broker) -> Iterator[Callable[..., dict[str, str]]]:
     """Factory of uniquely named topics, ready for use (leaders elected); deleted after the test.
 
-    ``make(n_partitions=3, names=ROLES)`` returns ``{role: topic_name}``. The ``state`` role is
-    created with ``cleanup.policy=compact``.
+    ``make(n_partitions=3, names=ROLES)`` returns ``{role: topic_name}``. The ``state`` and ``commons``
+    roles are created with ``cleanup.policy=compact``.
     """
     _ensure_running(kafka_broker)
     admin = _admin(kafka_broker.bootstrap)

@@ -30,6 +30,9 @@ from stream.state.partitions import Partitions
 
 log = logging.getLogger(__name__)
 
+#: longest the start-up waits for the commons topic to be read to its end
+CATCH_UP_S = 10.0
+
 
 class Publisher:
     """Sends partials to the commons topic, signed like the durable state's records."""
@@ -98,6 +101,8 @@ class Commons:
         self.reader = CommonsReader(lambda: clients.consumer(s, group_id=None), s.commons_topic, s.group_id, keys,
                                     partitions, versions, lambda reason: refused.labels(reason).inc())
         self.reader.start()
+        if not self.reader.caught_up.wait(CATCH_UP_S):  # so the first events already see the others' partials
+            log.warning("commons topic not read to its end in %.0f s; going on (partials arrive meanwhile)", CATCH_UP_S)
         log.info("commons shared across instances topic=%s interval_s=%s max_age_s=%s", s.commons_topic,
                  s.commons_interval_s, s.commons_max_age_s)
 
