@@ -238,3 +238,26 @@ def test_a_peer_normal_first_touch_pages_alone_but_not_once_the_peers_partition_
 
     assert first_touch_pages(linked=False)
     assert first_touch_pages(linked=True) == []
+
+
+def test_with_commons_interval_s_0_nothing_is_shared() -> None:
+    a, b = Engine(), Engine()
+    commons, _, _ = commons_with({0: a, 1: b}, commons_interval_s=0.0)
+    commons.connect(None, {"1": KEY}, 2)
+    commons.tick(100.0)
+    assert a.others == [] and b.others == []
+
+
+# -- start-up ------------------------------------------------------------------------------------
+def test_start_up_checks_the_commons_topic_is_there_and_compacted(monkeypatch: pytest.MonkeyPatch) -> None:
+    from stream.errors import TopologyError
+    from stream.kafka import topics
+
+    policies = {"privwatch.state": "compact", "privwatch-commons": "delete"}
+    monkeypatch.setattr(topics, "describe", lambda settings, names: {
+        name: {"cleanup.policy": policies.get(name, "delete")} for name in names})
+    with pytest.raises(TopologyError, match="commons topic 'privwatch-commons' has cleanup.policy=delete"):
+        topics.check_topics(Settings(metrics_port=0))
+    assert "privwatch-commons" not in topics.roles(Settings(metrics_port=0, commons_interval_s=0), True)
+    policies["privwatch-commons"] = "compact"
+    topics.check_topics(Settings(metrics_port=0))
