@@ -215,6 +215,33 @@ def test_each_owned_partition_is_published_every_interval_and_reads_back() -> No
     assert refusals == []
 
 
+class GoneTopic:
+    """A producer whose sends fail at once (the topic's metadata never comes)."""
+
+    def __init__(self) -> None:
+        self.attempts = 0
+
+    def send(self, topic: str, key: bytes | None = None, value: bytes | None = None) -> Future:
+        from kafka.errors import KafkaTimeoutError
+
+        self.attempts += 1
+        raise KafkaTimeoutError("Failed to update metadata after 0.5 secs.")
+
+
+def test_a_send_that_fails_at_once_stops_the_round_and_backs_off() -> None:
+    commons, _, registry = commons_with({0: Engine(), 1: Engine(), 2: Engine()}, commons_interval_s=5.0)
+    gone = GoneTopic()
+    commons.publisher = Publisher(gone, "commons", GROUP, KEY, "1", 4, VERSIONS, commons.metrics)
+    for now in (100.0, 101.0, 105.0, 110.0, 115.0):  # rounds at 100 (fails), 105 (fails), then 115
+        commons.tick(now)
+    assert gone.attempts == 3 and gauge(registry, "privwatch_commons_publish_failures_total") == 3
+    topic = MemoryTopic("commons", partitions=1)
+    commons.publisher.producer = Producer(topic)
+    commons.tick(135.0)
+    commons.tick(140.0)  # back to every interval once a round went out
+    assert len(topic.logs[0]) == 6
+
+
 # -- what sharing changes ------------------------------------------------------------------------
 def test_a_peer_normal_first_touch_pages_alone_but_not_once_the_peers_partition_is_linked() -> None:
     """A new HR partner's first touch of health data: its peers (in another partition) use it daily."""
@@ -243,7 +270,7 @@ def test_a_peer_normal_first_touch_pages_alone_but_not_once_the_peers_partition_
 def test_with_commons_interval_s_0_nothing_is_shared() -> None:
     a, b = Engine(), Engine()
     commons, _, _ = commons_with({0: a, 1: b}, commons_interval_s=0.0)
-    commons.connect(None, {"1": KEY}, 2)
+    commons.connect({"1": KEY}, 2)
     commons.tick(100.0)
     assert a.others == [] and b.others == []
 

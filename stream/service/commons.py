@@ -20,6 +20,7 @@ from typing import Any, cast
 from kafka.errors import KafkaError
 
 from detectors.commons import link
+from stream.backoff import Backoff
 from stream.kafka import clients
 from stream.ops.metrics import Metrics
 from stream.service.commons_reader import CommonsReader
@@ -32,6 +33,11 @@ log = logging.getLogger(__name__)
 
 #: longest the start-up waits for the commons topic to be read to its end
 CATCH_UP_S = 10.0
+#: longest a send to the commons topic may block the loop (waiting for the topic's metadata, or for
+#: room in the commons producer's buffer); the outputs' producer is not shared, so never waits on it
+SEND_BLOCK_MS = 500
+#: the longest pause between rounds of publishing after one failed to send
+MAX_BACKOFF_S = 300.0
 
 
 class Publisher:
@@ -49,7 +55,8 @@ class Publisher:
         self.metrics = metrics
         self.sequence = 0
 
-    def publish(self, p: int, partial: Mapping[str, Any], now: float) -> None:
+    def publish(self, p: int, partial: Mapping[str, Any], now: float) -> bool:
+        """Send one partition's partial; False when the send failed at once (the round stops there)."""
         self.sequence += 1
         rkey, value = records.seal(partial, self.versions, self.key, self.key_id, self.group, p, self.partitions,
                                    self.sequence, now)
@@ -57,9 +64,10 @@ class Publisher:
             future = self.producer.send(self.topic, key=rkey, value=value)
         except KafkaError as exc:
             self._failed(exc)
-            return
+            return False
         future.add_callback(lambda _: self.metrics.commons_published.inc())
         future.add_errback(self._failed)
+        return True
 
     def _failed(self, exc: BaseException) -> None:
         self.metrics.commons_publish_failures.inc()
@@ -78,13 +86,14 @@ class Commons:
         self.publisher: Publisher | None = None
         self.reader: CommonsReader | None = None
         self._next_publish = 0.0
+        self._backoff = Backoff(initial_s=max(self.interval_s, 0.1), max_s=max(self.interval_s, MAX_BACKOFF_S))
         self._linked: tuple[Any, ...] | None = None
         #: what the engines see from other instances now, by input partition
         self.remote: dict[int, Partial] = {}
         #: the engines linked last
         self.linked_to: dict[int, Any] = {}
 
-    def connect(self, producer: Any, keys: dict[str, bytes] | None, partitions: int) -> None:
+    def connect(self, keys: dict[str, bytes] | None, partitions: int) -> None:
         """Share with other instances too, through the commons topic (``keys``: the state keys by id;
         None: the engines of this instance only). ``partitions``: the input topics' partition count."""
         s = self.settings
@@ -95,6 +104,7 @@ class Commons:
             log.info("commons shared within this instance only (durable state off: no key to sign them)")
             return
         versions = engine_versions(self.partitions.make_engine)
+        producer = clients.producer(s, max_block_ms=SEND_BLOCK_MS)  # its own: never in the outputs' flush
         self.publisher = Publisher(producer, s.commons_topic, s.group_id, keys[s.state_key_id], s.state_key_id,
                                    partitions, versions, self.metrics)
         refused = self.metrics.commons_refused
@@ -109,6 +119,8 @@ class Commons:
     def close(self) -> None:
         if self.reader is not None:
             self.reader.stop()
+        if self.publisher is not None:
+            self.publisher.producer.close(timeout=5)
 
     def tick(self, now: float) -> None:
         """Relink when the owned engines or the usable remote partials changed; publish when due.
@@ -125,14 +137,23 @@ class Commons:
             self._linked, self.remote, self.linked_to = state, fresh, engines
             log.debug("commons relinked local=%d remote=%d stale=%d", len(engines), len(fresh), stale)
         if self.publisher is not None and now >= self._next_publish:
-            self._next_publish = now + self.interval_s
-            for p, engine in sorted(engines.items()):
-                self.publisher.publish(p, engine.partial(), now)
+            self._publish(engines, now)
         m = self.metrics
         m.commons_partitions.labels("local").set(len(engines))
         m.commons_partitions.labels("remote").set(len(fresh))
         m.commons_partitions.labels("stale").set(stale)
         m.commons_oldest_age.set(max((now - partial.published_at for partial in fresh.values()), default=0.0))
+
+    def _publish(self, engines: Mapping[int, Any], now: float) -> None:
+        """One round: every owned partition's partial; after a send that failed at once (the topic gone,
+        the buffer full), the next round waits longer, up to :data:`MAX_BACKOFF_S`."""
+        assert self.publisher is not None
+        for p, engine in sorted(engines.items()):
+            if not self.publisher.publish(p, engine.partial(), now):
+                self._next_publish = now + self._backoff.next_delay()
+                return
+        self._backoff.reset()
+        self._next_publish = now + self.interval_s
 
     def _remote(self, engines: Mapping[int, Any], now: float) -> tuple[dict[int, Partial], int]:
         """(the fresh remote partials, how many are stale); tells the reader which partitions are owned."""

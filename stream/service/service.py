@@ -204,7 +204,7 @@ class Service:
             if self.snapshots is not None:
                 self.snapshots.store.check()
                 durable.check_partitioning(self.snapshots.store, n)
-            self.commons.connect(self.producer, keys, n)
+            self.commons.connect(keys, n)
             self.consumer.subscribe(self.inputs, listener=listener)
             idle_since = self.clock()
             with loop_gc():
