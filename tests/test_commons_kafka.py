@@ -1,10 +1,12 @@
 """Shared baselines across instances on the real broker: two instances in one group over four input
 partitions; a new HR partner's peers are all in partitions the other instance owns. Once the commons
 have been exchanged, the partner's first touch of the health data its peers use daily does not page;
-a finance analyst's first touch of it, in the same partition, still does."""
+a finance analyst's first touch of it, in the same partition, still does. A forged record on the commons
+topic is refused, unread, by both instances."""
 
 from __future__ import annotations
 
+import pickle
 from typing import Any
 
 import orjson
@@ -62,6 +64,8 @@ def test_peers_in_the_other_instances_partitions_make_a_first_touch_normal(kafka
                                                                             group_id) -> None:
     topics = fresh_topics(n_partitions=PARTITIONS)
     s = settings(kafka_bootstrap, topics, group_id, commons_interval_s=1.0)
+    forged = pickle.dumps({"novelty": "not signed"})  # refused unread by every instance
+    produce(kafka_bootstrap, topics["commons"], [forged], lambda _: f"{group_id}/commons/99".encode())
     instances = [Running(s), Running(s)]
     try:
         wait_until(lambda: all(len(i.service.partitions.engines) == 2 for i in instances), 90,
@@ -88,12 +92,13 @@ def test_peers_in_the_other_instances_partitions_make_a_first_touch_normal(kafka
         produce(kafka_bootstrap, topics["access"], firsts, principal_key)
         wait_until(lambda: handled(s, len(docs) + 2), 60, "the first touches handled")
         remote = here.value("privwatch_commons_partitions", state="remote")
+        refused = [i.value("privwatch_commons_refused_total", reason="unsigned") for i in instances]
         published = there.value("privwatch_commons_published_total")
     finally:
         for i in instances:
             if i.thread.is_alive():
                 i.stop()
-    assert remote == 2 and published >= 2
+    assert remote == 2 and published >= 2 and refused == [1, 1]
     alerts = [orjson.loads(r.value) for r in read_all(kafka_bootstrap, topics["alerts"])]
     novelty = {a["evidence_event_ids"][-1]: a for a in alerts if a["detector"] == "novelty"}
     assert novelty["outsider-first"]["level"] in ("medium", "high", "critical")
