@@ -107,6 +107,8 @@ class Engine:
 
     def _untracked(self) -> None:
         """No change tracking (as replay runs): see :meth:`track_changes`. Not pickled."""
+        #: the other partitions' partials (:meth:`view`; STAND-IN, issue 32)
+        self.others: list[dict[str, Any]] = []
         #: principals whose state changed since the last checkpoint's cut (None: not tracked)
         self.changed: set[str] | None = None
         #: principals a checkpoint in progress has yet to write: each is handed to ``capture`` (which
@@ -146,7 +148,7 @@ class Engine:
         state.update((name, getattr(self, name)) for name in _STATE)
         state["feedback"] = None  # shared across engines and rebuilt from the feedback topic
         state.pop("alert_key", None)  # a secret: handed to the engine again after a restore
-        for derived in ("_steps", "_all_steps", "_by_kind", "changed", "capture_first", "capture"):
+        for derived in ("_steps", "_all_steps", "_by_kind", "changed", "capture_first", "capture", "others"):
             state.pop(derived, None)
         return state
 
@@ -164,6 +166,24 @@ class Engine:
         self.alert_key = b""
         self._plan()
         self._untracked()
+
+    def partial(self) -> dict[str, Any]:
+        """This engine's cross-principal aggregates, by detector name (live objects, not copies).
+        STAND-IN (issue 32): the novelty detector's peer groups only."""
+        from detectors.commons import own_groups
+
+        found: list[Any] = [d for d in self.detectors if d.name == "novelty"]
+        return {d.name: own_groups(d.groups_) for d in found}
+
+    def view(self, others: Sequence[dict[str, Any]]) -> None:
+        """The partials of every other partition (replaces the previous view; read, never mutated).
+        STAND-IN (issue 32): the novelty detector reads its peer groups pooled with the others'."""
+        from detectors.commons import pooled
+
+        self.others = list(others)
+        found: list[Any] = [d for d in self.detectors if d.name == "novelty"]
+        for d in found:
+            d.groups_ = pooled(d.groups_, [o["novelty"] for o in self.others if "novelty" in o])
 
     def n_principals(self) -> int:
         return len(self.profiles)

@@ -64,6 +64,7 @@ def demo_settings(args: argparse.Namespace) -> Settings:
         dead_letter_topic=f"{PREFIX}.{run_id}.dead-letter",
         feedback_topic=f"{PREFIX}.{run_id}.feedback",
         state_topic=f"{PREFIX}.{run_id}.state",
+        commons_topic=f"{PREFIX}.{run_id}.commons",
         state_key=f"demo-{run_id}",
         metrics_host="127.0.0.1",
         metrics_port=args.metrics_port,

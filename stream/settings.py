@@ -175,6 +175,17 @@ class Settings(KafkaSettings):
                                          description="records handled per poll at most while a checkpoint is being "
                                                      "written (a principal's first event since the cut writes its "
                                                      "record first: smaller polls bound that stall)")
+    commons_topic: str = Field("privwatch-commons", description="compacted topic of each partition's signed "
+                                                                 "partial aggregates (peer groups...), shared by "
+                                                                 "every instance (docs/commons.md)")
+    commons_interval_s: float = Field(5.0, ge=0.0, le=3600.0,
+                                      description="how often (wall clock) each owned partition's partial "
+                                                  "aggregates are published to the commons topic (shared across "
+                                                  "instances with durable_state's key, else within each "
+                                                  "instance); 0: not shared at all")
+    commons_max_age_s: float = Field(120.0, gt=0.0,
+                                     description="another instance's partial older than this is left out of "
+                                                 "the shared baselines (its instance died)")
     # -- operations --------------------------------------------------------------------------------
     metrics_host: str = Field("127.0.0.1", description="address of the /metrics, /healthz and /readyz endpoint "
                                                        "(0.0.0.0 to be scraped from other hosts)")

@@ -23,6 +23,7 @@ def settings_for(bootstrap: str, topics: dict[str, str], group: str, **extra: An
         permission_topic=topics["permission"], alerts_topic=topics["alerts"],
         dead_letter_topic=topics["dead-letter"], feedback_topic=topics["feedback"], state_topic=topics["state"],
         metrics_port=0, commit_interval_ms=200, merge_wait_ms=100, durable_state=False)
+    base.update({"commons_topic": topics["commons"]} if "commons" in topics else {"commons_interval_s": 0.0})
     return Settings(**(base | extra))
 
 

@@ -45,8 +45,8 @@ BROKER_PY = ROOT / "dev" / "kafka" / "broker.py"
 ENV_BOOTSTRAP = "PRIVWATCH_TEST_BOOTSTRAP"
 # C1-only JIT halves the broker's start-up CPU (about 10 -> 5 CPU-seconds); plenty fast for tests.
 TEST_JVM_OPTS = ("-XX:TieredStopAtLevel=1",)
-ROLES = ("access", "permission", "alerts", "dead-letter", "feedback", "state")
-COMPACTED_ROLES = frozenset({"state"})
+ROLES = ("access", "permission", "alerts", "dead-letter", "feedback", "state", "commons")
+COMPACTED_ROLES = frozenset({"state", "commons"})
 #: roles created with a configuration of their own, as ``privwatch run --create-topics`` makes them
 ROLE_CONFIGS = {"feedback": dict(FEEDBACK_TOPIC_CONFIG)}
 
@@ -206,8 +206,8 @@ def _wait_for_leaders(bootstrap: str, topics: list[str], n_partitions: int, time
 def fresh_topics(kafka_broker: Broker) -> Iterator[Callable[..., dict[str, str]]]:
     """Factory of uniquely named topics, ready for use (leaders elected); deleted after the test.
 
-    ``make(n_partitions=3, names=ROLES)`` returns ``{role: topic_name}``. The ``state`` role is
-    created with ``cleanup.policy=compact``.
+    ``make(n_partitions=3, names=ROLES)`` returns ``{role: topic_name}``. The ``state`` and ``commons``
+    roles are created with ``cleanup.policy=compact``.
     """
     _ensure_running(kafka_broker)
     admin = _admin(kafka_broker.bootstrap)

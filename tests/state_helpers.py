@@ -74,15 +74,26 @@ def settings(bootstrap: str, topics: dict[str, str], group: str, **extra: Any) -
         metrics_port=0, commit_interval_ms=200, merge_wait_ms=100, snapshot_interval_s=1.0, state_key=KEY,
         max_poll_records=500,
     )
+    values.update(commons_settings(topics))
     values.update(extra)
     return Settings(**values)
+
+
+def commons_settings(topics: dict[str, str]) -> dict[str, Any]:
+    """The commons topic when the test made one; otherwise partials are shared within an instance only."""
+    return {"commons_topic": topics["commons"]} if "commons" in topics else {"commons_interval_s": 0.0}
+
+
+#: each partition's baselines its own (docs/commons.md): alerts then do not depend on where partitions
+#: run or when other partitions' partials arrive, for tests that compare alert ids between runs
+UNSHARED = {"commons_interval_s": 0.0}
 
 
 def cli_args(s: Settings) -> list[str]:
     args = ["run"]
     for name in ("bootstrap_servers", "group_id", "access_topic", "permission_topic", "alerts_topic",
                  "dead_letter_topic", "feedback_topic", "state_topic", "commit_interval_ms", "merge_wait_ms",
-                 "snapshot_interval_s", "max_poll_records", "metrics_port"):
+                 "snapshot_interval_s", "max_poll_records", "metrics_port", "commons_topic", "commons_interval_s"):
         args.append(f"--{name.replace('_', '-')}={getattr(s, name)}")
     if s.state_key is not None:  # a secret: from a file, never a flag
         with tempfile.NamedTemporaryFile("w", suffix=".key", delete=False) as fh:
@@ -141,10 +152,10 @@ def run_to_end(s: Settings, max_idle_s: float = 3.0, timeout_s: float = 240.0) -
     return running
 
 
-def reference_alert_ids(bootstrap: str, topics: dict[str, str], alerts_topic: str) -> set[str]:
+def reference_alert_ids(bootstrap: str, topics: dict[str, str], alerts_topic: str, **extra: Any) -> set[str]:
     """Alert ids of one uninterrupted run over the same input, with a fresh group and no state."""
     s = settings(bootstrap, topics, f"ref-{uuid.uuid4().hex[:8]}", alerts_topic=alerts_topic, state_key=None,
-                 durable_state=False, snapshot_interval_s=30.0)
+                 durable_state=False, snapshot_interval_s=30.0, **extra)
     run_to_end(s)
     return alert_ids(bootstrap, alerts_topic)
 

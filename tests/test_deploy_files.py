@@ -205,7 +205,7 @@ def test_dashboard_panels_are_valid() -> None:
     assert len(ids) == len(set(ids)), "duplicate panel ids"
     rows = [p["title"] for p in panels if p["type"] == "row"]
     assert rows == ["Health", "Throughput & lag", "Detection", "State", "Alertmanager", "Outputs",
-                    "Reference data (directory, catalog)"]
+                    "Reference data (directory, catalog)", "Commons (baselines shared across instances)"]
     for panel in panels:
         if panel["type"] == "row":
             continue

@@ -59,15 +59,15 @@ def test_fresh_topics_are_created_with_partitions_and_compaction(kafka_bootstrap
     from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
 
     topics = fresh_topics(n_partitions=3)
-    assert set(topics) == {"access", "permission", "alerts", "dead-letter", "feedback", "state"}
-    assert len(set(topics.values())) == 6
+    assert set(topics) == {"access", "permission", "alerts", "dead-letter", "feedback", "state", "commons"}
+    assert len(set(topics.values())) == 7
     admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
     try:
         described = {t.get("topic") or t.get("name"): t for t in admin.describe_topics(list(topics.values()))}
         assert all(len(described[name]["partitions"]) == 3 for name in topics.values())
-        state = ConfigResource(ConfigResourceType.TOPIC, topics["state"])
-        cfg = admin.describe_configs([state])
-        assert "'compact'" in repr(cfg), cfg
+        for role in ("state", "commons"):
+            cfg = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topics[role])])
+            assert "'compact'" in repr(cfg), cfg
     finally:
         admin.close()
 

@@ -27,7 +27,7 @@ SERVICE_ALERTS = {
     "PrivwatchDown", "PrivwatchConsumerLagGrowing", "PrivwatchDeadLettersRising", "PrivwatchNoEvents",
     "PrivwatchSnapshotStale", "PrivwatchAlertStorm", "PrivwatchCommitFailures",
     "PrivwatchAlertmanagerSendFailures", "PrivwatchProduceFailures", "PrivwatchNotReady", "PrivwatchColdStart",
-    "PrivwatchStateRestoreRefused", "PrivwatchStateRebuilt", "PrivwatchStateRebuildStuck",
+    "PrivwatchStateRestoreRefused", "PrivwatchStateRebuilt", "PrivwatchStateRebuildStuck", "PrivwatchCommonsStale",
 }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from kafka_helpers import committed, principal_key, produce
 from state_helpers import (
+    UNSHARED,
     Running,
     alerts_by_detector,
     input_counts,
@@ -32,7 +33,7 @@ def test_stopping_an_instance_moves_its_state_without_a_novelty_burst(
     docs = state_docs(8_000, 300, seed=21)
     half = len(docs) // 2
     produce(kafka_bootstrap, topics["access"], docs[:half], principal_key)
-    s = settings(kafka_bootstrap, topics, group_id)
+    s = settings(kafka_bootstrap, topics, group_id, **UNSHARED)  # the same alerts wherever partitions run
     instances = [Running(s) for _ in range(n_instances)]
     try:
         wait_until(lambda: _all_committed(kafka_bootstrap, group_id, topics["access"], half), 120,
@@ -56,7 +57,7 @@ def test_stopping_an_instance_moves_its_state_without_a_novelty_burst(
 
     assert snapshot_counts(kafka_bootstrap, topics, group_id) == dict(input_counts(docs))
     got = alerts_by_detector(kafka_bootstrap, topics["alerts"])
-    expected_ids = reference_alert_ids(kafka_bootstrap, topics, ref_alerts)
+    expected_ids = reference_alert_ids(kafka_bootstrap, topics, ref_alerts, **UNSHARED)
     expected = alerts_by_detector(kafka_bootstrap, ref_alerts)
     late = {d["event_id"] for d in docs[half:]}
 

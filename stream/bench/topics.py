@@ -16,11 +16,12 @@ def create_topics(bootstrap: str, partitions: int) -> dict[str, str]:
 
     prefix = f"pwbench-{uuid.uuid4().hex[:8]}"
     topics = {role: f"{prefix}.{role}" for role in ("access", "permission", "alerts", "dead-letter", "feedback",
-                                                    "state")}
+                                                    "state", "commons")}
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="privwatch-bench")
     try:
         admin.create_topics([NewTopic(t, partitions if role in ("access", "permission", "alerts") else 1, 1,
-                                      topic_configs={"cleanup.policy": "compact"} if role == "state" else {})
+                                      topic_configs={"cleanup.policy": "compact"} if role in ("state", "commons")
+                                      else {})
                              for role, t in topics.items()])
     finally:
         admin.close()
@@ -44,4 +45,4 @@ def settings_for(bootstrap: str, topics: dict[str, str], group: str) -> Settings
                     access_topic=topics["access"], permission_topic=topics["permission"],
                     alerts_topic=topics["alerts"], dead_letter_topic=topics["dead-letter"],
                     feedback_topic=topics["feedback"], state_topic=topics["state"], metrics_port=0,
-                    state_key=secrets.token_hex(16))
+                    commons_topic=topics["commons"], state_key=secrets.token_hex(16))

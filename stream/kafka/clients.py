@@ -33,6 +33,16 @@ FEEDBACK_TOPIC_CONFIG = {
     "message.timestamp.type": "LogAppendTime",
 }
 
+#: The commons topic's configuration: compacted (the latest partial per input partition stays), and
+#: compacted soon (``min.cleanable.dirty.ratio``, ``segment.ms``): each instance rewrites its partials
+#: every few seconds, and a reader starting up reads what compaction has not removed yet.
+COMMONS_TOPIC_CONFIG = {
+    "cleanup.policy": "compact",
+    "min.cleanable.dirty.ratio": "0.1",
+    "segment.ms": str(600_000),
+    "max.message.bytes": str(8 << 20),
+}
+
 
 @contextlib.contextmanager
 def _reaching(bootstrap_servers: str) -> Iterator[None]:
@@ -116,6 +126,7 @@ def create_topics(settings: Settings, partitions: int = 6) -> None:
                  topic_configs={"retention.ms": str(settings.dead_letter_retention_ms)}),
         NewTopic(settings.feedback_topic, 1, 1, topic_configs=dict(FEEDBACK_TOPIC_CONFIG)),
         NewTopic(settings.state_topic, partitions, 1, topic_configs={"cleanup.policy": "compact"}),
+        NewTopic(settings.commons_topic, 1, 1, topic_configs=dict(COMMONS_TOPIC_CONFIG)),
     ]
     client = admin(settings)
     try:

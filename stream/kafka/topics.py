@@ -24,6 +24,8 @@ from stream.settings import Settings
 log = logging.getLogger(__name__)
 
 UNKNOWN_TOPIC = 3  # Kafka's UNKNOWN_TOPIC_OR_PARTITION error code
+#: roles whose topics must be compacted, and what would otherwise expire
+COMPACTED = {"state": "snapshots", "commons": "the partitions' last partials"}
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,8 @@ def roles(settings: Settings, durable_state: bool) -> dict[str, str]:
              settings.feedback_topic: "feedback"}
     if durable_state:
         named[settings.state_topic] = "state"
+        if settings.commons_interval_s:  # signed with the state key: shared across instances only with it
+            named[settings.commons_topic] = "commons"
     return named
 
 
@@ -81,11 +85,11 @@ def check_topics(settings: Settings, durable_state: bool = True) -> TopicFacts:
     if missing:
         raise TopologyError(f"missing topic(s): {', '.join(missing)}; create them (docs/operations.md lists each "
                             "topic's configuration) or run with --create-topics")
-    if durable_state:
-        policy = (configs[settings.state_topic] or {}).get("cleanup.policy", "")
-        if "compact" not in policy.split(","):
-            raise TopologyError(f"state topic {settings.state_topic!r} has cleanup.policy={policy}; it must be "
-                                "compact (snapshots would expire with the retention)")
+    for topic, role in named.items():
+        policy = (configs[topic] or {}).get("cleanup.policy", "")
+        if role in COMPACTED and "compact" not in policy.split(","):
+            raise TopologyError(f"{role} topic {topic!r} has cleanup.policy={policy}; it must be compact "
+                                f"({COMPACTED[role]} would expire with the retention)")
     dead = configs[settings.dead_letter_topic] or {}
     if dead.get("retention.ms") == "-1":
         log.warning("dead-letter topic keeps records forever (retention.ms=-1); they hold producers' raw records, "

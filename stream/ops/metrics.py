@@ -29,6 +29,10 @@ SUPPRESSION_REASONS = ("allow_list", "correlated")
 FEEDBACK_REFUSALS = ("not_configured", "too_large", "malformed", "unsigned", "unknown_analyst", "unknown_key",
                      "not_emitted", "own_alert", "future", "backdated", "expired", "bad_expiry", "bad_signature",
                      "revoked", "capacity")
+#: why a commons record was refused (stream.state.commons.REASONS; tests/test_commons.py keeps them equal)
+COMMONS_REFUSALS = ("unsigned", "bad_signature", "format", "partitions", "malformed")
+#: the states of the partitions whose partials the engines see (docs/commons.md)
+COMMONS_STATES = ("local", "remote", "stale")
 LAG_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 21600, 86400)
 
 
@@ -91,6 +95,19 @@ class Metrics:
         self.rebuilding = Gauge("privwatch_state_rebuilding_partitions",
                                 "Partitions whose state is being rebuilt from the input's history (paused meanwhile)",
                                 registry=r)
+        self.commons_partitions = Gauge(
+            "privwatch_commons_partitions", "Input partitions whose partial aggregates the engines see, by state: "
+            "local (owned here), remote (another instance's, fresh), stale (older than commons_max_age_s: left "
+            "out)", ["state"], registry=r)
+        self.commons_published = Counter("privwatch_commons_published", "Partials the commons topic acknowledged",
+                                         registry=r)
+        self.commons_publish_failures = Counter(
+            "privwatch_commons_publish_failures", "Partials the commons topic did not take (the next interval sends "
+            "again)", registry=r)
+        self.commons_refused = Counter("privwatch_commons_refused", "Commons records refused (never unpickled "
+                                       "unless signed), by reason", ["reason"], registry=r)
+        self.commons_oldest_age = Gauge("privwatch_commons_oldest_age_seconds", "Age of the oldest remote partial "
+                                        "in use (0: none)", registry=r)
         self.drift = Counter("privwatch_drift_detections", "Organisation-wide drift detections, by signal",
                              ["signal"], registry=r)
         self.am_sends = Counter("privwatch_alertmanager_sends", "Alertmanager posts, by outcome", ["outcome"],
@@ -156,6 +173,10 @@ class Metrics:
             self.feedback.labels(verdict)
         for reason in FEEDBACK_REFUSALS:
             self.feedback_refused.labels(reason)
+        for state in COMMONS_STATES:
+            self.commons_partitions.labels(state)
+        for reason in COMMONS_REFUSALS:
+            self.commons_refused.labels(reason)
         for signal in DRIFT_SIGNALS:
             self.drift.labels(signal)
         for reason in SUPPRESSION_REASONS:

@@ -45,6 +45,7 @@ from stream.ops.ratelog import RateLimitedLog
 from stream.service import durable
 from stream.service.bootstrap import Bootstrap, history_reader
 from stream.service.checkpoint import Checkpoint
+from stream.service.commons import Commons
 from stream.service.dispatch import dispatch
 from stream.service.hooks import Hooks
 from stream.service.lag import EVERY_S as LAG_EVERY_S
@@ -57,7 +58,6 @@ from stream.state.partitions import Partitions
 from stream.state.store import StateStore
 
 log = logging.getLogger(__name__)
-
 
 
 class Service:
@@ -96,6 +96,7 @@ class Service:
         self.alert_key = alert_id_key(settings) or b""  # the alert ids' MAC (detectors/alerts.py)
         self.feedback_reader: FeedbackReader | None = None
         self.partitions = Partitions(lambda: self.adopt(Engine(config)))
+        self.commons = Commons(self.partitions, metrics, settings)  # docs/commons.md
         self.checkpoint = Checkpoint()
         self.merger = Merger(self.inputs, settings.merge_wait_ms / 1000.0)
         self.correlator = Correlator(window_s=settings.correlation_window_s)
@@ -203,6 +204,7 @@ class Service:
             if self.snapshots is not None:
                 self.snapshots.store.check()
                 durable.check_partitioning(self.snapshots.store, n)
+            self.commons.connect(keys, n)
             self.consumer.subscribe(self.inputs, listener=listener)
             idle_since = self.clock()
             with loop_gc():
@@ -223,7 +225,7 @@ class Service:
             self.close()
 
     def close(self) -> None:
-        # The consumer first: leaving the group runs on_revoked, which still needs the producer.
+        self.commons.close()  # The consumer next: leaving the group runs on_revoked, which needs the producer.
         if self.consumer is not None:
             self.consumer.close(autocommit=False)
         if self.feedback_reader is not None:
@@ -254,6 +256,7 @@ class Service:
         """One iteration: poll, handle, maybe commit. Returns how many records were polled."""
         if self.partitions.restoring and self.ownership is not None:
             self.ownership.restore_pending()
+        self.commons.tick(self.clock())
         if self.outputs_stalled():
             self.consumer.poll(timeout_ms=self.settings.poll_timeout_ms, max_records=1)  # stays in the group
             self.health.beat()
