@@ -175,7 +175,7 @@ class Settings(KafkaSettings):
                                          description="records handled per poll at most while a checkpoint is being "
                                                      "written (a principal's first event since the cut writes its "
                                                      "record first: smaller polls bound that stall)")
-    commons_topic: str = Field("privwatch-commons", description="compacted topic of each partition's signed "
+    commons_topic: str = Field("privwatch.commons", description="compacted topic of each partition's signed "
                                                                  "partial aggregates (peer groups...), shared by "
                                                                  "every instance (docs/commons.md)")
     commons_interval_s: float = Field(5.0, ge=0.0, le=3600.0,

@@ -280,11 +280,11 @@ def test_start_up_checks_the_commons_topic_is_there_and_compacted(monkeypatch: p
     from stream.errors import TopologyError
     from stream.kafka import topics
 
-    policies = {"privwatch.state": "compact", "privwatch-commons": "delete"}
+    policies = {"privwatch.state": "compact", "privwatch.commons": "delete"}
     monkeypatch.setattr(topics, "describe", lambda settings, names: {
         name: {"cleanup.policy": policies.get(name, "delete")} for name in names})
-    with pytest.raises(TopologyError, match="commons topic 'privwatch-commons' has cleanup.policy=delete"):
+    with pytest.raises(TopologyError, match="commons topic 'privwatch.commons' has cleanup.policy=delete"):
         topics.check_topics(Settings(metrics_port=0))
-    assert "privwatch-commons" not in topics.roles(Settings(metrics_port=0, commons_interval_s=0), True)
-    policies["privwatch-commons"] = "compact"
+    assert "privwatch.commons" not in topics.roles(Settings(metrics_port=0, commons_interval_s=0), True)
+    policies["privwatch.commons"] = "compact"
     topics.check_topics(Settings(metrics_port=0))

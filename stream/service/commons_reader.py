@@ -61,7 +61,7 @@ class CommonsReader:
         self._refusals = RateLimitedLog(log, logging.WARNING, burst=5)
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="privwatch-commons", daemon=True)
+        self._thread = threading.Thread(target=self._run, name="privwatch.commons", daemon=True)
         self._thread.start()
 
     def stop(self, timeout_s: float = 10.0) -> None:
