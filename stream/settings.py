@@ -107,7 +107,9 @@ class Settings(KafkaSettings):
     auto_offset_reset: Literal["earliest", "latest"] = Field(
         "earliest", description="where a group with no committed offsets starts reading")
     # -- the loop ----------------------------------------------------------------------------------
-    max_poll_records: int = Field(2000, ge=1, le=100_000, description="records handled per poll at most")
+    # a live input never fills a poll; a backlog does, and its polls' fixed costs spread over more records
+    # (docs/performance.md: about 7% less CPU per event catching up at 5,000 than at 2,000)
+    max_poll_records: int = Field(5000, ge=1, le=100_000, description="records handled per poll at most")
     poll_timeout_ms: int = Field(200, ge=1, le=60_000, description="how long a poll waits for records")
     fetch_min_bytes: int = Field(256 << 10, ge=1, le=8 << 20,
                                  description="the broker answers an input fetch once this much is ready "

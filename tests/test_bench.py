@@ -156,3 +156,24 @@ def test_catch_up_times_the_cold_service_against_a_tuned_bare_consumer(kafka_boo
     for side in ("bare", "service"):
         assert 0 < r[side]["start_s"] < r[side]["seconds"] and len(r[side]["runs_seconds"]) == 1
     assert r["ratio"] == round(r["service"]["events_per_s"] / r["bare"]["events_per_s"], 3) > 0
+    assert all(us > 0 for side in ("bare", "service") for us in r[side]["runs_cpu_us_per_event"])
+
+
+def test_catch_up_over_a_kept_backlog(kafka_bootstrap: str, capsys, tmp_path) -> None:
+    """``--keep FILE`` pre-fills and keeps the topics; ``--backlog FILE`` measures over them (an A/B of two
+    builds on one backlog), as often as asked."""
+    from stream.bench import catchup
+    from stream.bench.topics import delete_topics
+
+    kept = tmp_path / "backlog.json"
+    common = ["--bootstrap-servers", kafka_bootstrap, "--events", "3000", "--principals", "40"]
+    assert catchup.main([*common, "--keep", str(kept)]) == 0
+    topics = orjson.loads(kept.read_bytes())["topics"]
+    try:
+        for _ in range(2):
+            capsys.readouterr()
+            assert catchup.main(["--bootstrap-servers", kafka_bootstrap, "--backlog", str(kept), "--rounds", "1"]) == 0
+            r = orjson.loads(capsys.readouterr().out)
+            assert r["bare"]["records"] == r["service"]["committed_offsets"] == 3000 and r["partitions"] == 2
+    finally:
+        delete_topics(kafka_bootstrap, topics)

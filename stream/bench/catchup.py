@@ -1,7 +1,8 @@
 """Catching up: the service started cold on a backlog, against a bare consumer tuned for throughput.
 
 ``python -m stream.bench.catchup --bootstrap-servers HOST:PORT [--events 500000] [--partitions 2]``
-pre-fills fresh topics with a simulated history, then times, each in a fresh spawned process and
+pre-fills fresh topics with a simulated history (``--keep FILE``: only that, the topics kept; ``--backlog
+FILE``: over those, so that two builds are measured on one backlog), then times, each in a fresh spawned process and
 from the moment the process is asked for until it is done (start-up, group join and restore
 included), the yardstick and the service in turn, :data:`ROUNDS` times:
 
@@ -23,6 +24,7 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -46,6 +48,7 @@ def _timed(fn: Any, *args: Any) -> dict[str, Any]:
     with ProcessPoolExecutor(1, mp_context=context) as pool:
         result: dict[str, Any] = pool.submit(fn, *args).result()
     result["seconds"] = round(result.pop("done_at") - started, 3)
+    result["cpu_s"] = round(result["cpu_s"], 3)
     if "first_at" in result:  # start-up: from asking for the process to its first record handled
         result["start_s"] = round(result.pop("first_at") - started, 3)
     return result
@@ -72,7 +75,7 @@ def bare(settings: Any, n: int, timeout_s: float) -> dict[str, Any]:
         consumer.close(autocommit=False)
     if seen < n:
         raise RuntimeError(f"bare consumer read only {seen} of {n} records in {timeout_s:.0f} s")
-    return {"records": seen, "done_at": done_at, "first_at": first_at}
+    return {"records": seen, "done_at": done_at, "first_at": first_at, "cpu_s": time.process_time()}
 
 
 def service(settings: Any, n: int) -> dict[str, Any]:
@@ -88,6 +91,7 @@ def service(settings: Any, n: int) -> dict[str, Any]:
     committed = sum(svc.checkpoint.committed.values())
     steady = hooks.rate.result()
     return {"records": svc.handled_total, "committed_offsets": committed, "done_at": done_at,
+            "cpu_s": time.process_time(),
             "first_at": done_at - (time.perf_counter() - hooks.rate.t_first),
             "handling_events_per_s": steady["events_per_s"], "alerts": hooks.alerts_published}
 
@@ -103,7 +107,10 @@ def measure(settings_for: Any, n: int, rounds: int = ROUNDS) -> dict[str, Any]:
     for name, results in runs.items():
         best = min(results, key=lambda r: r["seconds"])
         out[name] = {**best, "events_per_s": round(n / best["seconds"], 1),
-                     "runs_seconds": [r["seconds"] for r in results]}
+                     "runs_seconds": [r["seconds"] for r in results],
+                     # CPU per event (the process's, every thread, start-up included): steadier than the
+                     # rate on a machine shared with other jobs
+                     "runs_cpu_us_per_event": [round(r["cpu_s"] / n * 1e6, 2) for r in results]}
     out["ratio"] = round(out["service"]["events_per_s"] / out["bare"]["events_per_s"], 3)
     return out
 
@@ -130,16 +137,22 @@ def phase(bootstrap: str, events: int, partitions: int, principals: int = PRINCI
     ``prefill_with(prefill, *args)`` runs :func:`prefill` (``privwatch bench`` runs it in a process of
     its own, so that the history's dicts do not stay in the bench's heap); by default, in this one.
     """
-    from stream.bench.topics import delete_topics, settings_for
+    from stream.bench.topics import delete_topics
 
     args = (bootstrap, partitions, events, principals, seed)
     topics = prefill_with(prefill, *args) if prefill_with else prefill(*args)
     try:
-        result = measure(lambda group: settings_for(bootstrap, topics, f"{group}-{uuid.uuid4().hex[:8]}"),
-                         events, rounds)
+        result = measure_on(bootstrap, topics, events, rounds)
     finally:
         delete_topics(bootstrap, topics)
     return {**result, "partitions": partitions, "principals": principals, "target": TARGET}
+
+
+def measure_on(bootstrap: str, topics: dict[str, str], events: int, rounds: int = ROUNDS) -> dict[str, Any]:
+    """:func:`measure` over topics already holding the backlog (each run on a fresh group)."""
+    from stream.bench.topics import settings_for
+
+    return measure(lambda group: settings_for(bootstrap, topics, f"{group}-{uuid.uuid4().hex[:8]}"), events, rounds)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -150,8 +163,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--principals", type=int, default=PRINCIPALS)
     p.add_argument("--seed", type=int, default=SEED)
     p.add_argument("--rounds", type=int, default=ROUNDS)
+    p.add_argument("--keep", type=Path, metavar="FILE",
+                   help="pre-fill only: write the topics to FILE as JSON and keep them (delete them yourself)")
+    p.add_argument("--backlog", type=Path, metavar="FILE",
+                   help="measure over the topics --keep wrote (the same backlog for an A/B of two builds)")
     args = p.parse_args(argv)
-    result = phase(args.bootstrap_servers, args.events, args.partitions, args.principals, args.seed, args.rounds)
+    if args.keep:
+        topics = prefill(args.bootstrap_servers, args.partitions, args.events, args.principals, args.seed)
+        args.keep.write_bytes(orjson.dumps({"topics": topics, "events": args.events, "partitions": args.partitions}))
+        print(orjson.dumps(topics).decode())
+        return 0
+    if args.backlog:
+        kept = orjson.loads(args.backlog.read_bytes())
+        result = {**measure_on(args.bootstrap_servers, kept["topics"], kept["events"], args.rounds),
+                  "partitions": kept["partitions"], "target": TARGET}
+    else:
+        result = phase(args.bootstrap_servers, args.events, args.partitions, args.principals, args.seed, args.rounds)
     print(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())
     return 0
 
