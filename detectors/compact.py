@@ -13,6 +13,8 @@ from array import array
 from collections.abc import Iterable, Iterator
 from typing import Any, Final
 
+from mypy_extensions import mypyc_attr
+
 DAY_S: Final = 86_400.0
 HOUR_S: Final = 3_600.0
 
@@ -288,6 +290,7 @@ class SeenSet:
             raise ValueError("a seen-set needs one day per key")
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)  # subclassed by subjects' windows
 class DistinctCounter:
     """Linear counting (Whang, Vander-Zanden & Taylor, 1990) over a 512-bit bitmap: 64 bytes,
     a few percent error up to ~500 distinct items, still clearly "many" up to ~2,500.

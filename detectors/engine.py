@@ -8,6 +8,7 @@ event time, so replay output is deterministic).
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -180,8 +181,9 @@ class Engine:
     def _profile(self, event: Event) -> Profile:
         profile = self.profiles.get(event.principal_id)
         if profile is None:
-            profile = Profile(first_ts=event.ts, last_ts=event.ts, peer_group=event.peer_group)
-            profile.kind = event.principal_kind
+            # interned: one string per peer group, not one per principal (68 bytes each)
+            profile = Profile(first_ts=event.ts, last_ts=event.ts, peer_group=sys.intern(event.peer_group))
+            profile.kind = sys.intern(event.principal_kind)
             self.profiles[event.principal_id] = profile
         return profile
 

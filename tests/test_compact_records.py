@@ -1,0 +1,88 @@
+"""Per-principal records made smaller (docs/sizing.md): the state written under the old layouts still
+restores, and gives the same alerts as the state kept in the new one."""
+
+from __future__ import annotations
+
+import pickle
+
+from detector_streams import routine
+
+from detectors.compact import DistinctCounter, h32
+from detectors.drift import Drift
+from detectors.engine import Engine
+from detectors.export_mix import NO_EXPORTS
+from detectors.portable import export_principal, principal_ids, restore_principal
+from detectors.slow_exfiltration import SlowExfiltration
+from detectors.subjects import Subjects
+
+
+def _fed(days: int = 6) -> tuple[Engine, list]:
+    events = routine(seed=11, days=days, per_day=20)
+    cut = len(events) * 2 // 3
+    engine = Engine()
+    for event in events[:cut]:
+        engine.process(event)
+    return engine, events[cut:]
+
+
+def _detector(engine: Engine, name: str):
+    return next(d for d in engine.detectors if d.name == name)
+
+
+def test_drift_migrates_a_principals_day_kept_as_a_list() -> None:
+    engine, later = _fed()
+    drift = _detector(engine, "drift")
+    pid = next(iter(drift.days_))
+    day = drift.days_[pid]
+    old = ([day.day, day.count, day.usual, day.days, day.surged],)  # state version 1's export
+    fresh = Drift()
+    fresh.restore(pid, fresh.migrate(1, old, shared=False))
+    assert pickle.dumps(fresh.days_[pid]) == pickle.dumps(day)
+    assert fresh.migrate(1, {"x": 1}, shared=True) == {"x": 1}
+
+
+def test_subjects_loads_the_windows_of_state_version_2() -> None:
+    """Version 2 pickled a window as a dict of its attributes with a separate counter."""
+    engine, _ = _fed()
+    subjects = _detector(engine, "subjects")
+    pid, st = next(iter(subjects.state_.items()))
+    window = st.hour
+    counter = DistinctCounter()
+    counter.bits, counter.ones = bytearray(window.bits), window.ones
+    old = {"start": window.start, "counter": counter, "plain": window.plain, "prev": window.prev,
+           "flagged": window.flagged, "first_event": window.first_event}
+    copy = type(window).__new__(type(window))
+    copy.__setstate__(old)
+    assert copy.__getstate__() == window.__getstate__()
+    assert Subjects().migrate(2, "state", shared=False) == "state"
+
+
+def test_a_principal_without_exports_shares_the_empty_mix_and_restores_to_it() -> None:
+    engine, _ = _fed()
+    slow = _detector(engine, "slow_exfiltration")
+    quiet = [pid for pid, st in slow.state_.items() if not st.mix.resources]
+    assert quiet and all(slow.state_[pid].mix is NO_EXPORTS for pid in quiet)
+    assert not NO_EXPORTS.resources  # never changed
+    restored = pickle.loads(pickle.dumps(slow.state_[quiet[0]]))
+    assert restored.mix is NO_EXPORTS
+    assert isinstance(SlowExfiltration(), SlowExfiltration)
+
+
+def test_restored_principals_share_their_peer_group_string_and_alert_the_same() -> None:
+    engine, later = _fed()
+    fresh = Engine()
+    fresh.calibrators = pickle.loads(pickle.dumps(engine.calibrators))
+    fresh._plan()
+    for detector, mine in zip(engine.detectors, fresh.detectors, strict=True):
+        mine.restore_shared(pickle.loads(pickle.dumps(detector.shared_state())))
+    for name in ("watermark", "_next_sweep"):
+        setattr(fresh, name, getattr(engine, name))
+    for pid in principal_ids(engine):
+        state = export_principal(engine, pid)
+        assert state is not None
+        restore_principal(fresh, pid, pickle.loads(pickle.dumps(state)))
+    groups = {}
+    for profile in fresh.profiles.values():
+        assert groups.setdefault(profile.peer_group, profile.peer_group) is profile.peer_group
+    assert [a for e in later for a in fresh.process(e)] == [a for e in later for a in engine.process(e)]
+    assert h32("x") == h32("x")
