@@ -123,6 +123,9 @@ class Detector:
     #: the layout of this detector's learned state (per principal and shared): bump it when the layout
     #: changes, and teach :meth:`migrate` the old one (stream/state restores by it, docs/state.md)
     state_version: ClassVar[int] = 1
+    #: the oldest state version whose values load as they are: their records read the older layout
+    #: themselves when unpickled (``__setstate__``), so :meth:`migrate` has nothing to do (0: none)
+    loads_from_version: ClassVar[int] = 0
 
     def score_one(self, event: Event, profile: Profile) -> Finding | None:
         raise NotImplementedError
@@ -170,6 +173,8 @@ class Detector:
         """``state`` (one principal's :meth:`export`, or :meth:`shared_state` when ``shared``) written under
         state layout ``version``, in the current layout; :class:`StateVersionError` when that cannot be
         done (the state is then rebuilt from the input's retained history)."""
+        if 0 < self.loads_from_version <= version < self.state_version:
+            return state
         raise StateVersionError(f"{self.name}: no migration from state version {version} to {self.state_version}")
 
     def _get_params(self) -> dict[str, Any]:

@@ -1,8 +1,7 @@
 """Slow exfiltration: day after day, a principal exports more than its own work explains.
 
 No single export has to stand out. Three channels, each about exports relative to the principal's
-*other* activity, so that a busy day or a quarter-end surge, in which everything grows together,
-is unremarkable:
+*other* activity, so that a busy day or a quarter-end surge, in which everything grows together, is unremarkable:
 
 - **A daily surplus, accumulated.** The usual export share (exponentially weighted exports and other
   accesses per active day) gives today's expected exports; the surplus, a variance-stabilised Poisson
@@ -122,7 +121,8 @@ class SlowExfiltration(Detector):
 
     name = "slow_exfiltration"
     per_principal = ("state_",)
-    state_version = 2  # issue 31's layout (version 1: before it; rebuilt from history)
+    state_version = 3  # arrays pickled as bytes (2: as arrays, loads as 3 does; 1: before issue 31)
+    loads_from_version = 2
     event_kinds = frozenset({"access"})
     shift_sensitive = True
 

@@ -114,6 +114,7 @@ class Subjects(Detector):
     name = "subjects"
     per_principal = ("state_",)
     state_version = 3  # a window is its own counter (2: it held one; 1: before issue 31, rebuilt from history)
+    loads_from_version = 2  # version 2's windows load as version 3's (_Window.__setstate__)
     event_kinds = frozenset({"access"})
     shift_sensitive = True
 
@@ -269,10 +270,3 @@ class Subjects(Detector):
 
     def n_principals(self) -> int:
         return len(self.state_)
-
-    def migrate(self, version: int, state: Any, shared: bool) -> Any:
-        """Version 2's windows held a separate counter; they load as version 3's already
-        (``_Window.__setstate__``), and the shared state is unchanged."""
-        if version != 2:
-            return super().migrate(version, state, shared)
-        return state

@@ -4,10 +4,11 @@ restores, and gives the same alerts as the state kept in the new one."""
 from __future__ import annotations
 
 import pickle
+from array import array
 
 from detector_streams import routine
 
-from detectors.compact import DistinctCounter, h32
+from detectors.compact import DistinctCounter
 from detectors.drift import Drift
 from detectors.engine import Engine
 from detectors.export_mix import NO_EXPORTS
@@ -54,7 +55,7 @@ def test_subjects_loads_the_windows_of_state_version_2() -> None:
     copy = type(window).__new__(type(window))
     copy.__setstate__(old)
     assert copy.__getstate__() == window.__getstate__()
-    assert Subjects().migrate(2, "state", shared=False) == "state"
+    assert Subjects().migrate(2, "state", shared=False) == "state"  # loads_from_version: nothing to do
 
 
 def test_a_principal_without_exports_shares_the_empty_mix_and_restores_to_it() -> None:
@@ -65,7 +66,21 @@ def test_a_principal_without_exports_shares_the_empty_mix_and_restores_to_it() -
     assert not NO_EXPORTS.resources  # never changed
     restored = pickle.loads(pickle.dumps(slow.state_[quiet[0]]))
     assert restored.mix is NO_EXPORTS
-    assert isinstance(SlowExfiltration(), SlowExfiltration)
+
+
+def test_slow_exfiltration_loads_the_arrays_of_state_version_2() -> None:
+    """Version 2 pickled the window's and the mix's numbers as arrays; version 3 as bytes."""
+    engine, _ = _fed(days=10)
+    slow = _detector(engine, "slow_exfiltration")
+    st = next(st for st in slow.state_.values() if st.mix.resources and len(st.window.recent))
+    window, mix = st.window, st.mix
+    old_window = type(window).__new__(type(window))
+    old_window.__setstate__((window.days, array("i", window.recent), window.hist_exports, window.hist_accesses,
+                             window.hist_days, window.held))
+    old_mix = type(mix).__new__(type(mix))
+    old_mix.__setstate__((list(mix.resources), array("f", mix.before), array("H", mix.counts)))
+    assert old_window.__getstate__() == window.__getstate__() and old_mix.__getstate__() == mix.__getstate__()
+    assert SlowExfiltration().migrate(2, "state", shared=False) == "state"
 
 
 def test_restored_principals_share_their_peer_group_string_and_alert_the_same() -> None:
@@ -85,4 +100,3 @@ def test_restored_principals_share_their_peer_group_string_and_alert_the_same() 
     for profile in fresh.profiles.values():
         assert groups.setdefault(profile.peer_group, profile.peer_group) is profile.peer_group
     assert [a for e in later for a in fresh.process(e)] == [a for e in later for a in engine.process(e)]
-    assert h32("x") == h32("x")
