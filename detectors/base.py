@@ -38,6 +38,9 @@ class Profile:
     n_events: int = 0
     peer_group: str = "-/-"
     kind: str = "human"
+    #: the engine's one copy of the principal's id, which every detector keys its records by (the
+    #: engine hands it on to each event); not pickled: the key of the dictionary holding the profile
+    key: str = ""
 
     def history_days(self, now: float) -> float:
         return (now - self.first_ts) / 86_400.0
@@ -46,6 +49,7 @@ class Profile:
         return slot_state(self, _PROFILE_FIELDS)
 
     def __setstate__(self, state: Any) -> None:
+        self.key = ""  # set again by the engine at the principal's next event
         restore_slots(self, state)
 
 

@@ -72,7 +72,8 @@ def restore_principal(engine: Engine, principal_id: str, state: PrincipalState) 
         first_ts, last_ts, n_events, peer_group, kind = state.profile
         # interned: a record's strings are its own copies, one per principal restored
         engine.profiles[principal_id] = Profile(first_ts=first_ts, last_ts=last_ts, n_events=n_events,
-                                                peer_group=sys.intern(peer_group), kind=sys.intern(kind))
+                                                peer_group=sys.intern(peer_group), kind=sys.intern(kind),
+                                                key=principal_id)
     for name, until in state.cooldowns.items():
         engine.cooldown_until[(name, principal_id)] = until
     failed = []

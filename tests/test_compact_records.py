@@ -8,7 +8,7 @@ from array import array
 
 from detector_streams import routine
 
-from detectors.compact import DistinctCounter
+from detectors.compact import DistinctCounter, SeenSet
 from detectors.drift import Drift
 from detectors.engine import Engine
 from detectors.export_mix import NO_EXPORTS
@@ -100,3 +100,33 @@ def test_restored_principals_share_their_peer_group_string_and_alert_the_same() 
     for profile in fresh.profiles.values():
         assert groups.setdefault(profile.peer_group, profile.peer_group) is profile.peer_group
     assert [a for e in later for a in fresh.process(e)] == [a for e in later for a in engine.process(e)]
+
+
+def test_context_and_dormancy_load_the_seen_sets_of_state_version_2() -> None:
+    """Version 2's records held a SeenSet under ``seen``; version 3's records are their seen-set."""
+    engine, _ = _fed()
+    for name in ("context", "dormancy"):
+        detector = _detector(engine, name)
+        record = next(st for st in detector.state_.values() if len(st))
+        state = record.__getstate__()
+        old_seen = SeenSet()
+        old_seen.__setstate__(state["seen"])
+        old = type(record).__new__(type(record))
+        old.__setstate__({**state, "seen": old_seen})
+        assert old.__getstate__() == state and old.seen is old and list(old) == list(record)
+        assert detector.migrate(2, "state", shared=False) == "state"
+
+
+def test_every_detector_keys_a_principal_by_the_engines_one_copy_of_its_id() -> None:
+    """Decoded events each bring their own copy of the id (as here: rebuilt strings)."""
+    engine = Engine()
+    for event in routine(seed=12, days=3, per_day=15):
+        event.principal_id = "".join(list(event.principal_id))
+        engine.process(event)
+    copies: dict[str, set[int]] = {pid: {id(pid)} for pid in engine.profiles}
+    for detector in engine.detectors:
+        for name in detector.per_principal:
+            for pid in getattr(detector, name):
+                copies.setdefault(pid, set()).add(id(pid))
+    assert copies and all(len(ids) == 1 for ids in copies.values())
+    assert all(profile.key is pid for pid, profile in engine.profiles.items())
