@@ -167,33 +167,33 @@ class SeenSet:
     (False, True, True, [3, 2], 12)
     """
 
-    __slots__ = ("cap", "data")
+    __slots__ = ("cap", "data", "size")
 
     def __init__(self, cap: int = 16) -> None:
         self.cap = cap
         self.data = b""
+        self.size = 0  # keys held (their days start at byte 4 * size): kept, not computed per lookup
 
     def __contains__(self, key: int) -> bool:
         return self.find(key) >= 0
 
     def __len__(self) -> int:
-        return len(self.data) // 6
+        return self.size
 
     def __iter__(self) -> Iterator[int]:
-        return iter([self._key(i) for i in range(len(self.data) // 6)])
+        return iter([self._key(i) for i in range(self.size)])
 
     def _key(self, i: int) -> int:
         keys, j = self.data, i << 2
         return keys[j] | keys[j + 1] << 8 | keys[j + 2] << 16 | keys[j + 3] << 24
 
     def _day(self, i: int) -> int:
-        data = self.data
-        j = ((len(data) // 6) << 2) + (i << 1)
+        data, j = self.data, (self.size << 2) + (i << 1)
         return data[j] | data[j + 1] << 8
 
     def find(self, key: int) -> int:
         """Position of ``key``, or -1."""
-        return find_key(self.data, key, (len(self.data) // 6) << 2)
+        return find_key(self.data, key, self.size << 2)
 
     def last_day(self, key: int) -> int | None:
         i = self.find(key)
@@ -226,13 +226,13 @@ class SeenSet:
 
     def items(self) -> list[tuple[int, int]]:
         """(key, day last seen) of every key."""
-        return [(self._key(i), self._day(i)) for i in range(len(self.data) // 6)]
+        return [(self._key(i), self._day(i)) for i in range(self.size)]
 
     def _insert(self, key: int, day: int) -> None:
-        data, entry = self.data, key.to_bytes(4, "little")
-        n = len(data) // 6
+        data, entry, n = self.data, key.to_bytes(4, "little"), self.size
         if n < self.cap:
             self.data = data[: n << 2] + entry + data[n << 2 :] + day.to_bytes(2, "little")
+            self.size = n + 1
         else:
             j = self._oldest() << 2
             self.data = data[:j] + entry + data[j + 4 :]
@@ -243,14 +243,13 @@ class SeenSet:
             self._set_day(i, day)
 
     def _set_day(self, i: int, day: int) -> None:
-        data = self.data
-        j = ((len(data) // 6) << 2) + (i << 1)
+        data, j = self.data, (self.size << 2) + (i << 1)
         self.data = data[:j] + day.to_bytes(2, "little") + data[j + 2 :]
 
     def _oldest(self) -> int:
         """Position of the key seen longest ago (the first such)."""
         oldest, at = self._day(0), 0
-        for i in range(1, len(self.data) // 6):
+        for i in range(1, self.size):
             day = self._day(i)
             if day < oldest:
                 oldest, at = day, i
@@ -258,7 +257,7 @@ class SeenSet:
 
     def add_all(self, keys: Iterable[int | None], day: int) -> None:
         """:meth:`add` each key that is not None, in order (one call for a handful of keys)."""
-        n, at = len(self.data) // 6, 0  # at: where the next key most likely sits, right after the
+        n, at = self.size, 0  # at: where the next key most likely sits, right after the
         # previous one (keys seen together were first added together); checking that slot is cheaper
         for key in keys:
             if key is None:
@@ -269,14 +268,13 @@ class SeenSet:
                 i = self.find(key)
                 if i < 0:  # new: rare once a principal's context is known
                     self._insert(key, day)
-                    n = len(self.data) // 6
+                    n = self.size
                     continue
             self._seen(i, day)
             at = i + 1
 
     def __getstate__(self) -> Any:  # Any: the records that are seen-sets pickle as dicts
-        data = self.data
-        k = (len(data) // 6) << 2
+        data, k = self.data, self.size << 2
         return (self.cap, data[:k], data[k:])
 
     def __setstate__(self, state: tuple) -> None:
@@ -294,7 +292,7 @@ class SeenSet:
     def _join(self, cap: int, keys: bytes, days: bytes) -> None:
         if len(keys) != len(days) << 1:
             raise ValueError("a seen-set needs one day per key")
-        self.cap, self.data = cap, keys + days
+        self.cap, self.data, self.size = cap, keys + days, len(days) >> 1
 
 
 def set_with_seen(record: SeenSet, state: Any) -> None:
