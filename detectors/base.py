@@ -38,6 +38,9 @@ class Profile:
     n_events: int = 0
     peer_group: str = "-/-"
     kind: str = "human"
+    #: the engine's one copy of the principal's id, which every detector keys its records by (the
+    #: engine hands it on to each event); not pickled: the key of the dictionary holding the profile
+    key: str = ""
 
     def history_days(self, now: float) -> float:
         return (now - self.first_ts) / 86_400.0
@@ -46,6 +49,7 @@ class Profile:
         return slot_state(self, _PROFILE_FIELDS)
 
     def __setstate__(self, state: Any) -> None:
+        self.key = ""  # set again by the engine at the principal's next event
         restore_slots(self, state)
 
 
@@ -123,6 +127,9 @@ class Detector:
     #: the layout of this detector's learned state (per principal and shared): bump it when the layout
     #: changes, and teach :meth:`migrate` the old one (stream/state restores by it, docs/state.md)
     state_version: ClassVar[int] = 1
+    #: the oldest state version whose values load as they are: their records read the older layout
+    #: themselves when unpickled (``__setstate__``), so :meth:`migrate` has nothing to do (0: none)
+    loads_from_version: ClassVar[int] = 0
 
     def score_one(self, event: Event, profile: Profile) -> Finding | None:
         raise NotImplementedError
@@ -170,6 +177,8 @@ class Detector:
         """``state`` (one principal's :meth:`export`, or :meth:`shared_state` when ``shared``) written under
         state layout ``version``, in the current layout; :class:`StateVersionError` when that cannot be
         done (the state is then rebuilt from the input's retained history)."""
+        if 0 < self.loads_from_version <= version < self.state_version:
+            return state
         raise StateVersionError(f"{self.name}: no migration from state version {version} to {self.state_version}")
 
     def _get_params(self) -> dict[str, Any]:

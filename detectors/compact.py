@@ -13,6 +13,8 @@ from array import array
 from collections.abc import Iterable, Iterator
 from typing import Any, Final
 
+from mypy_extensions import mypyc_attr
+
 DAY_S: Final = 86_400.0
 HOUR_S: Final = 3_600.0
 
@@ -131,31 +133,32 @@ def restore_slots(obj: object, state: Any) -> None:
         setattr(obj, name, value)
 
 
-def find_key(keys: bytes, key: int) -> int:
-    """Position of the 32-bit ``key`` among ``keys`` (4 little-endian bytes each), or -1. A key's other
-    bytes are read only when its first one matches. Compiled, this reads ``bytes`` natively: ``key in
-    array("I", ...)`` creates an int object for every item it passes (16 items: about 300 ns).
+def find_key(keys: bytes, key: int, end: int = -1) -> int:
+    """Position of the 32-bit ``key`` among ``keys`` (4 little-endian bytes each; the first ``end`` bytes
+    only, when given), or -1. A key's other bytes are read only when its first one matches. Compiled,
+    this reads ``bytes`` natively: ``key in array("I", ...)`` makes an int for each item it passes.
 
     >>> find_key((7).to_bytes(4, "little") + (1 << 20).to_bytes(4, "little"), 1 << 20), find_key(b"", 7)
     (1, -1)
     """
     first = key & 0xFF
-    for j in range(0, len(keys), 4):
+    for j in range(0, len(keys) if end < 0 else end, 4):
         if keys[j] == first and keys[j + 1] | keys[j + 2] << 8 | keys[j + 3] << 16 == key >> 8:
             return j >> 2
     return -1
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)  # subclassed by per-principal records
 class SeenSet:
     """A bounded set of 32-bit keys with the day each was last seen; when full, the key seen longest
     ago is evicted.
 
-    Keys are 4 little-endian bytes each in one ``bytes`` object, days 2 bytes each in another,
-    replaced when they change (a new key, or a key's first sighting of the day: rare). Compiled,
-    reading a byte of ``bytes`` is a native operation; indexing an ``array`` creates an int object
-    for every item read, and ``array.index`` and ``in`` create one for every item they pass. A
+    One ``bytes`` object holds the keys, 4 little-endian bytes each, then their days, 2 bytes each (not
+    two objects: 48 bytes less per set), replaced when they change (a new key, or a new day: rare).
+    Compiled, reading a byte of ``bytes`` is a native operation; indexing an ``array`` creates an int
+    object for every item read, and ``array.index`` and ``in`` create one for every item they pass. A
     principal's sets are read on every event (measured: a fifth of the engine's instructions went to
-    seen-sets held in arrays, about 2,000 per key looked up).
+    seen-sets held in arrays, about 2,000 per key looked up). Pickled as ``(cap, keys, days)``.
 
     >>> s = SeenSet(cap=2)
     >>> s.add(1, day=10), s.add(1, day=11), s.add(2, day=11), s.add(3, day=12)
@@ -164,33 +167,33 @@ class SeenSet:
     (False, True, True, [3, 2], 12)
     """
 
-    __slots__ = ("cap", "keys", "days")
+    __slots__ = ("cap", "data", "size")
 
     def __init__(self, cap: int = 16) -> None:
         self.cap = cap
-        self.keys = b""
-        self.days = b""
+        self.data = b""
+        self.size = 0  # keys held (their days start at byte 4 * size): kept, not computed per lookup
 
     def __contains__(self, key: int) -> bool:
         return self.find(key) >= 0
 
     def __len__(self) -> int:
-        return len(self.keys) >> 2
+        return self.size
 
     def __iter__(self) -> Iterator[int]:
-        return iter([self._key(i) for i in range(len(self.keys) >> 2)])
+        return iter([self._key(i) for i in range(self.size)])
 
     def _key(self, i: int) -> int:
-        keys, j = self.keys, i << 2
+        keys, j = self.data, i << 2
         return keys[j] | keys[j + 1] << 8 | keys[j + 2] << 16 | keys[j + 3] << 24
 
     def _day(self, i: int) -> int:
-        days, j = self.days, i << 1
-        return days[j] | days[j + 1] << 8
+        data, j = self.data, (self.size << 2) + (i << 1)
+        return data[j] | data[j + 1] << 8
 
     def find(self, key: int) -> int:
         """Position of ``key``, or -1."""
-        return find_key(self.keys, key)
+        return find_key(self.data, key, self.size << 2)
 
     def last_day(self, key: int) -> int | None:
         i = self.find(key)
@@ -223,29 +226,30 @@ class SeenSet:
 
     def items(self) -> list[tuple[int, int]]:
         """(key, day last seen) of every key."""
-        return [(self._key(i), self._day(i)) for i in range(len(self.keys) >> 2)]
+        return [(self._key(i), self._day(i)) for i in range(self.size)]
 
     def _insert(self, key: int, day: int) -> None:
-        entry = key.to_bytes(4, "little")
-        if len(self.keys) < self.cap << 2:
-            self.keys += entry
-            self.days += day.to_bytes(2, "little")
+        data, entry, n = self.data, key.to_bytes(4, "little"), self.size
+        if n < self.cap:
+            self.data = data[: n << 2] + entry + data[n << 2 :] + day.to_bytes(2, "little")
+            self.size = n + 1
         else:
-            i = self._oldest()
-            self.keys = self.keys[: i << 2] + entry + self.keys[(i << 2) + 4 :]
-            self._set_day(i, day)
+            j = self._oldest() << 2
+            self.data = data[:j] + entry + data[j + 4 :]
+            self._set_day(j >> 2, day)
 
     def _seen(self, i: int, day: int) -> None:
         if self._day(i) != day:
             self._set_day(i, day)
 
     def _set_day(self, i: int, day: int) -> None:
-        self.days = self.days[: i << 1] + day.to_bytes(2, "little") + self.days[(i << 1) + 2 :]
+        data, j = self.data, (self.size << 2) + (i << 1)
+        self.data = data[:j] + day.to_bytes(2, "little") + data[j + 2 :]
 
     def _oldest(self) -> int:
         """Position of the key seen longest ago (the first such)."""
         oldest, at = self._day(0), 0
-        for i in range(1, len(self.days) >> 1):
+        for i in range(1, self.size):
             day = self._day(i)
             if day < oldest:
                 oldest, at = day, i
@@ -253,7 +257,7 @@ class SeenSet:
 
     def add_all(self, keys: Iterable[int | None], day: int) -> None:
         """:meth:`add` each key that is not None, in order (one call for a handful of keys)."""
-        n, at = len(self.keys) >> 2, 0  # at: where the next key most likely sits, right after the
+        n, at = self.size, 0  # at: where the next key most likely sits, right after the
         # previous one (keys seen together were first added together); checking that slot is cheaper
         for key in keys:
             if key is None:
@@ -264,13 +268,14 @@ class SeenSet:
                 i = self.find(key)
                 if i < 0:  # new: rare once a principal's context is known
                     self._insert(key, day)
-                    n = len(self.keys) >> 2
+                    n = self.size
                     continue
             self._seen(i, day)
             at = i + 1
 
-    def __getstate__(self) -> tuple:
-        return (self.cap, self.keys, self.days)
+    def __getstate__(self) -> Any:  # Any: the records that are seen-sets pickle as dicts
+        data, k = self.data, self.size << 2
+        return (self.cap, data[:k], data[k:])
 
     def __setstate__(self, state: tuple) -> None:
         if len(state) == 4:  # snapshot formats 2 and 3: keys, days and counts in three arrays
@@ -278,16 +283,28 @@ class SeenSet:
         elif isinstance(state[1], array):  # format 4: keys, and day << 16 | count per key
             self._restore(state[0], state[1], [stamp >> 16 for stamp in state[2]])
         else:
-            self.cap, self.keys, self.days = state
+            self._join(state[0], state[1], state[2])
 
     def _restore(self, cap: int, keys: Iterable[int], days: Iterable[int]) -> None:
-        self.cap = cap
-        self.keys = b"".join([key.to_bytes(4, "little") for key in keys])
-        self.days = b"".join([day.to_bytes(2, "little") for day in days])
-        if len(self.keys) != len(self.days) << 1:
+        self._join(cap, b"".join([key.to_bytes(4, "little") for key in keys]),
+                   b"".join([day.to_bytes(2, "little") for day in days]))
+
+    def _join(self, cap: int, keys: bytes, days: bytes) -> None:
+        if len(keys) != len(days) << 1:
             raise ValueError("a seen-set needs one day per key")
+        self.cap, self.data, self.size = cap, keys + days, len(days) >> 1
 
 
+def set_with_seen(record: SeenSet, state: Any) -> None:
+    """Unpickle a record that is a :class:`SeenSet` with attributes of its own: ``state`` names them
+    and ``seen`` (the set's state, or a whole SeenSet as when the record held one)."""
+    values = dict(state[1] if isinstance(state, tuple) else state)
+    seen = values.pop("seen")
+    SeenSet.__setstate__(record, seen.__getstate__() if isinstance(seen, SeenSet) else seen)
+    restore_slots(record, values)
+
+
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)  # subclassed by subjects' windows
 class DistinctCounter:
     """Linear counting (Whang, Vander-Zanden & Taylor, 1990) over a 512-bit bitmap: 64 bytes,
     a few percent error up to ~500 distinct items, still clearly "many" up to ~2,500.

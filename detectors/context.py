@@ -23,7 +23,7 @@ from typing import Any, Final
 from mypy_extensions import mypyc_attr
 
 from detectors.base import Detector, Finding, Profile
-from detectors.compact import SeenSet, ip_prefix, is_weekend, local_hour, restore_slots, slot_state
+from detectors.compact import SeenSet, ip_prefix, is_weekend, local_hour, set_with_seen, slot_state
 from detectors.events import AUTHENTICATION, CONTEXT_TAGS, Event
 
 __all__ = ["Context", "context_values", "ip_prefix"]
@@ -38,24 +38,32 @@ def context_values(event: Event) -> tuple[str | None, ...]:
     return event.context_values
 
 
-#: _ContextState's attributes (its ``__slots__``; also what its pickled state names)
-_CONTEXT_STATE_SLOTS = ("hours", "seen", "n")
+#: _ContextState's own attributes (its ``__slots__``); its pickled state names them and ``seen``
+_CONTEXT_STATE_SLOTS = ("hours", "n")
 
 
 @mypyc_attr(serializable=True, allow_interpreted_subclasses=True)  # see detectors/native.py
-class _ContextState:
+class _ContextState(SeenSet):
+    """A principal's hours and the context values it was seen with: it *is* that seen-set (one object
+    per principal, not two), pickled under ``seen`` as ``(cap, keys, days)`` (state version 3; version 2
+    pickled a SeenSet there, which still loads)."""
+
     __slots__ = _CONTEXT_STATE_SLOTS
 
     def __init__(self, cap: int) -> None:
+        super().__init__(cap)
         self.hours = bytearray(26)  # 0-23 local hour, 24 weekday events, 25 weekend events
-        self.seen = SeenSet(cap)
         self.n = 0
 
+    @property
+    def seen(self) -> SeenSet:
+        return self
+
     def __getstate__(self) -> dict[str, Any]:
-        return slot_state(self, _CONTEXT_STATE_SLOTS)
+        return {**slot_state(self, _CONTEXT_STATE_SLOTS), "seen": SeenSet.__getstate__(self)}
 
     def __setstate__(self, state: Any) -> None:
-        restore_slots(self, state)
+        set_with_seen(self, state)
 
     def hour_rarity(self, ts: float, tz_offset_s: int) -> float:
         """-log10 of the (smoothed) share of this principal's activity in this local hour and day kind."""
@@ -73,7 +81,8 @@ class Context(Detector):
 
     name = "context"
     per_principal = ("state_",)
-    state_version = 2  # issue 31's layout (version 1: before it; rebuilt from history)
+    state_version = 3  # a principal's state is its seen-set (2: held one, loads as 3; 1: before issue 31)
+    loads_from_version = 2
     event_kinds = frozenset({"access", AUTHENTICATION})
 
     def __init__(

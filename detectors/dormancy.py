@@ -24,35 +24,43 @@ from typing import Any, Final
 from mypy_extensions import mypyc_attr
 
 from detectors.base import Detector, Finding, Profile
-from detectors.compact import DAY_S, SeenSet, restore_slots, slot_state
+from detectors.compact import DAY_S, SeenSet, set_with_seen, slot_state
 from detectors.events import ACCESS, Event
 
 #: a new gap counts fully; the usual longest gap forgets by this factor per active day
 _GAP_DECAY: Final = 0.98
 
 
-#: _Rhythm's attributes (its ``__slots__``; also what its pickled state names)
-_RHYTHM_SLOTS = ("last_ts", "wake_ts", "day", "active_days", "max_gap", "hours", "seen")
+#: _Rhythm's own attributes (its ``__slots__``); its pickled state names them and ``seen``
+_RHYTHM_SLOTS = ("last_ts", "wake_ts", "day", "active_days", "max_gap", "hours")
 
 
 @mypyc_attr(serializable=True, allow_interpreted_subclasses=True)  # see detectors/native.py
-class _Rhythm:
+class _Rhythm(SeenSet):
+    """A principal's rhythm, and the resources and context values it was seen with: it *is* that
+    seen-set (one object per principal, not two), pickled under ``seen`` as ``(cap, keys, days)``
+    (state version 3; version 2 pickled a SeenSet there, which still loads)."""
+
     __slots__ = _RHYTHM_SLOTS
 
     def __init__(self, cap: int) -> None:
+        super().__init__(cap)  # the resources used, and context values (country, network, device) seen
         self.last_ts = 0.0
         self.wake_ts = 0.0  # when it woke up from a silence not yet judged on sensitive data (0: awake)
         self.day = -1  # the last active local day
         self.active_days = 0
         self.max_gap = 0.0  # the usual longest gap between active days, in days
         self.hours = bytearray(24)  # local hours of activity (halved when one saturates)
-        self.seen = SeenSet(cap)  # resources used, and context values (country, network, device) seen
+
+    @property
+    def seen(self) -> SeenSet:
+        return self
 
     def __getstate__(self) -> dict[str, Any]:
-        return slot_state(self, _RHYTHM_SLOTS)
+        return {**slot_state(self, _RHYTHM_SLOTS), "seen": SeenSet.__getstate__(self)}
 
     def __setstate__(self, state: Any) -> None:
-        restore_slots(self, state)
+        set_with_seen(self, state)
 
     def hour_share(self, hour: int) -> float:
         """Share of the principal's activity in this local hour and the two next to it."""
@@ -66,7 +74,8 @@ class Dormancy(Detector):
 
     name = "dormancy"
     per_principal = ("state_",)
-    state_version = 2  # issue 31's layout (version 1: before it; rebuilt from history)
+    state_version = 3  # a principal's rhythm is its seen-set (2: held one, loads as 3; 1: before issue 31)
+    loads_from_version = 2
 
     def __init__(
         self,

@@ -8,6 +8,7 @@ event time, so replay output is deterministic).
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -200,8 +201,10 @@ class Engine:
     def _profile(self, event: Event) -> Profile:
         profile = self.profiles.get(event.principal_id)
         if profile is None:
-            profile = Profile(first_ts=event.ts, last_ts=event.ts, peer_group=event.peer_group)
-            profile.kind = event.principal_kind
+            # interned: one string per peer group, not one per principal (68 bytes each)
+            profile = Profile(first_ts=event.ts, last_ts=event.ts, peer_group=sys.intern(event.peer_group),
+                              key=event.principal_id)
+            profile.kind = sys.intern(event.principal_kind)
             self.profiles[event.principal_id] = profile
         return profile
 
@@ -225,13 +228,20 @@ class Engine:
         id was seen recently is a duplicate: ignored, no alert (:meth:`is_duplicate`)."""
         if self.is_duplicate(event.event_id):
             return []
+        profile = self.profiles.get(event.principal_id)
+        if profile is not None and profile.key is not event.principal_id:
+            # each decoded event brings its own copy of the id: detectors keying a new record by it
+            # would keep one copy each (measured: 2.4 per principal); they get the engine's instead
+            if profile.key == event.principal_id:
+                event.principal_id = profile.key
+            else:
+                profile.key = event.principal_id  # a profile unpickled from a whole-engine snapshot
         changed = self.changed
         if changed is not None:
             self._changing(event.principal_id, changed)
         ts = event.ts
         if ts > self.watermark:
             self.watermark = ts
-        profile = self.profiles.get(event.principal_id)
         if profile is None:
             profile = self._profile(event)
         alerts = []

@@ -86,10 +86,12 @@ class ExportWindow:
         return len(self.recent) // 2 + 1
 
     def __getstate__(self) -> tuple:
-        return (self.days, self.recent, self.hist_exports, self.hist_accesses, self.hist_days, self.held)
+        # the counts as bytes: an array pickles as a call of array's reconstructor (2 us to unpickle)
+        return (self.days, self.recent.tobytes(), self.hist_exports, self.hist_accesses, self.hist_days, self.held)
 
     def __setstate__(self, state: tuple) -> None:
-        self.days, self.recent, self.hist_exports, self.hist_accesses, self.hist_days, self.held = state
+        self.days, recent, self.hist_exports, self.hist_accesses, self.hist_days, self.held = state
+        self.recent = array("i", recent)  # bytes, or an array (slow_exfiltration's state version 2)
 
 
 def steady_extra_finding(detector: str, event: Event, w: ExportWindow, z: float, extra: float,

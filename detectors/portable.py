@@ -21,6 +21,7 @@ state is then rebuilt from the input's history.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -69,8 +70,10 @@ def restore_principal(engine: Engine, principal_id: str, state: PrincipalState) 
     written under a layout they cannot migrate (they keep nothing about the principal then)."""
     if state.profile is not None:
         first_ts, last_ts, n_events, peer_group, kind = state.profile
+        # interned: a record's strings are its own copies, one per principal restored
         engine.profiles[principal_id] = Profile(first_ts=first_ts, last_ts=last_ts, n_events=n_events,
-                                                peer_group=peer_group, kind=kind)
+                                                peer_group=sys.intern(peer_group), kind=sys.intern(kind),
+                                                key=principal_id)
     for name, until in state.cooldowns.items():
         engine.cooldown_until[(name, principal_id)] = until
     failed = []

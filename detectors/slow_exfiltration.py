@@ -1,8 +1,7 @@
 """Slow exfiltration: day after day, a principal exports more than its own work explains.
 
 No single export has to stand out. Three channels, each about exports relative to the principal's
-*other* activity, so that a busy day or a quarter-end surge, in which everything grows together,
-is unremarkable:
+*other* activity, so that a busy day or a quarter-end surge, in which everything grows together, is unremarkable:
 
 - **A daily surplus, accumulated.** The usual export share (exponentially weighted exports and other
   accesses per active day) gives today's expected exports; the surplus, a variance-stabilised Poisson
@@ -29,8 +28,7 @@ and (steady extra) when the top table already held all but ``min_lift`` of its e
 runs from a cumulative surplus of ``run_page_score``, steady extras never (``window_severity``): what
 was measured for each rule is in the runbook (``docs/runbooks/slow_exfiltration.md``).
 
-State per principal: about fifteen numbers, an :class:`ExportMix` (six resource ids with five small
-counts each at most) and an :class:`ExportWindow` (two counts per recent day, three numbers).
+Per principal: fifteen numbers, an :class:`ExportMix` once it exports, an :class:`ExportWindow`.
 """
 from __future__ import annotations
 
@@ -41,7 +39,7 @@ from mypy_extensions import mypyc_attr
 from detectors.base import Detector, Finding, Profile
 from detectors.compact import DAY_S, is_weekend_day, weekend_days_between
 from detectors.events import Event
-from detectors.export_mix import ExportMix
+from detectors.export_mix import NO_EXPORTS, ExportMix
 from detectors.export_window import ExportWindow, anscombe_z, steady_extra_finding
 
 #: _DayState's attributes, in the order its pickled state lists them (compiled classes have no ``__slots__``)
@@ -69,7 +67,7 @@ class _DayState:
         self.run = 0  # consecutive active days with a positive CUSUM
         self.run_first = ""
         self.fired_day = -1
-        self.mix = ExportMix()
+        self.mix = NO_EXPORTS  # its own from its first export on: most principals rarely export
         self.weekend_days = 0  # closed active weekend days (local Saturday or Sunday)
         self.off_day = -1  # the last closed weekend day with exports of one table and nothing else
         self.off_count = 0  # its exports, plus those of such days straight before it
@@ -82,6 +80,7 @@ class _DayState:
     def __setstate__(self, state: tuple) -> None:
         for name, value in zip(_DAY_STATE, state, strict=True):
             setattr(self, name, value)
+        self.mix = self.mix if self.mix.resources else NO_EXPORTS
 
     def expected(self, others: int, floor: float = 1.0) -> float:
         """Exports expected for a day with ``others`` other accesses, at this principal's usual
@@ -122,7 +121,8 @@ class SlowExfiltration(Detector):
 
     name = "slow_exfiltration"
     per_principal = ("state_",)
-    state_version = 2  # issue 31's layout (version 1: before it; rebuilt from history)
+    state_version = 3  # arrays pickled as bytes (2: as arrays, loads as 3 does; 1: before issue 31)
+    loads_from_version = 2
     event_kinds = frozenset({"access"})
     shift_sensitive = True
 
@@ -346,6 +346,7 @@ class SlowExfiltration(Detector):
             st.fired_day = day
             st.window.held = True
         if event.action == "export":
+            st.mix = ExportMix() if st.mix is NO_EXPORTS else st.mix
             st.mix.add(event.resource_id)
             st.exports += 1
             st.records += event.records

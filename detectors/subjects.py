@@ -24,30 +24,42 @@ from detectors.base import Detector, Finding, Profile
 from detectors.compact import DAY_S, EW, HOUR_S, DistinctCounter, restore_slots, slot_state
 from detectors.events import Event
 
-#: _Window's attributes (its ``__slots__``; also what its pickled state names)
-_WINDOW_SLOTS = ("start", "counter", "plain", "prev", "flagged", "first_event")
+#: _Window's attributes besides its counter's (``bits``, ``ones``)
+_WINDOW_SLOTS = ("start", "plain", "prev", "flagged", "first_event")
 
 
 @mypyc_attr(serializable=True, allow_interpreted_subclasses=True)  # see detectors/native.py
-class _Window:
+class _Window(DistinctCounter):
+    """A window's distinct subjects (it *is* their counter: one object, not two, per window) and the
+    rest of its tally. Pickled as a tuple (state version 3); the dict of state version 2, which held
+    a separate counter, still loads."""
+
     __slots__ = _WINDOW_SLOTS
 
     def __init__(self, start: float) -> None:
+        super().__init__()
         self.start = start
-        self.counter = DistinctCounter()
         self.plain = 0  # subjects of events without refs (a count, not distinct)
         self.prev = 0.0  # estimate of the previous window, for the sliding approximation
         self.flagged = False
         self.first_event = ""
 
-    def __getstate__(self) -> dict[str, Any]:
-        return slot_state(self, _WINDOW_SLOTS)
+    def __getstate__(self) -> tuple:
+        return (self.start, bytes(self.bits), self.ones, self.plain, self.prev, self.flagged, self.first_event)
 
     def __setstate__(self, state: Any) -> None:
-        restore_slots(self, state)
+        if isinstance(state, tuple) and len(state) == 7:
+            start, bits, self.ones, self.plain, self.prev, self.flagged, self.first_event = state
+            self.start, self.bits = start, bytearray(bits)
+            return
+        values = dict(state[1] if isinstance(state, tuple) else state)  # version 2: a dict, with a counter
+        counter = values.pop("counter")
+        self.bits, self.ones = counter.bits, counter.ones
+        restore_slots(self, values)
 
-    def estimate(self, extra_ones: int = 0, extra_plain: int = 0) -> float:
-        return self.counter.estimate(extra_ones) + self.plain + extra_plain
+    def total(self, extra_ones: int = 0, extra_plain: int = 0) -> float:
+        """Distinct subjects (with ``extra_ones`` more bits set) plus those counted without refs."""
+        return self.estimate(extra_ones) + self.plain + extra_plain
 
 
 _EMPTY: Final = DistinctCounter()  # never mutated
@@ -101,7 +113,8 @@ class Subjects(Detector):
 
     name = "subjects"
     per_principal = ("state_",)
-    state_version = 2  # issue 31's layout (version 1: before it; rebuilt from history)
+    state_version = 3  # a window is its own counter (2: it held one; 1: before issue 31, rebuilt from history)
+    loads_from_version = 2  # version 2's windows load as version 3's (_Window.__setstate__)
     event_kinds = frozenset({"access"})
     shift_sensitive = True
 
@@ -170,12 +183,12 @@ class Subjects(Detector):
         """Sliding estimate (this window plus a decaying share of the previous one) with ``event``."""
         plain = 0 if event.subject_refs else event.subjects
         if event.ts >= window.start + span:  # the event opens a new window (a window that paged carries nothing)
-            prev = window.estimate() if event.ts < window.start + 2 * span and not window.flagged else 0.0
+            prev = window.total() if event.ts < window.start + 2 * span and not window.flagged else 0.0
             elapsed = event.ts % span
             current = _EMPTY.estimate(self._new_ones(_EMPTY, event)) + plain
         else:
             prev, elapsed = window.prev, event.ts - window.start
-            current = window.estimate(self._new_ones(window.counter, event), plain)
+            current = window.total(self._new_ones(window, event), plain)
         return current + prev * max(0.0, 1.0 - elapsed / span)
 
     @staticmethod
@@ -228,9 +241,8 @@ class Subjects(Detector):
         if event.ts >= window.start + span:
             self._close(window, base, (profile.peer_group, label), event.ts, span)
         if event.subject_refs:
-            counter = window.counter
             for key in event.subject_hashes:
-                counter.add(key)  # a native call (a stored bound method was a generic Python call)
+                window.add(key)  # a native call (a stored bound method was a generic Python call)
         else:
             window.plain += event.subjects
         if not window.first_event:
@@ -238,7 +250,7 @@ class Subjects(Detector):
         window.flagged = window.flagged or flagged
 
     def _close(self, window: _Window, base: EW, peer_key: tuple[str, str], ts: float, span: float) -> None:
-        est = window.estimate()
+        est = window.total()
         if not window.flagged:  # anomalous windows are not learned as normal
             base.update(math.sqrt(est), self.alpha)
             peers = self.peers_.get(peer_key)
@@ -248,7 +260,7 @@ class Subjects(Detector):
         # a window that paged does not carry its count into the next one: that incident is reported
         window.prev = est if ts < window.start + 2 * span and not window.flagged else 0.0
         window.start = ts - ts % span
-        window.counter.clear()
+        window.clear()
         window.plain = 0
         window.flagged = False
         window.first_event = ""
