@@ -374,6 +374,37 @@ class EW:
         """``mean + k·std``: the top of the usual range."""
         return self.mean + k * math.sqrt(self.var)
 
+    @staticmethod
+    def pooled(parts: list[EW]) -> EW:
+        """Several partitions' statistics of one quantity as one: the mean and variance of the pooled
+        samples, each part weighted by its count (``part`` itself when there is one). A pooled
+        *approximation*: each part forgets exponentially at its own pace, which counts do not weigh.
+
+        >>> a, b = EW(), EW()
+        >>> for x in (1.0, 3.0):
+        ...     a.update(x, 0.5)
+        >>> b.update(5.0, 0.5)
+        >>> p = EW.pooled([a, b])
+        >>> p.n, p.mean, round(p.var, 3)
+        (3, 3.0, 2.667)
+        """
+        if len(parts) == 1:
+            return parts[0]
+        pooled = EW()
+        n = 0
+        total = 0.0
+        for part in parts:
+            n += part.n
+            total += part.n * part.mean
+        if n == 0:
+            return pooled
+        mean = total / n
+        spread = 0.0
+        for part in parts:
+            spread += part.n * (part.var + (part.mean - mean) ** 2)
+        pooled.n, pooled.mean, pooled.var = n, mean, spread / n
+        return pooled
+
     def __getstate__(self) -> tuple:
         return (self.mean, self.var, self.n)
 
