@@ -47,7 +47,7 @@ def link(engines: Mapping[Hashable, Engine], remote: Mapping[Hashable, dict[str,
 
     >>> a, b = Engine(), Engine()
     >>> link({0: a, 1: b})
-    >>> a.detectors[0].others_.parts[0] is b.detectors[0].partial()[0]
+    >>> a.detectors[0].others_.parts[0][0] is b.detectors[0].elevated_  # drift: live, not a copy
     True
     >>> link({0: a})
     >>> a.detectors[0].others_.parts
