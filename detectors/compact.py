@@ -376,33 +376,16 @@ class EW:
 
     @staticmethod
     def pooled(parts: list[EW]) -> EW:
-        """Several partitions' statistics of one quantity as one: the mean and variance of the pooled
-        samples, each part weighted by its count (``part`` itself when there is one). A pooled
-        *approximation*: each part forgets exponentially at its own pace, which counts do not weigh.
-
-        >>> a, b = EW(), EW()
-        >>> for x in (1.0, 3.0):
-        ...     a.update(x, 0.5)
-        >>> b.update(5.0, 0.5)
-        >>> p = EW.pooled([a, b])
-        >>> p.n, p.mean, round(p.var, 3)
-        (3, 3.0, 2.667)
-        """
+        """Several partitions' statistics of one quantity as one (a part alone: itself): the mean and variance
+        of the pooled samples, each part weighted by its count. A pooled *approximation*: each part
+        forgets exponentially at its own pace, which counts do not weigh."""
         if len(parts) == 1:
             return parts[0]
-        pooled = EW()
-        n = 0
-        total = 0.0
-        for part in parts:
-            n += part.n
-            total += part.n * part.mean
-        if n == 0:
-            return pooled
-        mean = total / n
-        spread = 0.0
-        for part in parts:
-            spread += part.n * (part.var + (part.mean - mean) ** 2)
-        pooled.n, pooled.mean, pooled.var = n, mean, spread / n
+        pooled, n = EW(), sum([part.n for part in parts])
+        if n:
+            mean = sum([part.n * part.mean for part in parts]) / n
+            pooled.n, pooled.mean = n, mean
+            pooled.var = sum([part.n * (part.var + (part.mean - mean) ** 2) for part in parts]) / n
         return pooled
 
     def __getstate__(self) -> tuple:
