@@ -162,10 +162,21 @@ class Detector:
             else:
                 table[principal_id] = value
 
+    def partial(self) -> Any:
+        """This detector's cross-principal aggregates that other partitions read (peer groups,
+        resources, departments): one picklable object of live parts, or None when it has none (or
+        keeps them to itself). Only this detector mutates them; they persist with :meth:`shared_state`."""
+        return None
+
+    def view(self, others: list[Any]) -> None:
+        """The other partitions' :meth:`partial` objects (never mutated; replaces the previous view).
+        A detector with a partial reads its own aggregates plus these: counts add, means pool."""
+
     def shared_state(self) -> dict[str, Any]:
         """The learned state that is no one principal's (peer groups, the organisation, models), by
-        attribute: neither a constructor argument nor one of :attr:`per_principal`."""
-        skip = set(self._get_params()) | set(self.per_principal)
+        attribute: neither a constructor argument nor one of :attr:`per_principal`, nor the view of
+        other partitions' aggregates (``others_``: never persisted)."""
+        skip = set(self._get_params()) | set(self.per_principal) | {"others_"}
         return {name: value for name, value in _state_of(self).items() if name not in skip}
 
     def restore_shared(self, state: dict[str, Any]) -> None:

@@ -83,6 +83,27 @@ class Calibrator:
         if score > self.lo:
             self.counts_[self._bin(score)] += 1
 
+    def pooled(self, others: tuple[Calibrator, ...]) -> Calibrator:
+        """This calibrator with the other partitions' of the same detector added (scores seen and
+        events scored: a detector's rarity and its findings' ranks over the whole organisation); a
+        new calibrator, read only. ``self`` when there is no other.
+
+        >>> a, b = Calibrator(prior_events=0), Calibrator(prior_events=0)
+        >>> a.observe(5.0); b.observe(0.0); b.observe(5.0)
+        >>> p = a.pooled((b,))
+        >>> p.n_, int(p.counts_.sum()), a.n_
+        (3, 2, 1)
+        """
+        if not others:
+            return self
+        pooled = Calibrator(self.lo, self.hi, self.bins, self.prior_events)
+        pooled.counts_ = self.counts_.copy()
+        pooled.n_ = self.n_
+        for other in others:
+            pooled.counts_ += other.counts_
+            pooled.n_ += other.n_
+        return pooled
+
     def tail_probability(self, score: float) -> float:
         at_or_above = int(self.counts_[self._bin(score):].sum())
         return max(at_or_above, 1) / (self.n_ + self.prior_events)

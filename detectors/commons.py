@@ -1,84 +1,60 @@
-"""Aggregates shared across partitions: give each engine the partials of every other partition.
+"""Baselines shared across partitions: each engine reads every other partition's aggregates.
 
-STAND-IN (issue 32, branch ``wire``): the interface fixed for H-share with the least behind it for the
-service's side to be built and tested against. Only the novelty detector's peer groups are shared:
-:class:`Pooled` answers its reads with the sums over its own :class:`~detectors.peers.PeerTouches` and
-the others' (writes go to its own). The ``share`` branch's implementation replaces this module.
+A principal lives in exactly one input partition, so its engine keeps its per-principal state; what
+no one principal owns (peer groups, resources, departments' activity, severity calibration) each
+engine keeps as its *partial* (:meth:`~detectors.engine.Engine.partial`), and reads its own plus
+everyone else's (:meth:`~detectors.engine.Engine.view`): counts add, exponentially weighted
+statistics pool (:meth:`~detectors.compact.EW.pooled`). Engines in one process see each other's
+partials live; partials of partitions another instance owns arrive as copies (``remote``), as
+fresh as their publisher makes them. Linking one engine alone gives it an empty view: exactly the
+results of an engine that was never linked.
+
+Per detector, what is shared (``docs/sizing.md``, "Partitions"):
+
+- novelty: the peer groups' touches and members (:class:`~detectors.peers.PeerTouches`) and the
+  young items (first touched by anyone lately);
+- volume, subjects, denied: the peer groups' (and volume's resources') size baselines, pooled;
+- drift: the departments' elevated and under-way counts of the day, their active principals, the
+  peer findings, and each hour's activity: a partition closing an hour feeds its Page-Hinkley
+  monitor the hour's events added up over the view (every partition runs the same monitor on the
+  organisation's counts, so each reports a shift it sees, and each damps its own members' findings);
+- every detector's severity calibrator (its score histogram and events scored).
+
+Multivariate's half-space trees stay per partition: a model is not a sum.
 """
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Hashable, Mapping
+from typing import Any
 
-from detectors.peers import PeerTouches
+from detectors.engine import Engine
 
-if TYPE_CHECKING:
-    from detectors.engine import Engine
+
+def _order(keys: list[Hashable]) -> list[Hashable]:
+    """Partitions in a fixed order (sorted when they sort): pooled means add up floats in this order."""
+    try:
+        return sorted(keys)  # type: ignore[type-var]
+    except TypeError:
+        return sorted(keys, key=repr)
 
 
 def link(engines: Mapping[Hashable, Engine], remote: Mapping[Hashable, dict[str, Any]] = {}) -> None:  # noqa: B006
     """Give each engine the view of every other engine's partial plus the ``remote`` partials (keyed by
-    partition, of partitions this process does not own). Call again whenever the set of engines or
-    remote partials changes (cheap: lists of references)."""
-    partials = {key: engine.partial() for key, engine in engines.items()}
-    for key, engine in engines.items():
-        engine.view([partial for other, partial in partials.items() if other != key] + list(remote.values()))
+    partition, of partitions this process does not own). Call again whenever the set of engines or of
+    remote partials changes, or an engine's state was restored (cheap: lists of references). ``remote``
+    is only read.
 
-
-class Pooled(PeerTouches):
-    """Reads of one engine's peer groups summed with the others' (read-only); writes to its own.
-
-    Pickles as its own aggregates alone: a snapshot or a partial never carries the others'.
+    >>> a, b = Engine(), Engine()
+    >>> link({0: a, 1: b})
+    >>> a.detectors[0].others_.parts[0][0] is b.detectors[0].elevated_  # drift: live, not a copy
+    True
+    >>> link({0: a})
+    >>> a.detectors[0].others_.parts
+    ()
     """
-
-    def __init__(self, own: PeerTouches, others: Sequence[PeerTouches]) -> None:
-        super().__init__(own.weeks, own.cap)
-        self.own = own
-        self.others = list(others)
-
-    def _all(self) -> list[PeerTouches]:
-        return [self.own, *self.others]
-
-    def size(self, key: str) -> int:
-        return sum(g.size(key) for g in self._all())
-
-    def known(self, key: str, item: int) -> bool:
-        return any(g.known(key, item) for g in self._all())
-
-    def recent(self, key: str, item: int, day: int) -> int:
-        return sum(g.recent(key, item, day) for g in self._all())
-
-    def spread(self, prefix: str, item: int, day: int) -> tuple[int, int]:
-        keys = {key for g in self._all() for key in g.items if key.startswith(prefix)}
-        counts = [self.recent(key, item, day) for key in keys]
-        return sum(1 for n in counts if n > 0), max(counts, default=0)
-
-    def join(self, key: str) -> None:
-        self.own.join(key)
-
-    def leave(self, key: str) -> None:
-        self.own.leave(key)
-
-    def touch(self, key: str, item: int, day: int, previous: int) -> None:
-        self.own.touch(key, item, day, previous)
-
-    def untouch(self, key: str, item: int, day: int) -> None:
-        self.own.untouch(key, item, day)
-
-    def merge(self, other: PeerTouches) -> None:
-        self.own.merge(other)
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return PeerTouches, (self.own.weeks, self.own.cap), self.own.__getstate__()
-
-
-def own_groups(groups: PeerTouches) -> PeerTouches:
-    """A detector's own peer groups, whether or not a view is wrapped around them."""
-    return groups.own if isinstance(groups, Pooled) else groups
-
-
-def pooled(groups: PeerTouches, others: Sequence[Any]) -> PeerTouches:
-    """``groups`` (own) read together with ``others`` (none: the own groups alone)."""
-    own = own_groups(groups)
-    return Pooled(own, others) if others else own
+    partials = {key: engine.partial() for key, engine in engines.items()}
+    partials.update((key, part) for key, part in remote.items() if key not in engines)
+    order = _order(list(partials))
+    for key, engine in engines.items():
+        engine.view([partials[other] for other in order if other != key])

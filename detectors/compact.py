@@ -391,6 +391,20 @@ class EW:
         """``mean + k·std``: the top of the usual range."""
         return self.mean + k * math.sqrt(self.var)
 
+    @staticmethod
+    def pooled(parts: list[EW]) -> EW:
+        """Several partitions' statistics of one quantity as one (a part alone: itself): the mean and variance
+        of the pooled samples, each part weighted by its count. A pooled *approximation*: each part
+        forgets exponentially at its own pace, which counts do not weigh."""
+        if len(parts) == 1:
+            return parts[0]
+        pooled, n = EW(), sum([part.n for part in parts])
+        if n:
+            mean = sum([part.n * part.mean for part in parts]) / n
+            pooled.n, pooled.mean = n, mean
+            pooled.var = sum([part.n * (part.var + (part.mean - mean) ** 2) for part in parts]) / n
+        return pooled
+
     def __getstate__(self) -> tuple:
         return (self.mean, self.var, self.n)
 

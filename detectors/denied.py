@@ -18,6 +18,7 @@ from mypy_extensions import mypyc_attr
 from detectors.base import Detector, Finding, Profile
 from detectors.compact import EW, restore_slots, slot_state
 from detectors.events import Event
+from detectors.peers import View
 
 #: _DeniedState's attributes (its ``__slots__``; also what its pickled state names)
 _DENIED_STATE_SLOTS = ("start", "count", "resources", "prev", "flagged", "first_event", "base", "pending")
@@ -74,6 +75,28 @@ class Denied(Detector):
         self.prior_windows = prior_windows
         self.state_: dict[str, _DeniedState] = {}
         self.peers_: dict[str, EW] = {}
+        #: the other partitions' partials (their ``peers_``), read with these: never persisted
+        self.others_ = View()
+
+    def partial(self) -> dict[str, EW]:
+        """The peer groups' baselines (live objects)."""
+        return self.peers_
+
+    def view(self, others: list[Any]) -> None:
+        self.others_ = View(tuple(others))
+
+    def _peers(self, key: str) -> EW | None:
+        """The peer group's baseline pooled over the partitions (:meth:`EW.pooled`)."""
+        mine = self.peers_.get(key)
+        others = self.others_.parts
+        if not others:
+            return mine
+        found = [] if mine is None else [mine]
+        for part in others:
+            theirs = part.get(key)
+            if theirs is not None:
+                found.append(theirs)
+        return EW.pooled(found) if found else None
 
     def _distinct_with(self, st: _DeniedState, event: Event) -> tuple[float, int]:
         """(sliding distinct-resource count including ``event``, denials in the window)."""
@@ -97,7 +120,7 @@ class Denied(Detector):
             return None
         x = math.log1p(distinct)
         z = (x - mean) / max(math.sqrt(st.base.var), self.std_floor)
-        peers = self.peers_.get(profile.peer_group)
+        peers = self._peers(profile.peer_group)
         peer_usual = math.expm1(peers.upper()) if peers is not None and peers.n else 0.0
         if peers is not None and peers.n >= 10:
             z = min(z, peers.z(x, self.std_floor))

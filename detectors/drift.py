@@ -36,6 +36,7 @@ from river import drift
 from detectors.base import Detector, Finding, Profile
 from detectors.compact import DAY_S, HOUR_S, DistinctCounter, h32, is_weekend, restore_slots, slot_state
 from detectors.events import Event
+from detectors.peers import View
 
 _DEPT_KEYS: Final[dict[str | None, str]] = {}
 
@@ -109,7 +110,7 @@ class ShiftMonitor:
 
 
 #: _Hour's attributes (its ``__slots__``; also what its pickled state names)
-_HOUR_SLOTS = ("start", "events", "day", "active")
+_HOUR_SLOTS = ("start", "events", "day", "active", "prev_start", "prev_events")
 
 
 @mypyc_attr(serializable=True, allow_interpreted_subclasses=True)  # see detectors/native.py
@@ -121,12 +122,22 @@ class _Hour:
         self.events = 0
         self.day = start - start % DAY_S
         self.active = DistinctCounter()  # distinct principals active today
+        #: the hour closed last and its events: what other partitions add up when they close that hour
+        self.prev_start = -1.0
+        self.prev_events = 0
 
     def __getstate__(self) -> dict[str, Any]:
         return slot_state(self, _HOUR_SLOTS)
 
     def __setstate__(self, state: Any) -> None:
+        self.prev_start, self.prev_events = -1.0, 0  # state written before partitions shared hours
         restore_slots(self, state)
+
+    def events_in(self, start: float) -> int:
+        """This scope's events in the hour from ``start``, if it is the current or the last closed hour."""
+        if start == self.start:
+            return self.events
+        return self.prev_events if start == self.prev_start else 0
 
 
 #: _Day's attributes, in the order its pickled state lists them
@@ -198,6 +209,42 @@ class Drift(Detector):
         self.shift_until_: dict[str, float] = {}
         self.reports_: dict[str, tuple[float, float]] = {}  # key -> (hour start, events) to report
         self.notes_: dict[tuple[str, str], list[tuple[int, float]]] = {}
+        #: the other partitions' partials (:meth:`partial`), read with these: never persisted
+        self.others_ = View()
+
+    def partial(self) -> tuple[dict[str, tuple[int, int]], dict[str, tuple[int, int]], dict[str, _Hour],
+                               dict[tuple[str, str], list[tuple[int, float]]]]:
+        """The departments' elevated and under-way counts, the hourly activity of each scope and the
+        peer findings (live objects)."""
+        return self.elevated_, self.underway_, self.hours_, self.notes_
+
+    def view(self, others: list[Any]) -> None:
+        self.others_ = View(tuple(others))
+
+    def _day_count(self, index: int, dept: str, day: int) -> int:
+        """Day ``day``'s count of ``elevated_`` (``index`` 0) or ``underway_`` (1) for a department, added
+        up over the partitions."""
+        mine = self.elevated_ if index == 0 else self.underway_
+        d, count = mine.get(dept, (-1, 0))
+        total = count if d == day else 0
+        for part in self.others_.parts:
+            d, count = part[index].get(dept, (-1, 0))
+            if d == day:
+                total += count
+        return total
+
+    def _active(self, dept: str) -> float:
+        """Distinct principals of a department active today, added up over the partitions (each
+        principal lives in one): the others' counts of the same day as this partition's."""
+        hour = self.hours_.get(dept)
+        if hour is None:
+            return 0.0
+        active = hour.active.estimate()
+        for part in self.others_.parts:
+            theirs = part[2].get(dept)
+            if theirs is not None and theirs.day == hour.day:
+                active += theirs.active.estimate()
+        return active
 
     @staticmethod
     def _keys(event: Event) -> tuple[str, str]:
@@ -283,9 +330,15 @@ class Drift(Detector):
         monitor = self.monitors_.get(key)
         if monitor is None:
             monitor = self.monitors_[key] = ShiftMonitor(threshold=self.threshold)
-        if monitor.update(hour.start, hour.events):
+        events = hour.events
+        for part in self.others_.parts:
+            theirs = part[2].get(key)
+            if theirs is not None:
+                events += theirs.events_in(hour.start)
+        if monitor.update(hour.start, events):
             self.shift_until_[key] = ts + self.shift_hold_s
-            self.reports_[key] = (hour.start, hour.events)
+            self.reports_[key] = (hour.start, events)
+        hour.prev_start, hour.prev_events = hour.start, hour.events
         hour.start = ts - ts % HOUR_S
         hour.events = 0
         if ts - hour.day >= DAY_S:
@@ -307,25 +360,27 @@ class Drift(Detector):
         the same kind of finding recently."""
         event = finding.event
         dept = dept_key(event.department)
-        hour = self.hours_.get(dept)
-        active = hour.active.estimate() if hour is not None else 0.0
+        active = self._active(dept)
         if self.shift_until_.get(dept, 0.0) > event.ts and not self._alone(event, dept, active):
             return True  # (an organisation-wide shift is reported, but damps nothing by itself)
         if self._surging(event, dept, active):
             return True
         me = h32(event.principal_id)
         horizon = event.ts - self.peer_window_s
-        others = {
-            pid for pid, ts in self.notes_.get((dept, finding.detector), ()) if pid != me and ts >= horizon
-        }
+        key = (dept, finding.detector)
+        others = {pid for pid, ts in self.notes_.get(key, ()) if pid != me and ts >= horizon}
+        for part in self.others_.parts:  # the same kind of finding in other partitions' members
+            others.update(pid for pid, ts in part[3].get(key, ()) if ts >= horizon)
         return len(others) >= max(self.min_peers, self.min_peer_share * active)
 
     def _elevated_today(self, event: Event, dept: str) -> tuple[bool, int]:
         """(whether the principal is elevated today, how many *other* members of its department are)."""
         day = int((event.ts + event.tz_offset_s) // DAY_S)
-        d, count = self.elevated_.get(dept, (-1, 0))
         st = self.days_.get(event.principal_id)
         me = st is not None and st.day == day and st.surged
+        if self.others_.parts:
+            return me, self._day_count(0, dept, day) - me
+        d, count = self.elevated_.get(dept, (-1, 0))
         return me, (count - me if d == day else 0)
 
     def _alone(self, event: Event, dept: str, active: float) -> bool:
@@ -342,9 +397,9 @@ class Drift(Detector):
         under way (at most of all active), so that a surge shows from the morning on."""
         me, others = self._elevated_today(event, dept)  # the principal judged is not its own peer
         day = int((event.ts + event.tz_offset_s) // DAY_S)
-        d, underway = self.underway_.get(dept, (-1, 0))
+        underway = self._day_count(1, dept, day)
         if self.surge_underway > 0:  # the members under way (the principal judged is not its own peer)
-            active = min(active, max(0.0, float(underway if d == day else 0) - me))
+            active = min(active, max(0.0, float(underway) - me))
         return others >= max(self.min_peers, self.surge_share * active)
 
     def forget(self, principal_id: str) -> None:

@@ -105,11 +105,39 @@ class Engine:
         self.duplicates = 0
         self._plan()
         self._untracked()
+        self._unviewed()
+
+    def _unviewed(self) -> None:
+        """No other partition in view (one engine): see :meth:`view`. Not pickled."""
+        #: detector name -> the other partitions' calibrators of that detector
+        self._calibrators_seen: dict[str, tuple[Calibrator, ...]] = {}
+        #: the view as given (diagnostics and tests)
+        self.others: list[dict[str, Any]] = []
+
+    def partial(self) -> dict[str, Any]:
+        """This engine's cross-principal aggregates: detector name -> (the detector's
+        :meth:`~detectors.base.Detector.partial`, or None; its severity calibrator). Live objects, not
+        copies: whoever ships them elsewhere pickles them, and only this engine mutates them. They are
+        part of the durable state already (:func:`detectors.portable.export_shared`); after a restore
+        (new objects) ask again and give the views afresh (:func:`detectors.commons.link`)."""
+        return {d.name: (d.partial(), self.calibrators[d.name]) for d in self.detectors}
+
+    def view(self, others: Sequence[dict[str, Any]]) -> None:
+        """The partials of every *other* partition (what :meth:`partial` returned there: live objects in
+        this process, or unpickled copies). Replaces the previous view; never persisted. The detectors
+        read their own aggregates plus these (sums, pooled means) and never mutate them; severities
+        are calibrated over every partition's findings. An empty view is one engine, exactly."""
+        calibrators: dict[str, tuple[Calibrator, ...]] = {}
+        for detector in self.detectors:
+            entries = [other[detector.name] for other in others if detector.name in other]
+            detector.view([entry[0] for entry in entries if entry[0] is not None])
+            if entries:
+                calibrators[detector.name] = tuple([entry[1] for entry in entries])
+        self._calibrators_seen = calibrators
+        self.others = list(others)
 
     def _untracked(self) -> None:
         """No change tracking (as replay runs): see :meth:`track_changes`. Not pickled."""
-        #: the other partitions' partials (:meth:`view`; STAND-IN, issue 32)
-        self.others: list[dict[str, Any]] = []
         #: principals whose state changed since the last checkpoint's cut (None: not tracked)
         self.changed: set[str] | None = None
         #: principals a checkpoint in progress has yet to write: each is handed to ``capture`` (which
@@ -149,7 +177,8 @@ class Engine:
         state.update((name, getattr(self, name)) for name in _STATE)
         state["feedback"] = None  # shared across engines and rebuilt from the feedback topic
         state.pop("alert_key", None)  # a secret: handed to the engine again after a restore
-        for derived in ("_steps", "_all_steps", "_by_kind", "changed", "capture_first", "capture", "others"):
+        for derived in ("_steps", "_all_steps", "_by_kind", "changed", "capture_first", "capture",
+                        "_calibrators_seen"):
             state.pop(derived, None)
         return state
 
@@ -167,24 +196,7 @@ class Engine:
         self.alert_key = b""
         self._plan()
         self._untracked()
-
-    def partial(self) -> dict[str, Any]:
-        """This engine's cross-principal aggregates, by detector name (live objects, not copies).
-        STAND-IN (issue 32): the novelty detector's peer groups only."""
-        from detectors.commons import own_groups
-
-        found: list[Any] = [d for d in self.detectors if d.name == "novelty"]
-        return {d.name: own_groups(d.groups_) for d in found}
-
-    def view(self, others: Sequence[dict[str, Any]]) -> None:
-        """The partials of every other partition (replaces the previous view; read, never mutated).
-        STAND-IN (issue 32): the novelty detector reads its peer groups pooled with the others'."""
-        from detectors.commons import pooled
-
-        self.others = list(others)
-        found: list[Any] = [d for d in self.detectors if d.name == "novelty"]
-        for d in found:
-            d.groups_ = pooled(d.groups_, [o["novelty"] for o in self.others if "novelty" in o])
+        self._unviewed()
 
     def n_principals(self) -> int:
         return len(self.profiles)
@@ -265,7 +277,9 @@ class Engine:
 
     def _severity(self, finding: Finding, profile: Profile) -> float:
         calibrator = self.calibrators[finding.detector]
-        severity = max(calibrator.severity(finding.score), finding.min_severity)
+        seen = self._calibrators_seen
+        pooled = calibrator.pooled(seen[finding.detector]) if finding.detector in seen else calibrator
+        severity = max(pooled.severity(finding.score), finding.min_severity)
         calibrator.observe(finding.score)
         severity = min(severity, finding.max_severity)
         if finding.needs_history and self._warming_up(profile, finding.event.ts):
@@ -293,6 +307,9 @@ class Engine:
         flagged = level in PAGING_LEVELS
         if flagged:  # how severe, now that it pages: ranked among the detector's findings and rarity
             calibrator = self.calibrators[finding.detector]
+            seen = self._calibrators_seen
+            if finding.detector in seen:  # over every partition's findings (this one's already observed)
+                calibrator = calibrator.pooled(seen[finding.detector])
             severity = calibrator.paging_severity(finding.score, finding.min_severity, finding.max_severity)
             level = level_for(severity)
         verdict = self.feedback.match(finding) if self.feedback is not None else None

@@ -26,13 +26,13 @@ touch: the first access right after it is expected.
 from __future__ import annotations
 
 import sys
-from typing import Final
+from typing import Any, Final
 
 from detectors.admins import is_admin
 from detectors.base import Detector, Finding, Profile
 from detectors.compact import SeenSet
 from detectors.events import ACCESS, SPECIAL_CATEGORIES, Event
-from detectors.peers import WEEK_DAYS, PeerTouches
+from detectors.peers import WEEK_DAYS, PeerTouches, View, recents, sizes, spreads
 
 DAY_S: Final = 86_400.0
 #: group key of the items any person has touched (a pipeline loading a new table does not count)
@@ -90,6 +90,36 @@ class Novelty(Detector):
         self.origin_: float | None = None
         #: item hash -> when a person first touched it, for items new since the warm-up
         self.young_: dict[int, float] = {}
+        #: the other partitions' partials (:meth:`partial`), read with these: never persisted
+        self.others_ = View()
+
+    def partial(self) -> tuple[PeerTouches, dict[int, float]]:
+        """The peer groups' touches and members, and the young items (live objects)."""
+        return self.groups_, self.young_
+
+    def view(self, others: list[Any]) -> None:
+        self.others_ = View(tuple(others))
+
+    def _groups(self) -> list[PeerTouches] | None:
+        """Every partition's peer groups (this one's first), or None when there is no other."""
+        others = self.others_.parts
+        if not others:
+            return None
+        return [self.groups_, *[part[0] for part in others]]
+
+    def _size(self, key: str) -> int:
+        groups = self._groups()
+        return self.groups_.size(key) if groups is None else sizes(groups, key)
+
+    def _recent(self, key: str, h: int, day: int) -> int:
+        groups = self._groups()
+        return self.groups_.recent(key, h, day) if groups is None else recents(groups, key, h, day)
+
+    def _known(self, key: str, h: int) -> bool:
+        groups = self._groups()
+        if groups is None:
+            return self.groups_.known(key, h)
+        return any([g.known(key, h) for g in groups])
 
     @staticmethod
     def _group_keys(event: Event) -> tuple[str, str, str]:
@@ -113,20 +143,20 @@ class Novelty(Detector):
         if not new:
             return None
         peer_key, dept_key, org_key = self._group_keys(event)
-        groups, day = self.groups_, event.day
-        peer_size = max(groups.size(peer_key), 1)
+        day = event.day
+        peer_size = max(self._size(peer_key), 1)
         score, reasons, unpeered_special = 0.0, [], False
         for kind, name, h in new:
-            peers = groups.recent(peer_key, h, day)
-            dept = groups.recent(dept_key, h, day)
-            org = groups.recent(org_key, h, day)
+            peers = self._recent(peer_key, h, day)
+            dept = self._recent(dept_key, h, day)
+            org = self._recent(org_key, h, day)
             weight = self._weight(kind, name, event)
             special = kind == "category" and name in SPECIAL_CATEGORIES
             if self._normal(peer_key, peers, self.min_peer_share):
                 weight *= 0.1  # the peer group does this too
             elif self._normal(dept_key, dept, self.min_dept_share):
                 weight *= 0.3  # colleagues in the department do
-            elif not groups.known(_HUMANS, h) or self._young(h, event.ts):
+            elif not self._known(_HUMANS, h) or self._young(h, event.ts):
                 weight *= 0.3  # nobody touched it until lately: most likely a newly created table
             elif special:
                 unpeered_special = True
@@ -178,7 +208,7 @@ class Novelty(Detector):
             if not is_access or (previous >= 0 and previous // WEEK_DAYS == day // WEEK_DAYS):
                 continue  # the group counts each member once a week at most
             if event.principal_kind == "human":
-                if not self.groups_.known(_HUMANS, h):
+                if not self._known(_HUMANS, h):  # the first person in any partition
                     self._note_young(h, event.ts)
                 self.groups_.touch(_HUMANS, h, day, previous)
             for key in self._group_keys(event):
@@ -188,17 +218,24 @@ class Novelty(Detector):
         """Whether the organisation shares an item across teams: ``min_departments`` other departments
         touched it lately, or ``min_shared_share`` of the organisation outside the team that uses it
         most (a share holds when each engine sees only some of the organisation's principals)."""
-        teams, main = self.groups_.spread("dept:", h, day)
-        outside = (org - main) / max(self.groups_.size("org"), 1)
+        groups = self._groups()
+        teams, main = self.groups_.spread("dept:", h, day) if groups is None else spreads(groups, "dept:", h, day)
+        outside = (org - main) / max(self._size("org"), 1)
         return teams - (dept > 0) >= self.min_departments or outside >= self.min_shared_share
 
     def _normal(self, key: str, members: int, min_share: float) -> bool:
         """Whether enough of a group's members (a share, and ``min_peers`` at least) touched an item."""
-        return members >= self.min_peers and members >= min_share * self.groups_.size(key)
+        return members >= self.min_peers and members >= min_share * self._size(key)
 
     def _young(self, h: int, ts: float) -> bool:
         """Whether the first person to touch the item did so lately (after the warm-up)."""
         first = self.young_.get(h)
+        others = self.others_.parts
+        if others:  # the first person in any partition
+            firsts = [t for t in [part[1].get(h) for part in others] if t is not None]
+            if first is not None:
+                firsts.append(first)
+            first = min(firsts, default=None)
         return first is not None and ts - first < self.young_days * DAY_S
 
     def _note_young(self, h: int, ts: float) -> None:
@@ -207,8 +244,9 @@ class Novelty(Detector):
         assert self.origin_ is not None
         if ts - self.origin_ < self.org_warmup_days * DAY_S:
             return
-        if len(self.young_) >= self.cap_per_group:
-            self.young_ = {k: t for k, t in self.young_.items() if ts - t < self.young_days * DAY_S}
+        if len(self.young_) >= self.cap_per_group:  # in place: the dictionary is part of the partial
+            for k in [k for k, t in self.young_.items() if ts - t >= self.young_days * DAY_S]:
+                del self.young_[k]
         if len(self.young_) < self.cap_per_group:
             self.young_[h] = ts
 

@@ -10,11 +10,33 @@ the last ``weeks`` weeks add up to the distinct members that touched the item wi
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
 
 from mypy_extensions import mypyc_attr
 
 WEEK_DAYS: Final = 7
+
+
+@mypyc_attr(allow_interpreted_subclasses=True)
+class View:
+    """The other partitions' partials of one detector (what their :meth:`Detector.partial` returned),
+    read only: set by :meth:`detectors.engine.Engine.view`. Empty for one engine, so a detector's query
+    costs one test of :attr:`parts` more. Pickles empty: a view is never persisted (whole-engine
+    snapshots pickle detectors with their attributes), it is given again after a restore.
+
+    >>> import copy  # as pickle would, through __getstate__ and __setstate__
+    >>> copy.copy(View((1, 2))).parts
+    ()
+    """
+
+    def __init__(self, parts: tuple[Any, ...] = ()) -> None:
+        self.parts = parts
+
+    def __getstate__(self) -> tuple:
+        return ((),)
+
+    def __setstate__(self, state: tuple) -> None:
+        self.parts = ()
 
 
 @mypyc_attr(allow_interpreted_subclasses=True)
@@ -135,3 +157,24 @@ class PeerTouches:
 
     def __setstate__(self, state: tuple) -> None:
         self.weeks, self.cap, self.items, self.sizes = state
+
+
+def sizes(groups: list[PeerTouches], key: str) -> int:
+    """A group's members over several partitions' aggregates (each principal lives in one of them)."""
+    return sum([g.size(key) for g in groups])
+
+
+def recents(groups: list[PeerTouches], key: str, item: int, day: int) -> int:
+    """:meth:`PeerTouches.recent` added up over several partitions' aggregates."""
+    return sum([g.recent(key, item, day) for g in groups])
+
+
+def spreads(groups: list[PeerTouches], prefix: str, item: int, day: int) -> tuple[int, int]:
+    """:meth:`PeerTouches.spread` over several partitions' aggregates: a group's members are counted
+    over all of them before asking how many groups use the item and the most members of one that do."""
+    counts: dict[str, int] = {}
+    for g in groups:
+        for key in g.items:
+            if key.startswith(prefix):
+                counts[key] = counts.get(key, 0) + g.recent(key, item, day)
+    return sum(1 for n in counts.values() if n > 0), max(counts.values(), default=0)

@@ -23,6 +23,7 @@ from mypy_extensions import mypyc_attr
 from detectors.base import Detector, Finding, Profile
 from detectors.compact import DAY_S, EW, HOUR_S, DistinctCounter, restore_slots, slot_state
 from detectors.events import Event
+from detectors.peers import View
 
 #: _Window's attributes besides its counter's (``bits``, ``ones``)
 _WINDOW_SLOTS = ("start", "plain", "prev", "flagged", "first_event")
@@ -141,6 +142,28 @@ class Subjects(Detector):
         self.std_floor = std_floor
         self.state_: dict[str, _SubjectState] = {}
         self.peers_: dict[tuple[str, str], EW] = {}
+        #: the other partitions' partials (their ``peers_``), read with these: never persisted
+        self.others_ = View()
+
+    def partial(self) -> dict[tuple[str, str], EW]:
+        """The peer groups' baselines (live objects)."""
+        return self.peers_
+
+    def view(self, others: list[Any]) -> None:
+        self.others_ = View(tuple(others))
+
+    def _peers(self, key: tuple[str, str]) -> EW | None:
+        """The peer group's baseline pooled over the partitions (:meth:`EW.pooled`)."""
+        mine = self.peers_.get(key)
+        others = self.others_.parts
+        if not others:
+            return mine
+        found = [] if mine is None else [mine]
+        for part in others:
+            theirs = part.get(key)
+            if theirs is not None:
+                found.append(theirs)
+        return EW.pooled(found) if found else None
 
     def _is_lookup(self, event: Event) -> bool:
         n = len(event.subject_refs) or event.subjects
@@ -207,7 +230,7 @@ class Subjects(Detector):
         self, event: Event, profile: Profile, z: float, label: str, est: float, base: EW, window: _Window
     ):
         usual = base.upper() ** 2
-        peers = self.peers_.get((profile.peer_group, label))
+        peers = self._peers((profile.peer_group, label))
         peer_usual = peers.upper() ** 2 if peers is not None and peers.n else float("nan")
         return Finding(
             detector=self.name,

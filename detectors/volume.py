@@ -4,11 +4,12 @@ baseline (log scale, exponentially weighted)."""
 from __future__ import annotations
 
 import math
-from typing import Final
+from typing import Any, Final
 
 from detectors.base import Detector, Finding, Profile
 from detectors.compact import EW, SeenSet
 from detectors.events import Event
+from detectors.peers import View
 
 EXPORT_ACTIONS: Final = frozenset({"export", "download", "share"})
 #: action class -> index in a principal's baselines (0 is all actions together)
@@ -130,6 +131,28 @@ class Volume(Detector):
         self.peers_now_: dict[tuple[str, str], EW] = {}
         #: principal -> the resources it has exported (hashes)
         self.exported_: dict[str, SeenSet] = {}
+        #: the other partitions' partials (:meth:`partial`), read with these: never persisted
+        self.others_ = View()
+
+    def partial(self) -> tuple[dict[tuple[str, str], EW], ...]:
+        """The peer groups', the resources' and the peer groups' current sizes (live objects)."""
+        return self.peers_, self.resources_, self.peers_now_
+
+    def view(self, others: list[Any]) -> None:
+        self.others_ = View(tuple(others))
+
+    def _pooled(self, table: dict[tuple[str, str], EW], index: int, key: tuple[str, str]) -> EW | None:
+        """``table[key]`` pooled with the other partitions' (``index`` in their partials): :meth:`EW.pooled`."""
+        mine = table.get(key)
+        others = self.others_.parts
+        if not others:
+            return mine
+        found = [] if mine is None else [mine]
+        for part in others:
+            theirs = part[index].get(key)
+            if theirs is not None:
+                found.append(theirs)
+        return EW.pooled(found) if found else None
 
     def _baseline(self, event: Event, cls: str) -> tuple[EW | None, bool]:
         """(baseline, young): the principal's own history in the action class when it has at least
@@ -153,7 +176,7 @@ class Volume(Detector):
             found = self._young_bulk(event, profile)
             if found is not None:
                 return found
-        peers = self.peers_.get((profile.peer_group, cls))
+        peers = self._pooled(self.peers_, 0, (profile.peer_group, cls))
         has_peers = peers is not None and peers.n >= self.min_history
         if own is None:
             if peers is None or not (young and has_peers and self.own_.get(event.principal_id)):
@@ -178,7 +201,7 @@ class Volume(Detector):
         # peers need only half agree: a principal's own history is the sharper baseline
         score = min(z_own, z_peer + self.peer_slack)
         # nor is it bulk for the resource: a big table whose exports are usually that big
-        res = self.resources_.get((event.resource_id, cls))
+        res = self._pooled(self.resources_, 1, (event.resource_id, cls))
         has_res = res is not None and res.n >= self.min_history
         z_res = res.z(x, self.std_floor) if res is not None and has_res else score
         res_usual = math.expm1(res.upper()) if res is not None and has_res else peer_usual
@@ -188,7 +211,7 @@ class Volume(Detector):
         if score < self.min_z + (0.0 if cls == "export" else self.non_export_extra_z) and not huge:
             return None
         ratio = event.records / max(usual, 1.0)
-        now = self.peers_now_.get((profile.peer_group, cls))
+        now = self._pooled(self.peers_now_, 2, (profile.peer_group, cls))
         peers_now = math.expm1(now.mean) if now is not None else 0.0
         extreme = event.records >= self.page_typical_ratio * max(typical, 1.0)
         pages = ratio >= self.page_ratio or extreme
@@ -255,9 +278,9 @@ class Volume(Detector):
 
     def _bulk_by_own_history(self, event: Event, profile: Profile, z: float, typical: float, usual: float,
                              why: str) -> Finding:
-        res = self.resources_.get((event.resource_id, "export"))
+        res = self._pooled(self.resources_, 1, (event.resource_id, "export"))
         res_usual = math.expm1(res.upper()) if res is not None and res.n >= self.min_history else 0.0
-        now = self.peers_now_.get((profile.peer_group, "export"))
+        now = self._pooled(self.peers_now_, 2, (profile.peer_group, "export"))
         peers_now = math.expm1(now.mean) if now is not None else 0.0
         return Finding(
             detector=self.name,

@@ -11,6 +11,7 @@ import pytest
 from detector_streams import DAY, HOUR, T0, last_of, pages, routine
 from prometheus_client import CollectorRegistry
 
+from detectors.calibrate import Calibrator
 from detectors.commons import link
 from detectors.engine import Engine, EngineConfig
 from detectors.peers import PeerTouches
@@ -170,7 +171,7 @@ def commons_with(engines: dict[int, Engine], **settings: Any) -> tuple[Commons, 
 
 
 def remote(p: int, at: float) -> records.Partial:
-    return records.Partial(p, at, 1, {"novelty": groups("r1", "r2", "r3")})
+    return records.Partial(p, at, 1, {"novelty": ((groups("r1", "r2", "r3"), {}), Calibrator())})
 
 
 def gauge(registry: CollectorRegistry, name: str, **labels: str) -> float | None:

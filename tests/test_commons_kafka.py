@@ -79,10 +79,10 @@ def test_peers_in_the_other_instances_partitions_make_a_first_touch_normal(kafka
         produce(kafka_bootstrap, topics["access"], docs, principal_key)
         wait_until(lambda: handled(s, len(docs)), 120, "the history handled")
         engine = here.service.partitions.engines[p]
-        assert engine.partial()["novelty"].size("peer:hr/partner") == 1  # alone, the joiner has one peer
+        assert engine.partial()["novelty"][0][0].size("peer:hr/partner") == 1  # alone, the joiner has one peer
 
         def peers_seen() -> bool:  # what the other instance published since, in this instance's view of p
-            return sum(o["novelty"].size("peer:hr/partner") for o in engine.others if "novelty" in o) == 3
+            return sum(o["novelty"][0][0].size("peer:hr/partner") for o in engine.others if "novelty" in o) == 3
 
         wait_until(peers_seen, 60, "the other instance's partials in this instance's view")
         assert theirs <= set(here.service.commons.remote)

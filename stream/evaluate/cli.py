@@ -26,9 +26,18 @@ def register(subparsers: Any) -> None:
     p.add_argument("directory", type=Path, nargs="?", help="output directory of `privwatch simulate`")
     p.add_argument("--no-baselines", action="store_true", help="score privwatch only")
     p.add_argument("--partitions", type=int, nargs="?", const=6, default=None, metavar="N",
-                   help="replay each of N key partitions separately, as N service instances would "
-                        "(Kafka's murmur2 partitioner; default N=6 when given without a number; with "
-                        "--worlds both are reported, default 6, 1: one engine only)")
+                   help="replay as N key partitions (Kafka's murmur2 partitioner), each partition's engine "
+                        "in the input's order, sharing peer and organisation baselines as the service "
+                        "does (default N=6 when given without a number; with --worlds both one engine "
+                        "and N partitions are reported, default 6, 1: one engine only)")
+    p.add_argument("--instances", type=int, default=1, metavar="K",
+                   help="spread the partitions over K simulated instances round-robin: engines of one "
+                        "instance share live, other instances' baselines arrive as copies every "
+                        "--share-interval seconds of event time (with --worlds: reported besides one "
+                        "instance; default 1)")
+    p.add_argument("--share-interval", type=float, default=5.0, metavar="S",
+                   help="seconds of event time between copies of other instances' baselines (the "
+                        "service's publishing interval; default 5)")
     p.add_argument("--worlds", type=int, metavar="N", help="evaluate on N random worlds (simulated in memory)")
     p.add_argument("--seed-set", choices=sorted(SEED_SETS), default="tuning",
                    help="which fixed list of world seeds --worlds takes the first N of: tune only on "
@@ -53,13 +62,18 @@ def run_worlds(args: argparse.Namespace) -> int:
     out = args.output or Path("out") / f"worlds-{name}"
     payload = evaluate_worlds(seeds, out, partitions=args.partitions or DEPLOYED_PARTITIONS,
                               baselines=not args.no_baselines, principals=args.principals, days=args.days,
-                              title=f"{len(seeds)} random worlds ({name} seeds)")
+                              title=f"{len(seeds)} random worlds ({name} seeds)", instances=args.instances,
+                              share_interval_s=args.share_interval)
     print(worlds_report.text_report(payload))
     print(f"\nwrote {out / 'evaluation.json'} and {out / 'evaluation.html'}")
     return 0
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.partitions is not None and args.partitions < 1 or args.instances < 1 or not args.share_interval > 0:
+        print("evaluate: --partitions and --instances must be at least 1, --share-interval positive",
+              file=sys.stderr)
+        return 2
     if args.worlds is not None:
         return run_worlds(args)
     directory: Path | None = args.directory
@@ -70,10 +84,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"evaluate: {directory} has no events.jsonl and labels.jsonl (run `privwatch simulate`)",
               file=sys.stderr)
         return 2
-    if args.partitions is not None and args.partitions < 1:
-        print("evaluate: --partitions must be at least 1", file=sys.stderr)
-        return 2
-    payload = evaluate_dir(directory, baselines=not args.no_baselines, partitions=args.partitions)
+    payload = evaluate_dir(directory, baselines=not args.no_baselines, partitions=args.partitions,
+                           instances=args.instances, share_interval_s=args.share_interval)
     if not payload["results"]:
         print("evaluate: nothing to score", file=sys.stderr)
         return 1

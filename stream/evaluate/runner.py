@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
@@ -15,7 +15,7 @@ from . import report
 from .baselines import BASELINES
 from .scoring import Label, LabelIndex, StreamStats, is_true_page, parse_ts, score
 
-ReplayFn = Callable[[Iterable[bytes]], Any]
+ReplayFn = Callable[..., Any]  # (lines) -> result; partitioned: (lines, route=...)
 PRIVWATCH = "privwatch"
 
 
@@ -44,31 +44,24 @@ class Progress:
                 yield item
 
 
-def partition_of(event: dict[str, Any], partitions: int) -> int:
-    """The partition Kafka's default partitioner picks for this event's key (murmur2, like Java)."""
-    from kafka.partitioner.default import murmur2
-
-    who = event["principal"] if event["type"] == "access" else event["target"]
-    return (murmur2(str(who["id"]).encode()) & 0x7FFFFFFF) % partitions
-
-
-def replay_alerts(replay: ReplayFn, lines: list[bytes], events: list[dict[str, Any]],
-                  partitions: int | None, out: TextIO | None) -> tuple[list[dict[str, Any]], int]:
-    """Alerts and rejected-line count from replaying all lines, or each key partition on its own."""
+def replay_alerts(replay: ReplayFn, lines: list[bytes], partitions: int | None, out: TextIO | None,
+                  instances: int = 1,
+                  share_interval_s: float = 5.0) -> tuple[list[dict[str, Any]], int]:
+    """Alerts and rejected-line count from replaying all lines through one engine, or as deployed: the
+    key partitions' engines interleaved in the input's order, sharing their baselines, over
+    ``instances`` instances that exchange copies every ``share_interval_s`` seconds of event time
+    (:class:`stream.evaluate.shared.Deployment`). ``replay`` takes the lines and, for partitions, the
+    deployment's ``route``."""
     if not partitions:
         result = replay(Progress(PRIVWATCH, out).wrap(lines))
         return list(result.alerts), int(getattr(result, "rejected", 0))
-    split: list[list[bytes]] = [[] for _ in range(partitions)]
-    for line, e in zip(lines, events, strict=True):
-        split[partition_of(e, partitions)].append(line)
-    alerts: list[dict[str, Any]] = []
-    rejected = 0
-    for i, part in enumerate(split):
-        result = replay(Progress(f"{PRIVWATCH} partition {i}", out).wrap(part))
-        alerts.extend(result.alerts)
-        rejected += int(getattr(result, "rejected", 0))
-    alerts.sort(key=lambda a: (a["ts"], a.get("alert_id", "")))
-    return alerts, rejected
+    from .shared import Deployment
+
+    deployment = Deployment(partitions, instances, share_interval_s)
+    what = f"{PRIVWATCH}, {partitions} partitions" + (f" on {instances} instances" if instances > 1 else "")
+    result = replay(Progress(what, out).wrap(lines), route=deployment.route)
+    alerts = sorted(result.alerts, key=lambda a: (a["ts"], a.get("alert_id", "")))
+    return alerts, int(getattr(result, "rejected", 0))
 
 
 def _load(directory: Path) -> tuple[list[bytes], list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
@@ -81,8 +74,10 @@ def _load(directory: Path) -> tuple[list[bytes], list[dict[str, Any]], list[dict
 
 
 def evaluate_dir(directory: Path, replay: ReplayFn | None = None, baselines: bool = True,
-                 partitions: int | None = None, out: TextIO | None = sys.stderr) -> dict[str, Any]:
-    """Score privwatch (through ``replay``, default the real engine) and the baselines on ``directory``.
+                 partitions: int | None = None, out: TextIO | None = sys.stderr, instances: int = 1,
+                 share_interval_s: float = 5.0) -> dict[str, Any]:
+    """Score privwatch (through ``replay``, default the real engine; as ``partitions`` partitions over
+    ``instances`` instances when given: :func:`replay_alerts`) and the baselines on ``directory``.
 
     Writes ``evaluation.json`` and ``evaluation.html`` there and returns the JSON payload.
     """
@@ -95,8 +90,8 @@ def evaluate_dir(directory: Path, replay: ReplayFn | None = None, baselines: boo
     if replay is None:
         print("evaluate: stream.replay.replay is not available; privwatch is left out", file=out)
     else:
-        alerts[PRIVWATCH], notes["privwatch_rejected_lines"] = replay_alerts(replay, lines, events,
-                                                                              partitions, out)
+        alerts[PRIVWATCH], notes["privwatch_rejected_lines"] = replay_alerts(
+            replay, lines, partitions, out, instances, share_interval_s)
     if baselines:
         for name, fn in BASELINES.items():
             alerts[name] = fn(Progress(name, out).wrap(events))
@@ -104,7 +99,8 @@ def evaluate_dir(directory: Path, replay: ReplayFn | None = None, baselines: boo
     stream = {"start": stats.start, "end": stats.end,
               "active_principals_after_warmup": stats.active_principals}
     payload = {"directory": str(directory), "events": len(events), "labels": len(labels), "meta": meta,
-               "partitions": partitions, "stream": stream, "results": results, **notes}
+               "partitions": partitions,
+               "instances": instances if partitions else None, "stream": stream, "results": results, **notes}
     report.write_json(directory / "evaluation.json", payload)
     index = LabelIndex(labels)
     page = report.html_report(results, alerts, labels, stats.start, stats.end,

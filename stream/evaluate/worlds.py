@@ -4,7 +4,8 @@ Two fixed lists of world seeds: :data:`TUNING_SEEDS`, the only worlds detectors 
 and :data:`HELD_OUT_SEEDS`, looked at once tuning is done and reported apart (``docs/evaluation.md``
 says the same). Each world is drawn by :func:`stream.simulate.world.draw_world`, simulated in
 memory and replayed through privwatch as one engine and as a deployment's partitions would see it
-(each key partition apart), and through the baselines; the outcomes are pooled by
+(each key partition's engine, sharing baselines: :mod:`stream.evaluate.shared`; also over several
+instances with ``instances``), and through the baselines; the outcomes are pooled by
 :mod:`stream.evaluate.pooled`.
 """
 
@@ -34,16 +35,22 @@ SEED_SETS: Final = {"tuning": TUNING_SEEDS, "held-out": HELD_OUT_SEEDS}
 DEPLOYED_PARTITIONS: Final = 6
 
 
-def partitioned(partitions: int) -> str:
-    return f"{PRIVWATCH}, {partitions} partitions"
+def partitioned(partitions: int, instances: int = 1) -> str:
+    name = f"{PRIVWATCH}, {partitions} partitions"
+    return name if instances <= 1 else f"{name}, {instances} instances"
 
 
 def world_alerts(lines: list[bytes], events: list[dict[str, Any]], replay: ReplayFn, partitions: int,
-                 baselines: bool, out: TextIO | None) -> dict[str, list[dict[str, Any]]]:
-    """Alerts of every system on one world's stream."""
-    alerts = {PRIVWATCH: replay_alerts(replay, lines, events, None, out)[0]}
+                 baselines: bool, out: TextIO | None, instances: int = 1,
+                 share_interval_s: float = 5.0) -> dict[str, list[dict[str, Any]]]:
+    """Alerts of every system on one world's stream: one engine, the partitions in one instance, and
+    over ``instances`` instances when more than one."""
+    alerts = {PRIVWATCH: replay_alerts(replay, lines, None, out)[0]}
     if partitions > 1:
-        alerts[partitioned(partitions)] = replay_alerts(replay, lines, events, partitions, out)[0]
+        alerts[partitioned(partitions)] = replay_alerts(replay, lines, partitions, out)[0]
+        if instances > 1:
+            alerts[partitioned(partitions, instances)] = replay_alerts(replay, lines, partitions, out, instances,
+                                                                       share_interval_s)[0]
     if baselines:
         for name, fn in BASELINES.items():
             alerts[name] = fn(Progress(name, out).wrap(events))
@@ -51,8 +58,8 @@ def world_alerts(lines: list[bytes], events: list[dict[str, Any]], replay: Repla
 
 
 def evaluate_world(seed: int, replay: ReplayFn, partitions: int = DEPLOYED_PARTITIONS, baselines: bool = True,
-                   principals: int | None = None, days: int | None = None,
-                   out: TextIO | None = sys.stderr) -> tuple[dict[str, Outcome], dict[str, Any]]:
+                   principals: int | None = None, days: int | None = None, out: TextIO | None = sys.stderr,
+                   instances: int = 1, share_interval_s: float = 5.0) -> tuple[dict[str, Outcome], dict[str, Any]]:
     """Simulate the random world of ``seed``; return each system's outcome and a per-world summary."""
     world = draw_world(seed)
     n, d = principals or world.principals, days or world.days
@@ -62,7 +69,7 @@ def evaluate_world(seed: int, replay: ReplayFn, partitions: int = DEPLOYED_PARTI
     bands = {x["label_id"]: x["intensity"] for x in raw_labels if "intensity" in x}
     stats = StreamStats.from_events(events, parse_ts(f"{DEFAULT_START}T00:00:00Z"))
     seen = len({e["principal"]["id"] if e["type"] == "access" else e["target"]["id"] for e in events})
-    alerts = world_alerts(lines, events, replay, partitions, baselines, out)
+    alerts = world_alerts(lines, events, replay, partitions, baselines, out, instances, share_interval_s)
     outcomes = {name: outcome(items, labels, stats, seen, bands) for name, items in alerts.items()}
     summary = {"seed": seed, "principals": n, "days": d, "events": len(events),
                "incidents": sum(x.label == "incident" for x in labels),
@@ -79,7 +86,8 @@ def _brief(result: dict[str, Any]) -> dict[str, Any]:
 
 def evaluate_worlds(seeds: Sequence[int], out_dir: Path, replay: ReplayFn | None = None,
                     partitions: int = DEPLOYED_PARTITIONS, baselines: bool = True, principals: int | None = None,
-                    days: int | None = None, title: str = "", out: TextIO | None = sys.stderr) -> dict[str, Any]:
+                    days: int | None = None, title: str = "", out: TextIO | None = sys.stderr, instances: int = 1,
+                    share_interval_s: float = 5.0) -> dict[str, Any]:
     """Evaluate every system on the worlds of ``seeds``; write ``evaluation.json`` and ``evaluation.html``
     into ``out_dir`` and return the JSON payload."""
     replay = replay if replay is not None else default_replay()
@@ -91,13 +99,14 @@ def evaluate_worlds(seeds: Sequence[int], out_dir: Path, replay: ReplayFn | None
     for i, seed in enumerate(seeds, 1):
         if out is not None:
             print(f"evaluate: world {i} of {len(seeds)} (seed {seed})", file=out, flush=True)
-        outcomes, summary = evaluate_world(seed, replay, partitions, baselines, principals, days, out)
+        outcomes, summary = evaluate_world(seed, replay, partitions, baselines, principals, days, out, instances,
+                                           share_interval_s)
         for name, o in outcomes.items():
             per_system.setdefault(name, []).append(o)
         worlds.append(summary)
     results = {name: pool(items) for name, items in per_system.items()}
     payload = {"title": title or f"{len(seeds)} random worlds", "seeds": list(seeds), "partitions": partitions,
-               "results": results, "worlds": worlds}
+               "instances": instances, "results": results, "worlds": worlds}
     report.write_json(out_dir / "evaluation.json", payload)
     from .worlds_report import html_page
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any
 
 from detectors.engine import Engine, EngineConfig
+from detectors.events import Event
 from stream.contract.decode import decode, dumps
 from stream.errors import BadRecord, InputError
 from stream.progress import bar
@@ -47,12 +48,17 @@ def replay_lines(
     engine: Engine | None = None,
     on_alert: Callable[[dict[str, Any]], object] | None = None,
     feedback: ReplayFeedback | None = None,
+    route: Callable[[Event], Engine] | None = None,
 ) -> ReplayResult:
     """Feed raw JSON lines through one engine; collect alerts (or hand each to ``on_alert``).
 
     ``feedback`` (signed analyst verdicts) take effect when event time reaches their signing time;
     its alert-id key is the engine's, so the alerts' ids are ones the verdicts can name.
+    ``route`` picks the engine of each decoded event instead (a deployment's partitions, in input
+    order: :mod:`stream.evaluate.shared`); not with ``engine`` or ``feedback``.
     """
+    if route is not None and (engine is not None or feedback is not None):
+        raise ValueError("replay_lines: route picks the engines; give neither engine nor feedback with it")
     engine = engine or Engine(EngineConfig())
     if feedback is not None:
         engine.feedback = feedback.policy
@@ -78,7 +84,7 @@ def replay_lines(
             newest = event.ts
         if feedback is not None:
             feedback.advance(event.ts)
-        for alert in engine.process(event):
+        for alert in (engine if route is None else route(event)).process(event):
             result.n_alerts += 1
             if on_alert is None:
                 result.alerts.append(alert)
