@@ -15,10 +15,6 @@ from typing import Any, Final
 
 from mypy_extensions import mypyc_attr
 
-DAY_S: Final = 86_400.0
-HOUR_S: Final = 3_600.0
-
-
 _MEMO: Final[dict[str, int]] = {}
 _MEMO_CAP: Final = 200_000  # a cache, not state: cleared when full, results never depend on it
 
@@ -77,15 +73,6 @@ def tagged(tag: int, text: str) -> int:
     return h32(text) ^ salt
 
 
-def day_number(ts: float) -> int:
-    """Days since the epoch, as stored in 16-bit last-seen fields (good until the year 2149)."""
-    return int(ts // DAY_S) & 0xFFFF
-
-
-def local_hour(ts: float, tz_offset_s: int) -> int:
-    return int((ts + tz_offset_s) // HOUR_S) % 24
-
-
 def ip_prefix(ip: str | None) -> str | None:
     """The /24 of an IPv4 address (the /48 of IPv6): a network, not one lease.
 
@@ -97,26 +84,6 @@ def ip_prefix(ip: str | None) -> str | None:
     if ":" in ip:
         return ":".join(ip.split(":")[:3])
     return ip.rsplit(".", 1)[0]
-
-
-def is_weekend_day(day: int) -> bool:
-    """Whether day number ``day`` (days since the epoch) is a Saturday or Sunday."""
-    # 1970-01-01 was a Thursday: day 0 -> weekday 3 (Monday = 0)
-    return (day + 3) % 7 >= 5
-
-
-def is_weekend(ts: float, tz_offset_s: int) -> bool:
-    return is_weekend_day(int((ts + tz_offset_s) // DAY_S))
-
-
-def weekend_days_between(first: int, end: int) -> int:
-    """Weekend days in ``[first, end)``.
-
-    >>> weekend_days_between(0, 7), weekend_days_between(2, 4), weekend_days_between(5, 5)
-    (2, 2, 0)
-    """
-    weeks, rest = divmod(max(0, end - first), 7)
-    return 2 * weeks + sum(is_weekend_day(first + 7 * weeks + i) for i in range(rest))
 
 
 def slot_state(obj: object, names: tuple[str, ...]) -> dict[str, Any]:

@@ -23,7 +23,8 @@ from typing import Any, Final
 from mypy_extensions import mypyc_attr
 
 from detectors.base import Detector, Finding, Profile
-from detectors.compact import SeenSet, ip_prefix, is_weekend, local_hour, set_with_seen, slot_state
+from detectors.compact import SeenSet, ip_prefix, set_with_seen, slot_state
+from detectors.days import is_weekend, local_hour
 from detectors.events import AUTHENTICATION, CONTEXT_TAGS, Event
 
 __all__ = ["Context", "context_values", "ip_prefix"]

@@ -24,7 +24,8 @@ from typing import Any, Final
 from mypy_extensions import mypyc_attr
 
 from detectors.base import Detector, Finding, Profile
-from detectors.compact import DAY_S, SeenSet, set_with_seen, slot_state
+from detectors.compact import SeenSet, set_with_seen, slot_state
+from detectors.days import DAY_S
 from detectors.events import ACCESS, Event
 
 #: a new gap counts fully; the usual longest gap forgets by this factor per active day

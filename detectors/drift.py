@@ -27,16 +27,18 @@ Two mechanisms:
 
 from __future__ import annotations
 
-import math
 from typing import Any, Final
 
 from mypy_extensions import mypyc_attr
-from river import drift
 
 from detectors.base import Detector, Finding, Profile
-from detectors.compact import DAY_S, HOUR_S, DistinctCounter, h32, is_weekend, restore_slots, slot_state
+from detectors.compact import h32
+from detectors.days import DAY_S, HOUR_S
 from detectors.events import Event
 from detectors.peers import View
+from detectors.shift import Hour, ShiftMonitor
+
+_Hour = Hour  # snapshots written before detectors/shift.py name it detectors.drift._Hour
 
 _DEPT_KEYS: Final[dict[str | None, str]] = {}
 
@@ -53,91 +55,6 @@ def dept_key(department: str | None) -> str:
             _DEPT_KEYS.clear()
         key = _DEPT_KEYS[department] = f"dept:{department or '-'}"
     return key
-
-
-#: ShiftMonitor's attributes (its ``__slots__``; also what its pickled state names)
-_SHIFT_MONITOR_SLOTS = ("alpha", "base", "detector", "threshold", "n")
-
-
-class ShiftMonitor:
-    """Hourly counts → seasonal residuals → Page-Hinkley (upward shifts only).
-
-    >>> import random
-    >>> rng, m = random.Random(1), ShiftMonitor()
-    >>> hits = [h for h in range(24 * 28) if m.update(h * 3600.0, rng.gauss(100 if h < 24 * 21 else 400, 10))]
-    >>> len(hits) > 0 and min(hits) >= 24 * 21
-    True
-    """
-
-    __slots__ = _SHIFT_MONITOR_SLOTS
-
-    def __init__(self, alpha: float = 0.1, threshold: float = 6.0) -> None:
-        self.alpha = alpha
-        self.threshold = threshold
-        self.base = [math.nan] * 48
-        self.detector = drift.PageHinkley(min_instances=48, delta=0.1, threshold=threshold, mode="up")
-        self.n = 0
-
-    def __getstate__(self) -> dict[str, Any]:
-        return slot_state(self, _SHIFT_MONITOR_SLOTS)
-
-    def __setstate__(self, state: Any) -> None:
-        restore_slots(self, state)
-
-    @staticmethod
-    def _slot(hour_start: float) -> int:
-        return int(hour_start // HOUR_S) % 24 + (24 if is_weekend(hour_start, 0) else 0)
-
-    def usual(self, hour_start: float) -> float:
-        """The usual count for the hour-of-day (weekday or weekend) of ``hour_start``; 0 before any."""
-        base = self.base[self._slot(hour_start)]
-        return 0.0 if math.isnan(base) else math.expm1(base)
-
-    def update(self, hour_start: float, count: float) -> bool:
-        """Feed one closed hour; True when an upward shift is detected."""
-        slot = self._slot(hour_start)
-        x = math.log1p(count)
-        base = self.base[slot]
-        self.n += 1
-        if math.isnan(base):
-            self.base[slot] = x
-            return False
-        residual = x - base
-        # the baseline adapts slowly; the detector sees the residual against it
-        self.base[slot] = base + self.alpha * min(residual, 0.5)
-        self.detector.update(residual)
-        return bool(self.detector.drift_detected)
-
-
-#: _Hour's attributes (its ``__slots__``; also what its pickled state names)
-_HOUR_SLOTS = ("start", "events", "day", "active", "prev_start", "prev_events")
-
-
-@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)  # see detectors/native.py
-class _Hour:
-    __slots__ = _HOUR_SLOTS
-
-    def __init__(self, start: float) -> None:
-        self.start = start
-        self.events = 0
-        self.day = start - start % DAY_S
-        self.active = DistinctCounter()  # distinct principals active today
-        #: the hour closed last and its events: what other partitions add up when they close that hour
-        self.prev_start = -1.0
-        self.prev_events = 0
-
-    def __getstate__(self) -> dict[str, Any]:
-        return slot_state(self, _HOUR_SLOTS)
-
-    def __setstate__(self, state: Any) -> None:
-        self.prev_start, self.prev_events = -1.0, 0  # state written before partitions shared hours
-        restore_slots(self, state)
-
-    def events_in(self, start: float) -> int:
-        """This scope's events in the hour from ``start``, if it is the current or the last closed hour."""
-        if start == self.start:
-            return self.events
-        return self.prev_events if start == self.prev_start else 0
 
 
 #: _Day's attributes, in the order its pickled state lists them
@@ -205,14 +122,14 @@ class Drift(Detector):
         #: department key -> (day, principals under way that day: surge_underway of a usual day done)
         self.underway_: dict[str, tuple[int, int]] = {}
         self.monitors_: dict[str, ShiftMonitor] = {}
-        self.hours_: dict[str, _Hour] = {}
+        self.hours_: dict[str, Hour] = {}
         self.shift_until_: dict[str, float] = {}
         self.reports_: dict[str, tuple[float, float]] = {}  # key -> (hour start, events) to report
         self.notes_: dict[tuple[str, str], list[tuple[int, float]]] = {}
         #: the other partitions' partials (:meth:`partial`), read with these: never persisted
         self.others_ = View()
 
-    def partial(self) -> tuple[dict[str, tuple[int, int]], dict[str, tuple[int, int]], dict[str, _Hour],
+    def partial(self) -> tuple[dict[str, tuple[int, int]], dict[str, tuple[int, int]], dict[str, Hour],
                                dict[tuple[str, str], list[tuple[int, float]]]]:
         """The departments' elevated and under-way counts, the hourly activity of each scope and the
         peer findings (live objects)."""
@@ -320,13 +237,13 @@ class Drift(Detector):
             self.reports_.pop(key, None)
         hour = self.hours_.get(key)
         if hour is None:
-            hour = self.hours_[key] = _Hour(ts - ts % HOUR_S)
+            hour = self.hours_[key] = Hour(ts - ts % HOUR_S)
         elif ts >= hour.start + HOUR_S:
             self._close(key, hour, ts)
         hour.events += 1
         hour.active.add(pid_key)
 
-    def _close(self, key: str, hour: _Hour, ts: float) -> None:
+    def _close(self, key: str, hour: Hour, ts: float) -> None:
         monitor = self.monitors_.get(key)
         if monitor is None:
             monitor = self.monitors_[key] = ShiftMonitor(threshold=self.threshold)

@@ -14,7 +14,8 @@ from typing import Any, Final
 
 from mypy_extensions import mypyc_attr
 
-from detectors.compact import day_number, h32, h32_once, ip_prefix, is_weekend, local_hour, tagged
+from detectors.compact import h32, h32_once, ip_prefix, tagged
+from detectors.days import day_number, is_weekend, local_hour
 
 ACCESS: Final = "access"
 PERMISSION: Final = "permission"
@@ -235,7 +236,7 @@ class Event(_Derived):
 
     @property
     def day(self) -> int:
-        """:func:`~detectors.compact.day_number` of the event time (UTC days)."""
+        """:func:`~detectors.days.day_number` of the event time (UTC days)."""
         day = self._day
         if day is None:
             day = self._day = day_number(self.ts)

@@ -23,7 +23,8 @@ from river import anomaly
 from river.tree.padded import PaddedBranch
 
 from detectors.base import Detector, Finding, Profile
-from detectors.compact import EW, HOUR_S, find_key, restore_slots, slot_state
+from detectors.compact import EW, find_key, restore_slots, slot_state
+from detectors.days import HOUR_S
 from detectors.events import SENSITIVITY_RANK, Event
 from detectors.volume import EXPORT_ACTIONS
 

@@ -47,9 +47,9 @@ from typing import Any
 #: per-event work; registry, native and the ``__init__`` modules run once and stay Python)
 COMPILED = (
     *(f"detectors/{name}" for name in (
-        "admins", "alerts", "base", "calibrate", "compact", "context", "denied", "dormancy", "drift", "engine",
+        "admins", "alerts", "base", "calibrate", "compact", "context", "days", "denied", "dormancy", "drift", "engine",
         "events", "export_mix", "export_window", "feedback", "multivariate", "novelty", "peers", "privilege",
-        "service_misuse", "slow_exfiltration", "stats", "subjects", "volume")),
+        "service_misuse", "shift", "slow_exfiltration", "stats", "subjects", "volume")),
     "stream/contract/decode", "stream/service/dispatch", "stream/service/merge",
 )
 #: the directory holding the ``detectors`` and ``stream`` packages

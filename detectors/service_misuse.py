@@ -13,7 +13,8 @@ from typing import Any, Final
 from mypy_extensions import mypyc_attr
 
 from detectors.base import Detector, Finding, Profile
-from detectors.compact import HOUR_S, SeenSet, restore_slots, slot_state, tagged
+from detectors.compact import SeenSet, restore_slots, slot_state, tagged
+from detectors.days import HOUR_S
 from detectors.events import Event
 from detectors.volume import EXPORT_ACTIONS
 

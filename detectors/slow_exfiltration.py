@@ -37,7 +37,7 @@ import math
 from mypy_extensions import mypyc_attr
 
 from detectors.base import Detector, Finding, Profile
-from detectors.compact import DAY_S, is_weekend_day, weekend_days_between
+from detectors.days import DAY_S, is_weekend_day, weekend_days_between
 from detectors.events import Event
 from detectors.export_mix import NO_EXPORTS, ExportMix
 from detectors.export_window import ExportWindow, anscombe_z, steady_extra_finding

@@ -21,7 +21,8 @@ from typing import Any, Final
 from mypy_extensions import mypyc_attr
 
 from detectors.base import Detector, Finding, Profile
-from detectors.compact import DAY_S, EW, HOUR_S, DistinctCounter, restore_slots, slot_state
+from detectors.compact import EW, DistinctCounter, restore_slots, slot_state
+from detectors.days import DAY_S, HOUR_S
 from detectors.events import Event
 from detectors.peers import View
 

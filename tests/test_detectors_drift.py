@@ -7,7 +7,8 @@ import random
 from detector_streams import DAY, HOUR, T0, routine
 
 from detectors.base import Finding, Profile
-from detectors.drift import Drift, ShiftMonitor
+from detectors.drift import Drift
+from detectors.shift import ShiftMonitor
 from detectors.events import Event
 
 CHANGE_HOUR = 24 * 14  # two weeks of normal traffic, then the department triples its activity

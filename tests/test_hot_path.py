@@ -13,7 +13,8 @@ from dataclasses import astuple, replace
 
 from detector_streams import DAY, HOUR, T0, access, last_of, routine
 
-from detectors.compact import EW, SeenSet, day_number, h32, h32_once, ip_prefix, is_weekend, local_hour, tagged
+from detectors.compact import EW, SeenSet, h32, h32_once, ip_prefix, tagged
+from detectors.days import day_number, is_weekend, local_hour
 from detectors.engine import Engine, EngineConfig
 from detectors.events import SENSITIVITY_RANK, Event
 
