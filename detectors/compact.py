@@ -377,3 +377,17 @@ class EW:
 
     def __setstate__(self, state: tuple) -> None:
         self.mean, self.var, self.n = state
+
+
+def pooled_get(table: dict[Any, EW], others: tuple[Any, ...], key: Any, index: int = -1) -> EW | None:
+    """``table[key]`` pooled with the other partitions' (each partial is such a table, or holds one at
+    ``index``): :meth:`EW.pooled`; ``table[key]`` alone when no other partition is in view."""
+    mine = table.get(key)
+    if not others:
+        return mine
+    found = [] if mine is None else [mine]
+    for part in others:
+        theirs = (part if index < 0 else part[index]).get(key)
+        if theirs is not None:
+            found.append(theirs)
+    return EW.pooled(found) if found else None

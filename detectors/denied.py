@@ -16,7 +16,7 @@ from typing import Any
 from mypy_extensions import mypyc_attr
 
 from detectors.base import Detector, Finding, Profile
-from detectors.compact import EW, restore_slots, slot_state
+from detectors.compact import EW, pooled_get, restore_slots, slot_state
 from detectors.events import Event
 from detectors.peers import View
 
@@ -87,16 +87,7 @@ class Denied(Detector):
 
     def _peers(self, key: str) -> EW | None:
         """The peer group's baseline pooled over the partitions (:meth:`EW.pooled`)."""
-        mine = self.peers_.get(key)
-        others = self.others_.parts
-        if not others:
-            return mine
-        found = [] if mine is None else [mine]
-        for part in others:
-            theirs = part.get(key)
-            if theirs is not None:
-                found.append(theirs)
-        return EW.pooled(found) if found else None
+        return pooled_get(self.peers_, self.others_.parts, key)
 
     def _distinct_with(self, st: _DeniedState, event: Event) -> tuple[float, int]:
         """(sliding distinct-resource count including ``event``, denials in the window)."""

@@ -21,7 +21,7 @@ from typing import Any, Final
 from mypy_extensions import mypyc_attr
 
 from detectors.base import Detector, Finding, Profile
-from detectors.compact import EW, DistinctCounter, restore_slots, slot_state
+from detectors.compact import EW, DistinctCounter, pooled_get, restore_slots, slot_state
 from detectors.days import DAY_S, HOUR_S
 from detectors.events import Event
 from detectors.peers import View
@@ -155,16 +155,7 @@ class Subjects(Detector):
 
     def _peers(self, key: tuple[str, str]) -> EW | None:
         """The peer group's baseline pooled over the partitions (:meth:`EW.pooled`)."""
-        mine = self.peers_.get(key)
-        others = self.others_.parts
-        if not others:
-            return mine
-        found = [] if mine is None else [mine]
-        for part in others:
-            theirs = part.get(key)
-            if theirs is not None:
-                found.append(theirs)
-        return EW.pooled(found) if found else None
+        return pooled_get(self.peers_, self.others_.parts, key)
 
     def _is_lookup(self, event: Event) -> bool:
         n = len(event.subject_refs) or event.subjects

@@ -7,7 +7,7 @@ import math
 from typing import Any, Final
 
 from detectors.base import Detector, Finding, Profile
-from detectors.compact import EW, SeenSet
+from detectors.compact import EW, SeenSet, pooled_get
 from detectors.events import Event
 from detectors.peers import View
 
@@ -143,16 +143,7 @@ class Volume(Detector):
 
     def _pooled(self, table: dict[tuple[str, str], EW], index: int, key: tuple[str, str]) -> EW | None:
         """``table[key]`` pooled with the other partitions' (``index`` in their partials): :meth:`EW.pooled`."""
-        mine = table.get(key)
-        others = self.others_.parts
-        if not others:
-            return mine
-        found = [] if mine is None else [mine]
-        for part in others:
-            theirs = part[index].get(key)
-            if theirs is not None:
-                found.append(theirs)
-        return EW.pooled(found) if found else None
+        return pooled_get(table, self.others_.parts, key, index)
 
     def _baseline(self, event: Event, cls: str) -> tuple[EW | None, bool]:
         """(baseline, young): the principal's own history in the action class when it has at least
