@@ -8,8 +8,8 @@ from detector_streams import DAY, HOUR, T0, routine
 
 from detectors.base import Finding, Profile
 from detectors.drift import Drift
-from detectors.shift import ShiftMonitor
 from detectors.events import Event
+from detectors.shift import ShiftMonitor
 
 CHANGE_HOUR = 24 * 14  # two weeks of normal traffic, then the department triples its activity
 

@@ -53,13 +53,14 @@ def test_growing_3_to_6_partitions_moves_every_principal_with_its_baselines() ->
     topic, anchors, engines = grown()
     with pytest.raises(TopologyError):  # the service refuses to start on the old state with 6 partitions
         store(topic, anchors, 6).restore(0, Engine)
-    moved = repartition(store(topic, anchors, 3), store(topic, anchors, 6), Engine, INPUTS, lambda: None)
+    moved = repartition(store(topic, anchors, 3), store(topic, anchors, 6), Engine, INPUTS, lambda: None,
+                        shared=False)
     assert sorted(moved) == list(range(6))
     assert {q: m.offsets for q, m in moved.items()} == {
         0: {"access": 100, "permission": 7}, 1: {"access": 101, "permission": 7},
         2: {"access": 102, "permission": 7}, 3: {"access": 0, "permission": 0},
         4: {"access": 0, "permission": 0}, 5: {"access": 0, "permission": 0}}
-    assert {q: m.shared_from for q, m in moved.items()} == {q: q % 3 for q in range(6)}
+    assert {q: m.shared_from for q, m in moved.items()} == {q: q % 3 for q in range(6)}  # each its own copy
     anchors.update((q, m.anchor) for q, m in moved.items())  # what the group's commit names now
     reader = store(topic, anchors, 6)
     everyone = {pid: p for p, engine in engines.items() for pid in engine.profiles}
@@ -85,3 +86,10 @@ def test_a_repartition_not_committed_leaves_the_old_state_restorable_and_can_run
     total = sum(len(store(topic, anchors, 6).restore(q, Engine).engine.profiles)  # type: ignore[union-attr]
                 for q in range(6))
     assert total == sum(len(e.profiles) for e in engines.values())
+
+
+def test_with_shared_baselines_each_old_partitions_shared_state_goes_to_one_new_partition() -> None:
+    topic, anchors, _ = grown()
+    moved = repartition(store(topic, anchors, 3), store(topic, anchors, 6), Engine, INPUTS, lambda: None)
+    # the sums over the partitions' partials (detectors.commons) stay what they were: nothing counted twice
+    assert {q: m.shared_from for q, m in moved.items()} == {0: 0, 1: 1, 2: 2, 3: -1, 4: -1, 5: -1}

@@ -52,7 +52,8 @@ def run_repartition(args: argparse.Namespace) -> int:
         new = durable.state_store(settings, producer, keys, group, lambda reason: None)
         old.partitions, new.partitions = args.from_partitions, partitions
         config = engine_config(settings)
-        moved = repartition(old, new, lambda: Engine(config), inputs, lambda: producer.flush(60))
+        moved = repartition(old, new, lambda: Engine(config), inputs, lambda: producer.flush(60),
+                            shared=settings.commons_interval_s > 0)
         commits = {TopicPartition(topic, q): OffsetAndMetadata(offset, m.metadata(), -1)
                    for q, m in moved.items() for topic, offset in m.offsets.items()}
         group.commit(commits)

@@ -56,10 +56,13 @@ class Moved:
 
 
 def repartition(old: StateStore, new: StateStore, make_engine: Callable[[], Engine], inputs: list[str],
-                flush: Callable[[], None]) -> dict[int, Moved]:
+                flush: Callable[[], None], shared: bool = True) -> dict[int, Moved]:
     """Move the state of ``old.partitions`` input partitions to ``new.partitions`` (both stores on the
-    same state topic and group); ``flush`` waits for the producer's acknowledgements. Returns, per new
-    partition, the anchor and offsets to commit; RuntimeError when a record was not acknowledged."""
+    same state topic and group); ``flush`` waits for the producer's acknowledgements. ``shared``: the
+    partitions' baselines are shared (``commons_interval_s`` > 0), so each old partition's shared state
+    goes to one new partition, its namesake, and the sums over the partitions stay what they were;
+    otherwise every new partition takes a copy (its own baselines). Returns, per new partition, the
+    anchor and offsets to commit; RuntimeError when a record was not acknowledged."""
     restored = {p: old.restore(p, make_engine) for p in range(old.partitions)}
     refused = sorted(p for p in old.refusals)
     if refused:
@@ -83,7 +86,7 @@ def repartition(old: StateStore, new: StateStore, make_engine: Callable[[], Engi
             slots[q][pid] = committed_slots.get(pid, 1) & 1
     moved = {}
     for q, engine in engines.items():
-        source = _source(q, sources[q], restored)
+        source = _source(q, sources[q], restored, shared)
         if source is not None:
             restore_shared(engine, export_shared(restored[source].engine))  # type: ignore[union-attr]
         moved[q] = _write(new, old, q, engine, lineage, slots[q], _offsets(q, restored, inputs), source)
@@ -95,8 +98,11 @@ def repartition(old: StateStore, new: StateStore, make_engine: Callable[[], Engi
     return moved
 
 
-def _source(q: int, counts: Counter[int], restored: dict[int, Restored | None]) -> int | None:
-    """The old partition whose shared state new partition ``q`` takes."""
+def _source(q: int, counts: Counter[int], restored: dict[int, Restored | None], shared: bool) -> int | None:
+    """The old partition whose shared state new partition ``q`` takes: its namesake when the baselines
+    are shared (the others none), else the one most of its principals come from."""
+    if shared:
+        return q if restored.get(q) is not None else None
     if counts:
         return counts.most_common(1)[0][0]
     p = q % len(restored)
