@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 from factories import T0, access
-from kafka import KafkaConsumer
+from kafka import KafkaConsumer, TopicPartition
 from kafka_helpers import read_all
 from prometheus_client import CollectorRegistry
 from state_runner import fast_group_timeouts
@@ -192,6 +192,22 @@ def snapshot_counts(bootstrap: str, topics: dict[str, str], group: str, partitio
     finally:
         group_consumer.close()
     return counts
+
+
+def latest_records(bootstrap: str, topic: str, partition: int, prefix: bytes = b"") -> dict[bytes, bytes | None]:
+    """Each key's latest value under ``prefix`` on one partition of a topic (what compaction keeps)."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    tp = TopicPartition(topic, partition)
+    consumer.assign([tp])
+    consumer.seek_to_beginning(tp)
+    end = consumer.end_offsets([tp])[tp]
+    latest: dict[bytes, bytes | None] = {}
+    while consumer.position(tp) < end:
+        for record in consumer.poll(timeout_ms=1000).get(tp, []):
+            if record.key.startswith(prefix):
+                latest[record.key] = record.value
+    consumer.close()
+    return latest
 
 
 def wait_until(predicate: Any, timeout_s: float, what: str, every_s: float = 0.3) -> None:

@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 from detector_streams import routine
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaConsumer, KafkaProducer
+from state_helpers import latest_records
 
 from detectors.engine import Engine
 from detectors.events import Event
@@ -44,18 +45,7 @@ class Broker:
 
     def latest(self, prefix: bytes) -> dict[bytes, bytes | None]:
         """Each key's latest value under ``prefix`` on the state topic partition (as compaction keeps it)."""
-        consumer = self.reader()
-        tp = TopicPartition(self.topic, P)
-        consumer.assign([tp])
-        consumer.seek_to_beginning(tp)
-        end = consumer.end_offsets([tp])[tp]
-        latest: dict[bytes, bytes | None] = {}
-        while consumer.position(tp) < end:
-            for record in consumer.poll(timeout_ms=1000).get(tp, []):
-                if record.key.startswith(prefix):
-                    latest[record.key] = record.value
-        consumer.close()
-        return latest
+        return latest_records(self.bootstrap, self.topic, P, prefix)
 
     def close(self) -> None:
         self.producer.close()

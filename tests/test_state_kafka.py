@@ -19,6 +19,7 @@ from state_helpers import (
     alert_ids,
     cli_args,
     input_counts,
+    latest_records,
     reference_alert_ids,
     run_to_end,
     settings,
@@ -93,20 +94,6 @@ def test_broker_restart_while_running_loses_nothing(kafka_broker, kafka_bootstra
     assert snapshot_counts(kafka_bootstrap, topics, group_id) == dict(input_counts(docs))
 
 
-def _state_records(bootstrap: str, topic: str, partition: int) -> dict[bytes, bytes | None]:
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
-    tp = TopicPartition(topic, partition)
-    consumer.assign([tp])
-    consumer.seek_to_beginning(tp)
-    end = consumer.end_offsets([tp])[tp]
-    latest: dict[bytes, bytes | None] = {}
-    while consumer.position(tp) < end:
-        for record in consumer.poll(timeout_ms=1000).get(tp, []):
-            latest[record.key] = record.value
-    consumer.close()
-    return latest
-
-
 def test_corrupt_state_is_refused_with_a_metric_and_rebuilt_from_history(kafka_bootstrap, fresh_topics, group_id,
                                                                          caplog):
     topics = fresh_topics(n_partitions=3)
@@ -117,14 +104,14 @@ def test_corrupt_state_is_refused_with_a_metric_and_rebuilt_from_history(kafka_b
         run_to_end(s)
     # partition 0: flip a byte in the newest manifest's body; partition 1: signature-less forgeries
     producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
-    p0 = _state_records(kafka_bootstrap, topics["state"], 0)
+    p0 = latest_records(kafka_bootstrap, topics["state"], 0)
     slots = {k: v for k, v in p0.items() if k.startswith(f"{group_id}/p0/manifest".encode()) and v}
     newest_key = max(slots, key=lambda k: snapshot.claimed_generation(slots[k]))
     value = slots[newest_key]
     at = value.index(b'"offsets"') + 12
     producer.send(topics["state"], key=newest_key, value=value[:at] + bytes([value[at] ^ 1]) + value[at + 1:],
                   partition=0)
-    p1 = _state_records(kafka_bootstrap, topics["state"], 1)
+    p1 = latest_records(kafka_bootstrap, topics["state"], 1)
     for key, value in p1.items():
         if key.startswith(f"{group_id}/p1/manifest".encode()) and value:
             forged = snapshot.MAGIC + value.split(b"\n", 3)[3]  # the body without its signature
